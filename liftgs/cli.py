@@ -1,0 +1,46 @@
+"""The ``liftgs`` command: tyro subcommands, each imported only when it is run.
+
+Every subcommand is a dataclass with a ``main(self) -> None`` method; tyro builds its flags from the
+fields. Keeping the imports lazy makes ``liftgs --help`` instant and keeps heavy dependencies (torch,
+nerfstudio) out of commands that do not need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import tyro
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    # name: ("module:Class", one-line help). Each owner adds its own line.
+}
+
+
+def _usage() -> str:
+    width = max((len(name) for name in SUBCOMMANDS), default=0)
+    lines = ["usage: liftgs SUBCOMMAND [OPTIONS]", "", "subcommands:"]
+    lines += [f"  {name.ljust(width)}  {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    lines.append("\nRun `liftgs <subcommand> --help` for its options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return
+    # Two-word subcommands ("bench render") take precedence over one-word ones.
+    two_words = " ".join(args[:2])
+    name, rest = (two_words, args[2:]) if two_words in SUBCOMMANDS else (args[0], args[1:])
+    if name not in SUBCOMMANDS:
+        raise SystemExit(f"liftgs: unknown subcommand {name!r}; choose one of: {', '.join(SUBCOMMANDS)}")
+    target, help_text = SUBCOMMANDS[name]
+    module_name, class_name = target.split(":")
+    config_cls = getattr(importlib.import_module(module_name), class_name)
+    config = tyro.cli(config_cls, args=rest, prog=f"liftgs {name}", description=help_text)
+    config.main()
+
+
+if __name__ == "__main__":
+    main()

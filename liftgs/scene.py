@@ -1,0 +1,155 @@
+"""The data model every part of LIFT-GS shares: scenes, posed frames, objects and referring expressions.
+
+Conventions (written once, here, and assumed everywhere else):
+
+- World frame: right-handed, z up, metres. A scene's floor lies at z = 0 for the synthetic benchmark and
+  ScanNet after axis alignment.
+- Camera poses ``c2w`` are 4x4 camera-to-world matrices with OpenCV camera axes (x right, y down,
+  z forward). ``viewmat = inverse(c2w)`` is what the rasterizer takes.
+- Intrinsics ``K`` are 3x3 in pixels of the image they belong to (``fx, fy, cx, cy``; pixel centres at
+  integer + 0.5 follow gsplat's convention).
+- Depth is in metres, float32, with 0 meaning "no measurement".
+- Instance ids in memory are object ids (>= 0) and ``-1`` means "no object". On disk, instance PNGs store
+  ``object_id + 1`` so that 0 means none (see ``liftgs.data.store``).
+- Colours are float32 in [0, 1] for point clouds and uint8 [H, W, 3] for images.
+
+Everything here is numpy: the data layer does not depend on torch. Models convert at their boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+NO_INSTANCE = -1
+"""Instance id that marks pixels/points that belong to no object."""
+
+
+@dataclass
+class Frame:
+    """One posed RGB-D view of a scene.
+
+    Attributes:
+        name: frame identifier inside its scene (e.g. ``"12"``).
+        image: [H, W, 3] uint8 RGB.
+        depth: [H, W] float32 metres, 0 = invalid. May have its own resolution; see ``K_depth``.
+        K: [3, 3] float64 colour intrinsics in pixels of ``image``.
+        c2w: [4, 4] float64 camera-to-world, OpenCV axes.
+        instance: [H, W] int32 object ids (``NO_INSTANCE`` = none), or None when the source has no 2D labels.
+        K_depth: [3, 3] depth intrinsics when depth's resolution differs from the image's, else None.
+    """
+
+    name: str
+    image: np.ndarray
+    depth: np.ndarray
+    K: np.ndarray
+    c2w: np.ndarray
+    instance: np.ndarray | None = None
+    K_depth: np.ndarray | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def depth_intrinsics(self) -> np.ndarray:
+        """[3, 3] intrinsics of the depth map (the colour ones when both share a resolution)."""
+        return self.K if self.K_depth is None else self.K_depth
+
+
+@dataclass
+class SceneObject:
+    """An annotated object of a scene.
+
+    Attributes:
+        object_id: id used by instance masks and annotations (>= 0).
+        name: category name ("chair", "trash can", ...).
+        box: [6] float64 axis-aligned box ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in world metres.
+        attributes: free-form descriptors, e.g. ``{"color": "blue", "size": "large"}``.
+    """
+
+    object_id: int
+    name: str
+    box: np.ndarray
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def center(self) -> np.ndarray:
+        return (self.box[:3] + self.box[3:]) / 2.0
+
+
+@dataclass
+class Scene:
+    """A scene: a lifted point cloud, its posed frames and its objects.
+
+    Attributes:
+        scene_id: e.g. ``"scan0000"`` or ScanNet's ``"scene0000_00"``.
+        points: [P, 3] float32 world xyz (metres).
+        colors: [P, 3] float32 RGB in [0, 1].
+        point_instance: [P] int64 object id per point (``NO_INSTANCE`` = none). Used by evaluation and the
+            3D-supervised baseline only: the render-supervised path never reads it.
+        frames: posed views, possibly empty when only the point cloud is needed.
+        objects: object_id -> SceneObject.
+    """
+
+    scene_id: str
+    points: np.ndarray
+    colors: np.ndarray
+    point_instance: np.ndarray
+    frames: list[Frame] = field(default_factory=list)
+    objects: dict[int, SceneObject] = field(default_factory=dict)
+
+    @property
+    def num_points(self) -> int:
+        return int(self.points.shape[0])
+
+
+EvalType = Literal["unique", "multiple"]
+
+
+@dataclass
+class Expression:
+    """A referring expression in ScanRefer's fields (plus ``eval_type``).
+
+    ``eval_type`` is "unique" when the target is the only object of its category in the scene, else
+    "multiple" (ScanRefer's definition).
+    """
+
+    scene_id: str
+    object_id: int
+    object_name: str
+    ann_id: int
+    description: str
+    token: list[str]
+    eval_type: EvalType
+
+    def to_json(self) -> dict:
+        return {
+            "scene_id": self.scene_id,
+            "object_id": str(self.object_id),
+            "object_name": self.object_name,
+            "ann_id": str(self.ann_id),
+            "description": self.description,
+            "token": list(self.token),
+            "eval_type": self.eval_type,
+        }
+
+    @classmethod
+    def from_json(cls, record: dict) -> Expression:
+        """Reads a ScanRefer-style record; ids may be strings (as in ScanRefer) or ints."""
+        description = str(record["description"])
+        return cls(
+            scene_id=str(record["scene_id"]),
+            object_id=int(record["object_id"]),
+            object_name=str(record["object_name"]).replace("_", " "),
+            ann_id=int(record.get("ann_id", 0)),
+            description=description,
+            token=list(record.get("token") or description.split()),
+            eval_type=record.get("eval_type", "multiple"),
+        )
