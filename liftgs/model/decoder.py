@@ -1,0 +1,230 @@
+"""Grounding decoder in the Locate 3D shape: learned queries read the text tokens and the point features.
+
+Two streams: the sequence ``[queries || text tokens]`` (width ``d_model``) and the scene's points (width
+``point_dim``, kept small because there are 5k-20k of them). Each layer (pre-norm, residual):
+
+1. self-attention over ``[queries || text tokens]`` (padded tokens masked out),
+2. queries -> points cross-attention (the sequence reads the scene), then an FFN on the sequence,
+3. points -> ``[queries || tokens]`` cross-attention (point features updated; optional point FFN).
+
+After every layer the shared heads predict, for each query: per-point mask logits
+(``MLP(query) . point_features / sqrt(point_dim)``), query <-> token alignment logits (cosine of
+projections times a learned inverse temperature), a grounding score and an axis-aligned box (centre and
+size refine the query's mask-weighted point statistics). All layers' outputs are kept for deep supervision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from liftgs.model.config import DecoderConfig
+from liftgs.model.types import GroundingOutput, TextFeatures
+
+PAD_LOGIT = -1e4
+"""Token logit written at padded token positions."""
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU between them."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class FourierPosition(nn.Module):
+    """Embedding of xyz (metres) from sin/cos at octave frequencies, then a linear layer."""
+
+    def __init__(self, dim: int, num_freqs: int = 8, min_wavelength: float = 0.1) -> None:
+        super().__init__()
+        self.register_buffer(
+            "freqs", 2 * math.pi / min_wavelength / 2.0 ** torch.arange(num_freqs), persistent=False
+        )
+        self.proj = nn.Linear(6 * num_freqs, dim)
+
+    def forward(self, xyz: Tensor) -> Tensor:
+        """[..., 3] -> [..., dim]."""
+        angles = (xyz.unsqueeze(-1) * self.freqs).flatten(-2)
+        return self.proj(torch.cat([angles.sin(), angles.cos()], dim=-1))
+
+
+class Attention(nn.Module):
+    """Pre-norm residual multi-head attention of ``x`` (width ``dim``) over a context (width ``context_dim``)
+    in an inner width ``inner_dim``. Positional embeddings are added to queries and keys, not values."""
+
+    def __init__(self, dim: int, context_dim: int, inner_dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if inner_dim % num_heads:
+            raise ValueError(f"decoder: attention width {inner_dim} not divisible by {num_heads} heads")
+        self.heads = num_heads
+        self.dropout = dropout
+        self.norm = nn.LayerNorm(dim)
+        self.q = nn.Linear(dim, inner_dim)
+        self.k = nn.Linear(context_dim, inner_dim)
+        self.v = nn.Linear(context_dim, inner_dim)
+        self.out = nn.Linear(inner_dim, dim)
+
+    def forward(
+        self,
+        x: Tensor,  # [B, N, dim]
+        x_pos: Tensor,  # [B, N, dim]
+        context: Tensor | None,  # [B, M, context_dim]; None = self-attention over norm(x)
+        context_pos: Tensor,  # [B, M, context_dim]
+        ignore: Tensor | None,  # [B, M] bool, True = masked key
+    ) -> Tensor:
+        normed = self.norm(x)
+        context = normed if context is None else context
+        q = self._heads(self.q(normed + x_pos))
+        k = self._heads(self.k(context + context_pos))
+        v = self._heads(self.v(context))
+        mask = None if ignore is None else ~ignore[:, None, None, :]
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # [B, H, N, hd]
+        return x + self.out(out.transpose(1, 2).flatten(2))
+
+    def _heads(self, t: Tensor) -> Tensor:
+        """[B, N, inner] -> [B, H, N, inner / H]."""
+        return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+
+class FeedForward(nn.Module):
+    """Pre-norm residual two-layer MLP."""
+
+    def __init__(self, dim: int, ratio: float, dropout: float) -> None:
+        super().__init__()
+        hidden = int(dim * ratio)
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.net(x)
+
+
+class DecoderLayer(nn.Module):
+    """One decoder layer: self-attention over [queries || tokens], queries <-> points cross-attention."""
+
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        d, dp, h, p = config.d_model, config.point_dim, config.num_heads, config.dropout
+        self.self_attn = Attention(d, d, d, h, p)
+        self.read_points = Attention(d, dp, dp, h, p)
+        self.ffn = FeedForward(d, config.ffn_ratio, p)
+        self.seq_norm = nn.LayerNorm(d)
+        self.update_points = Attention(dp, d, dp, h, p)
+        self.point_ffn = FeedForward(dp, config.ffn_ratio, p) if config.point_ffn else None
+
+    def forward(
+        self,
+        seq: Tensor,  # [B, Q + T, d_model] queries then text tokens
+        seq_pos: Tensor,  # [B, Q + T, d_model]
+        seq_ignore: Tensor,  # [B, Q + T] True = padded token
+        points: Tensor,  # [B, P, point_dim]
+        point_pos: Tensor,  # [B, P, point_dim]
+    ) -> tuple[Tensor, Tensor]:
+        seq = self.self_attn(seq, seq_pos, None, seq_pos, seq_ignore)
+        seq = self.ffn(self.read_points(seq, seq_pos, points, point_pos, None))
+        points = self.update_points(points, point_pos, self.seq_norm(seq), seq_pos, seq_ignore)
+        if self.point_ffn is not None:
+            points = self.point_ffn(points)
+        return seq, points
+
+
+class GroundingHeads(nn.Module):
+    """Per-layer predictions from query features, text-token features and point features."""
+
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        d, dp = config.d_model, config.point_dim
+        self.query_norm = nn.LayerNorm(d)
+        self.point_norm = nn.LayerNorm(dp)
+        self.token_norm = nn.LayerNorm(d)
+        self.mask_embed = mlp([d, d, d, dp])
+        self.query_align = nn.Linear(d, config.align_dim)
+        self.token_align = nn.Linear(d, config.align_dim)
+        self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.score = nn.Linear(d, 1)
+        self.box = mlp([d, d, 6])
+
+    def forward(
+        self,
+        queries: Tensor,  # [B, Q, d_model]
+        tokens: Tensor,  # [B, T, d_model]
+        token_mask: Tensor,  # [B, T] True = real token
+        points: Tensor,  # [B, P, point_dim]
+        xyz: Tensor,  # [P, 3] metres
+    ) -> dict[str, Tensor]:
+        q = self.query_norm(queries)
+        p = self.point_norm(points)
+        mask_logits = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
+        qa = F.normalize(self.query_align(q), dim=-1)
+        ta = F.normalize(self.token_align(self.token_norm(tokens)), dim=-1)
+        token_logits = qa @ ta.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q, T]
+        token_logits = token_logits.masked_fill(~token_mask.unsqueeze(1), PAD_LOGIT)
+        return {
+            "mask_logits": mask_logits,
+            "token_logits": token_logits,
+            "scores": self.score(q).squeeze(-1),
+            "boxes": self._boxes(self.box(q), mask_logits, xyz),
+        }
+
+    @staticmethod
+    def _boxes(raw: Tensor, mask_logits: Tensor, xyz: Tensor) -> Tensor:
+        """Boxes [B, Q, 6] (min, max corners): the mask-weighted centre shifted by ``raw[..., :3]`` metres and
+        the mask-weighted extent (sqrt(12) * std, exact for a uniform box) scaled by ``exp(raw[..., 3:])``."""
+        weights = torch.sigmoid(mask_logits)
+        weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-6)  # [B, Q, P]
+        origin = xyz.mean(0)
+        local = xyz - origin  # centred: keeps E[x^2] - E[x]^2 accurate in float32
+        mean = weights @ local  # [B, Q, 3]
+        var = (weights @ local.square() - mean.square()).clamp_min(1e-8)
+        center = origin + mean + raw[..., :3]
+        size = math.sqrt(12.0) * var.sqrt() * raw[..., 3:].clamp(max=5.0).exp()
+        return torch.cat([center - size / 2, center + size / 2], dim=-1)
+
+
+class GroundingDecoder(nn.Module):
+    """Point features + text tokens -> ``GroundingOutput`` (mask, token, score and box predictions)."""
+
+    def __init__(self, config: DecoderConfig, point_dim: int, text_dim: int) -> None:
+        super().__init__()
+        d, dp = config.d_model, config.point_dim
+        self.config = config
+        self.point_proj = nn.Sequential(nn.Linear(point_dim, dp), nn.LayerNorm(dp))
+        self.point_pos = FourierPosition(dp)
+        self.text_proj = nn.Sequential(nn.Linear(text_dim, d), nn.LayerNorm(d))
+        self.query_feat = nn.Embedding(config.num_queries, d)
+        self.query_pos = nn.Embedding(config.num_queries, d)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
+        self.heads = GroundingHeads(config)
+
+    def forward(
+        self,
+        point_features: Tensor,  # [P, point_dim of the encoder]
+        xyz: Tensor,  # [P, 3] metres
+        text: TextFeatures,
+        all_layers: bool = True,
+    ) -> GroundingOutput:
+        """Decodes B texts against one scene; ``all_layers=False`` runs the heads after the last layer only
+        (``aux`` then holds just the final outputs: for inference)."""
+        batch, num_tokens = text.mask.shape
+        num_queries = self.config.num_queries
+        centre = torch.cat([xyz[:, :2].mean(0), xyz.new_zeros(1)])
+        points = self.point_proj(point_features).expand(batch, -1, -1)
+        point_pos = self.point_pos(xyz - centre).expand(batch, -1, -1)
+        tokens = self.text_proj(text.tokens)
+        seq = torch.cat([self.query_feat.weight.expand(batch, -1, -1), tokens], dim=1)
+        seq_pos = torch.cat([self.query_pos.weight.expand(batch, -1, -1), torch.zeros_like(tokens)], dim=1)
+        seq_ignore = torch.cat([text.mask.new_zeros(batch, num_queries), ~text.mask], dim=1)
+        aux = []
+        for i, layer in enumerate(self.layers):
+            seq, points = layer(seq, seq_pos, seq_ignore, points, point_pos)
+            if all_layers or i == len(self.layers) - 1:
+                aux.append(self.heads(seq[:, :num_queries], seq[:, num_queries:], text.mask, points, xyz))
+        return GroundingOutput(**aux[-1], aux=aux)

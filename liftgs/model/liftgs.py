@@ -1,0 +1,140 @@
+"""``LiftGS``: point encoder + Gaussian head (the scene reconstruction) + text-conditioned grounding decoder.
+
+Use ``encode_scene`` once per scene (cacheable: it does not depend on the text) and ``ground`` per batch of
+queries; ``predict`` reduces the decoder's queries to the best-scoring one per text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from liftgs.model.config import LiftGSConfig
+from liftgs.model.decoder import GroundingDecoder
+from liftgs.model.encoder import PointEncoder
+from liftgs.model.gaussian_head import GaussianHead
+from liftgs.model.text import TextEncoder, build_text_encoder
+from liftgs.model.types import GroundingOutput, Prediction, SceneFeatures, TextFeatures
+from liftgs.model.voxelize import voxelize
+
+
+class LiftGS(nn.Module):
+    """The LIFT-GS network.
+
+    The frozen text encoder is not a submodule (its weights are not trained nor saved in checkpoints):
+    it is built lazily from ``config.text_encoder`` unless one is given.
+    """
+
+    def __init__(self, config: LiftGSConfig, text_encoder: TextEncoder | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = PointEncoder(config.encoder)
+        self.gaussian_head = GaussianHead(config.gaussians, self.encoder.out_channels)
+        self.decoder = GroundingDecoder(config.decoder, self.encoder.out_channels, config.text_dim)
+        self._text_encoder = None
+        if text_encoder is not None:
+            self.text_encoder = text_encoder
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        if self._text_encoder is None:
+            self.text_encoder = build_text_encoder(self.config.text_encoder)
+        return self._text_encoder
+
+    @text_encoder.setter
+    def text_encoder(self, encoder: TextEncoder) -> None:
+        if encoder.dim != self.config.text_dim:
+            raise ValueError(
+                f"text encoder gives {encoder.dim}-d tokens but config.text_dim is {self.config.text_dim}"
+            )
+        self._text_encoder = encoder
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode_scene(
+        self,
+        points: Tensor | np.ndarray,  # [P, 3] world metres
+        colors: Tensor | np.ndarray,  # [P, 3] RGB in [0, 1]
+        extra: Tensor | np.ndarray | None = None,  # [P, E] with E = config.encoder.extra_channels
+    ) -> SceneFeatures:
+        """Voxelises the cloud (``config.voxel_size``, at most ``config.max_points`` voxels), encodes it and
+        predicts its Gaussians. Differentiable w.r.t. the network (call ``.detach()`` on the result to cache).
+
+        Raises:
+            ValueError: bad shapes or too few voxels (see ``voxelize``).
+        """
+        cfg = self.config
+        device = self.device
+        voxels = voxelize(
+            torch.as_tensor(points, dtype=torch.float32, device=device),
+            torch.as_tensor(colors, dtype=torch.float32, device=device),
+            cfg.voxel_size,
+            max_points=cfg.max_points,
+            method=cfg.subsample,
+            seed=cfg.seed,
+            extra=extra,
+        )
+        features = self.encoder(voxels.points, voxels.colors, voxels.grid, cfg.voxel_size, voxels.extra)
+        gaussians = self.gaussian_head(features, voxels.points, voxels.colors, cfg.voxel_size)
+        return SceneFeatures(
+            points=voxels.points,
+            colors=voxels.colors,
+            features=features,
+            gaussians=gaussians,
+            source_to_voxel=voxels.source_to_voxel,
+            voxel_size=cfg.voxel_size,
+        )
+
+    def encode_text(self, texts: list[str]) -> TextFeatures:
+        """Frozen text features of ``texts`` on the model's device (see ``TextEncoder.encode``)."""
+        return self.text_encoder.encode(texts).to(self.device)
+
+    def ground(self, scene: SceneFeatures, text: TextFeatures, all_layers: bool = True) -> GroundingOutput:
+        """Decodes B texts against one encoded scene: mask logits [B, Q, Pv], token logits [B, Q, T], ...
+
+        ``all_layers=False`` skips the intermediate layers' heads (``aux`` = [final outputs]; inference)."""
+        return self.decoder(scene.features, scene.points, text, all_layers)
+
+    def forward(self, scene: SceneFeatures, text: TextFeatures) -> GroundingOutput:
+        return self.ground(scene, text)
+
+    @torch.no_grad()
+    def predict(self, scene: SceneFeatures, texts: list[str], threshold: float = 0.5) -> list[Prediction]:
+        """The best-scoring query's mask, box and token scores for each text."""
+        text = self.encode_text(texts)
+        out = self.ground(scene, text, all_layers=False)
+        predictions = []
+        for b in range(len(texts)):
+            q = int(out.scores[b].argmax())
+            probs = torch.sigmoid(out.mask_logits[b, q])
+            valid = text.mask[b]
+            predictions.append(
+                Prediction(
+                    point_probs=probs,
+                    score=float(torch.sigmoid(out.scores[b, q])),
+                    box=mask_box(scene.points, probs, threshold),
+                    token_scores=torch.sigmoid(out.token_logits[b, q][valid]),
+                    token_strings=text.token_strings[b],
+                    query_index=q,
+                )
+            )
+        return predictions
+
+
+def mask_box(
+    xyz: Tensor,  # [P, 3] metres
+    probs: Tensor,  # [P] in [0, 1]
+    threshold: float = 0.5,
+    fallback_points: int = 16,
+) -> Tensor:
+    """[6] axis-aligned box ``(min xyz, max xyz)`` of the points with ``probs > threshold``; when there are
+    none, of the ``fallback_points`` most probable points."""
+    selected = probs > threshold
+    if not selected.any():
+        selected = torch.zeros_like(selected)
+        selected[probs.topk(min(fallback_points, probs.numel())).indices] = True
+    chosen = xyz[selected]
+    return torch.cat([chosen.min(dim=0).values, chosen.max(dim=0).values])

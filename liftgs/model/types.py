@@ -1,0 +1,157 @@
+"""Plain containers passed between the model's parts and its users (trainer, viewer, evaluation).
+
+Frames and units: every xyz is in the scene's world frame (z up, metres, see ``liftgs.scene``); boxes are
+axis-aligned ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres, like ``liftgs.scene.SceneObject.box``.
+Quaternions are ``wxyz`` (gsplat's convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+
+from torch import Tensor
+
+
+def _map_tensors(obj, fn: Callable[[Tensor], Tensor]):
+    """A copy of dataclass ``obj`` with ``fn`` applied to every tensor field (nested dataclasses too)."""
+    changes = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Tensor):
+            changes[f.name] = fn(value)
+        elif is_dataclass(value):
+            changes[f.name] = _map_tensors(value, fn)
+    return replace(obj, **changes)
+
+
+@dataclass
+class TextFeatures:
+    """Token embeddings of a batch of texts from a frozen text encoder.
+
+    Attributes:
+        tokens: [B, T, Dt] float token embeddings (padded to the batch's longest text).
+        mask: [B, T] bool, True = a real token, False = padding.
+        pooled: [B, Dt] one embedding per text (the encoder's own pooling; see each encoder).
+        token_strings: per text, the ``mask.sum()`` token strings of the real tokens (special ones included).
+    """
+
+    tokens: Tensor  # [B, T, Dt]
+    mask: Tensor  # [B, T] bool
+    pooled: Tensor  # [B, Dt]
+    token_strings: list[list[str]]
+
+    def to(self, device) -> TextFeatures:
+        return _map_tensors(self, lambda t: t.to(device))
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+@dataclass
+class Gaussians:
+    """3D Gaussians predicted from a scene's voxel points (world frame).
+
+    Attributes:
+        means: [G, 3] centres (metres).
+        quats: [G, 4] unit quaternions, wxyz.
+        scales: [G, 3] standard deviations along the rotated axes (metres, not log).
+        opacities: [G] in (0, 1).
+        colors: [G, 3] RGB in (0, 1).
+        features: [G, F] optional feature vector to render as extra channels, else None.
+        point_index: [G] int64 index of the voxel point each Gaussian comes from; per-point values
+            (mask logits ``[..., Pv]``) become per-Gaussian values with ``take``.
+    """
+
+    means: Tensor  # [G, 3]
+    quats: Tensor  # [G, 4]
+    scales: Tensor  # [G, 3]
+    opacities: Tensor  # [G]
+    colors: Tensor  # [G, 3]
+    features: Tensor | None  # [G, F]
+    point_index: Tensor  # [G] int64
+
+    def __len__(self) -> int:
+        return int(self.means.shape[0])
+
+    def take(self, point_values: Tensor, dim: int = -1) -> Tensor:
+        """Per-Gaussian copy of per-point values: ``[..., Pv, ...] -> [..., G, ...]`` along ``dim``."""
+        return point_values.index_select(dim, self.point_index)
+
+    def to(self, device) -> Gaussians:
+        return _map_tensors(self, lambda t: t.to(device))
+
+
+@dataclass
+class SceneFeatures:
+    """The encoder's view of one scene, computed once by ``LiftGS.encode_scene`` and reused per query.
+
+    Attributes:
+        points: [Pv, 3] voxel centres (mean of the source points in each voxel; metres).
+        colors: [Pv, 3] mean RGB in [0, 1] per voxel.
+        features: [Pv, D] point features from the encoder.
+        gaussians: the scene reconstruction predicted from ``features``.
+        source_to_voxel: [P] int64 voxel index of every input point (points of voxels dropped by the
+            ``max_points`` cap map to the nearest kept voxel).
+        voxel_size: voxel edge in metres.
+    """
+
+    points: Tensor  # [Pv, 3]
+    colors: Tensor  # [Pv, 3]
+    features: Tensor  # [Pv, D]
+    gaussians: Gaussians
+    source_to_voxel: Tensor  # [P] int64
+    voxel_size: float
+
+    @property
+    def num_points(self) -> int:
+        return int(self.points.shape[0])
+
+    def to(self, device) -> SceneFeatures:
+        return _map_tensors(self, lambda t: t.to(device))
+
+    def detach(self) -> SceneFeatures:
+        """A copy cut from the autograd graph (for caching encoded scenes across queries)."""
+        return _map_tensors(self, Tensor.detach)
+
+
+@dataclass
+class GroundingOutput:
+    """Decoder outputs for B texts against one scene (final layer; ``aux`` holds every layer).
+
+    Attributes:
+        mask_logits: [B, Q, Pv] per-query, per-point mask logits.
+        token_logits: [B, Q, T] query <-> text token alignment logits; padded tokens are -1e4.
+        scores: [B, Q] grounding score logit per query (higher = this query is the referred object).
+        boxes: [B, Q, 6] axis-aligned boxes ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
+        aux: one dict per decoder layer (the last equals the final outputs) with keys
+            ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` of the shapes above.
+    """
+
+    mask_logits: Tensor  # [B, Q, Pv]
+    token_logits: Tensor  # [B, Q, T]
+    scores: Tensor  # [B, Q]
+    boxes: Tensor  # [B, Q, 6]
+    aux: list[dict[str, Tensor]] = field(default_factory=list)
+
+
+@dataclass
+class Prediction:
+    """The grounded object for one text: the best-scoring query's outputs.
+
+    Attributes:
+        point_probs: [Pv] sigmoid of the query's mask logits.
+        score: sigmoid of the query's grounding score.
+        box: [6] axis-aligned box of the voxel points with prob > 0.5 (if none, of the ``fallback_points``
+            most probable points), ``(xmin, ymin, zmin, xmax, ymax, zmax)`` metres.
+        token_scores: [T] sigmoid of the query's token alignment logits over the real tokens.
+        token_strings: the text's tokens, aligned with ``token_scores``.
+        query_index: which decoder query won.
+    """
+
+    point_probs: Tensor  # [Pv]
+    score: float
+    box: Tensor  # [6]
+    token_scores: Tensor  # [T]
+    token_strings: list[str]
+    query_index: int

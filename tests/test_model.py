@@ -1,0 +1,397 @@
+"""Tests of the network parts: voxelisation, serialisation, encoder, Gaussian head, decoder, LiftGS."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from liftgs.model import (
+    DecoderConfig,
+    EncoderConfig,
+    GaussianConfig,
+    LiftGS,
+    LiftGSConfig,
+    TextEncoder,
+    TextFeatures,
+    mask_box,
+    voxelize,
+)
+from liftgs.model.decoder import GroundingHeads
+from liftgs.model.encoder import PointEncoder, Rotary3D, build_levels
+from liftgs.model.serialization import ORDERS, hilbert_code, morton_code, serialize
+from liftgs.model.voxelize import grid_coords
+
+VOXEL = 0.1
+
+
+class HashTextEncoder(TextEncoder):
+    """Deterministic stand-in text encoder: each word's embedding is seeded by its hash."""
+
+    def __init__(self, dim: int = 24) -> None:
+        super().__init__(torch.nn.Linear(1, 1), dim=dim, max_length=16)
+        self.calls = 0
+
+    def _encode_batch(self, texts: list[str]):
+        self.calls += 1
+        out = []
+        for text in texts:
+            words = text.split()[: self.max_length]
+            seeds = [int(hashlib.md5(w.encode()).hexdigest()[:8], 16) for w in words]
+            tokens = torch.stack(
+                [torch.randn(self.dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
+            )
+            out.append((tokens, tokens.mean(0), words))
+        return out
+
+
+def tiny_config(**gaussians) -> LiftGSConfig:
+    return LiftGSConfig(
+        voxel_size=VOXEL,
+        max_points=400,
+        text_encoder="hash",
+        text_dim=24,
+        encoder=EncoderConfig(
+            enc_channels=(16, 32),
+            enc_depths=(2, 1),
+            dec_channels=(16,),
+            dec_depths=(1,),
+            head_dim=8,
+            patch_size=32,
+        ),
+        decoder=DecoderConfig(
+            d_model=32, num_queries=4, num_layers=2, num_heads=2, align_dim=16, point_ffn=True
+        ),
+        gaussians=GaussianConfig(**gaussians),
+    )
+
+
+def tiny_model(seed: int = 0, **gaussians) -> LiftGS:
+    torch.manual_seed(seed)
+    return LiftGS(tiny_config(**gaussians), text_encoder=HashTextEncoder())
+
+
+def room(n: int = 3000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A floor and a wall (2 m x 2 m) plus a red cube: [n, 3] points and colours."""
+    g = torch.Generator().manual_seed(seed)
+    uv = torch.rand(n, 2, generator=g) * 2.0
+    points = torch.stack([uv[:, 0], uv[:, 1], torch.zeros(n)], 1)
+    points[n // 2 :] = torch.stack([torch.zeros(n - n // 2), uv[n // 2 :, 0], uv[n // 2 :, 1]], 1)
+    cube = torch.rand(n // 5, 3, generator=g) * 0.4 + torch.tensor([1.0, 1.0, 0.0])
+    colors = torch.rand(n + n // 5, 3, generator=g) * 0.3
+    colors[n:, 0] = 0.9
+    return torch.cat([points, cube]), colors
+
+
+# --- voxelisation --------------------------------------------------------------------------------------
+
+
+def test_voxelize_means_and_bookkeeping():
+    points, colors = room()
+    vox = voxelize(points, colors, VOXEL)
+    cells = grid_coords(points, VOXEL)
+    assert torch.equal(vox.grid[vox.source_to_voxel], cells)  # every point maps to its own cell
+    assert len({tuple(c) for c in vox.grid.tolist()}) == vox.points.shape[0]  # one voxel per cell
+    for v in (0, 7, vox.points.shape[0] - 1):
+        members = vox.source_to_voxel == v
+        assert torch.allclose(vox.points[v], points[members].mean(0), atol=1e-5)
+        assert torch.allclose(vox.colors[v], colors[members].mean(0), atol=1e-5)
+
+
+def test_voxelize_cap_is_deterministic_and_maps_dropped_points_to_nearest_kept_voxel():
+    points, colors = room()
+    full = voxelize(points, colors, VOXEL)
+    for method in ("fps", "random"):
+        a = voxelize(points, colors, VOXEL, max_points=100, method=method, seed=3)
+        b = voxelize(points, colors, VOXEL, max_points=100, method=method, seed=3)
+        assert a.points.shape == (100, 3) and torch.equal(a.points, b.points)
+        assert torch.equal(a.source_to_voxel, b.source_to_voxel)
+        # the voxel of each source point is the kept voxel nearest to the point's full-resolution voxel
+        own = full.points[full.source_to_voxel]
+        nearest = torch.cdist(own, a.points, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+        assert torch.allclose((own - a.points[a.source_to_voxel]).norm(dim=1), nearest, atol=1e-5)
+    spread = torch.cdist(a.points, a.points).max()
+    fps = voxelize(points, colors, VOXEL, max_points=100, method="fps")
+    assert torch.cdist(fps.points, fps.points).max() >= spread - 1e-6  # fps covers the whole scene
+    extra = torch.arange(points.shape[0], dtype=torch.float32).unsqueeze(1)
+    with_extra = voxelize(points, colors, VOXEL, extra=extra)
+    members = with_extra.source_to_voxel == 0
+    assert torch.allclose(with_extra.extra[0], extra[members].mean(0))
+
+
+def test_voxelize_rejects_bad_input():
+    points, colors = room()
+    with pytest.raises(ValueError, match="need at least 16"):
+        voxelize(points[:5], colors[:5], VOXEL)
+    with pytest.raises(ValueError, match="need at least 16"):
+        voxelize(points, colors, voxel_size=100.0)
+    with pytest.raises(ValueError, match="colors"):
+        voxelize(points, colors[:10], VOXEL)
+    with pytest.raises(ValueError, match="voxel_size"):
+        voxelize(points, colors, 0.0)
+    bad = points.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        voxelize(bad, colors, VOXEL)
+    assert voxelize(points.numpy(), colors.numpy(), VOXEL).points.dtype == torch.float32
+
+
+# --- serialisation -------------------------------------------------------------------------------------
+
+
+def test_morton_code_interleaves_bits():
+    grid = torch.randint(0, 1 << 16, (50, 3))
+    expected = []
+    for x, y, z in grid.tolist():
+        code = 0
+        for bit in range(16):
+            code |= (
+                ((x >> bit) & 1) << (3 * bit + 2)
+                | ((y >> bit) & 1) << (3 * bit + 1)
+                | ((z >> bit) & 1) << (3 * bit)
+            )
+        expected.append(code)
+    assert morton_code(grid).tolist() == expected
+
+
+def test_hilbert_curve_visits_face_neighbours_in_turn():
+    grid = torch.tensor(list(itertools.product(range(8), repeat=3)))
+    codes = hilbert_code(grid, bits=3)
+    assert sorted(codes.tolist()) == list(range(512))
+    ordered = grid[torch.argsort(codes)]
+    assert ((ordered[1:] - ordered[:-1]).abs().sum(1) == 1).all()
+
+
+def test_serialize_orders_are_permutations_with_inverse():
+    grid = torch.randint(-50, 50, (300, 3))
+    grid = torch.unique(grid, dim=0)
+    perms = []
+    for order in ORDERS:
+        perm, inverse = serialize(grid, order)
+        assert torch.equal(torch.sort(perm).values, torch.arange(grid.shape[0]))
+        assert torch.equal(grid[perm][inverse], grid)
+        perms.append(perm)
+    assert not torch.equal(perms[0], perms[1]) and not torch.equal(perms[0], perms[2])
+    with pytest.raises(ValueError, match="unknown serialisation order"):
+        serialize(grid, "peano")
+
+
+# --- encoder -------------------------------------------------------------------------------------------
+
+
+def test_rotary_encoding_depends_only_on_relative_position():
+    rotary = Rotary3D(head_dim=14)
+    q, k = torch.randn(1, 1, 5, 14), torch.randn(1, 1, 5, 14)
+    pos = torch.randn(1, 1, 5, 3) * 10
+    shift = torch.tensor([3.0, -7.0, 2.5])
+
+    def logits(p):
+        cos, sin = rotary.angles(p)
+        return rotary(q, cos, sin) @ rotary(k, cos, sin).transpose(-1, -2)
+
+    assert torch.allclose(logits(pos), logits(pos + shift), atol=1e-4)
+    assert not torch.allclose(logits(pos), logits(pos * 2), atol=1e-2)
+
+
+def test_encoder_shapes_determinism_and_permutation_equivariance():
+    config = tiny_config().encoder
+    torch.manual_seed(0)
+    encoder = PointEncoder(config).eval()
+    points, colors = room()
+    vox = voxelize(points, colors, VOXEL)
+    out = encoder(vox.points, vox.colors, vox.grid, VOXEL)
+    assert out.shape == (vox.points.shape[0], config.dec_channels[0])
+    assert torch.equal(out, encoder(vox.points, vox.colors, vox.grid, VOXEL))
+    perm = torch.randperm(vox.points.shape[0], generator=torch.Generator().manual_seed(1))
+    shuffled = encoder(vox.points[perm], vox.colors[perm], vox.grid[perm], VOXEL)
+    assert torch.allclose(shuffled, out[perm], atol=1e-4)
+    with pytest.raises(ValueError, match="extra"):
+        encoder(vox.points, vox.colors, vox.grid, VOXEL, extra=torch.zeros(vox.points.shape[0], 2))
+
+
+def test_encoder_features_depend_on_colour_and_on_other_points():
+    torch.manual_seed(0)
+    encoder = PointEncoder(tiny_config().encoder).eval()
+    vox = voxelize(*room(), VOXEL)
+    out = encoder(vox.points, vox.colors, vox.grid, VOXEL)
+    recoloured = vox.colors.clone()
+    recoloured[:10] = 1.0 - recoloured[:10]
+    changed = (encoder(vox.points, recoloured, vox.grid, VOXEL) - out).abs().sum(1) > 1e-5
+    assert changed[:10].all() and changed[10:].any()  # attention spreads the change to other points
+
+
+# --- Gaussian head -------------------------------------------------------------------------------------
+
+
+def test_gaussians_start_on_the_points_with_their_colours():
+    model = tiny_model(gaussians_per_point=2, feature_dim=5)
+    points, colors = room()
+    scene = model.encode_scene(points, colors)
+    g = scene.gaussians
+    pv = scene.num_points
+    assert len(g) == 2 * pv and g.features.shape == (2 * pv, 5)
+    assert torch.equal(g.point_index, torch.arange(pv).repeat_interleave(2))
+    assert (g.means - scene.points[g.point_index]).norm(dim=1).max() < 0.05 * VOXEL
+    assert torch.allclose(g.scales, torch.full_like(g.scales, 0.7 * VOXEL), rtol=0.02)
+    assert torch.allclose(g.opacities, torch.full_like(g.opacities, 0.9), atol=0.01)
+    assert (g.colors - scene.colors[g.point_index]).abs().max() < 0.02
+    assert torch.allclose(g.quats.norm(dim=1), torch.ones(2 * pv), atol=1e-5)
+    assert g.quats[:, 0].min() > 0.99  # near identity rotation, wxyz
+    logits = torch.randn(3, pv)
+    assert torch.equal(g.take(logits), logits[:, g.point_index])
+
+
+# --- decoder and the assembled model -------------------------------------------------------------------
+
+
+def test_ground_shapes_and_deep_supervision():
+    model = tiny_model()
+    scene = model.encode_scene(*room())
+    text = model.encode_text(["the red cube", "a wall near the floor on the left"])
+    out = model.ground(scene, text)
+    b, q, pv, t = 2, 4, scene.num_points, text.tokens.shape[1]
+    assert out.mask_logits.shape == (b, q, pv)
+    assert out.token_logits.shape == (b, q, t)
+    assert out.scores.shape == (b, q) and out.boxes.shape == (b, q, 6)
+    assert len(out.aux) == 2 and all(a["mask_logits"].shape == (b, q, pv) for a in out.aux)
+    assert torch.equal(out.aux[-1]["mask_logits"], out.mask_logits)
+    final_only = model.ground(scene, text, all_layers=False)
+    assert len(final_only.aux) == 1 and torch.allclose(final_only.mask_logits, out.mask_logits, atol=1e-6)
+    assert (out.token_logits[0, :, 3:] == -1e4).all() and (out.token_logits[1] > -1e4).all()
+    assert (out.boxes[..., 3:] >= out.boxes[..., :3]).all()
+    assert scene.features.shape == (pv, 16) and scene.source_to_voxel.shape == (3600,)
+
+
+def test_same_seed_same_outputs():
+    outputs = []
+    for _ in range(2):
+        model = tiny_model(seed=7)
+        scene = model.encode_scene(*room())
+        outputs.append(model.ground(scene, model.encode_text(["the red cube"])).mask_logits)
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_gradient_reaches_every_trainable_parameter():
+    model = tiny_model(feature_dim=3).train()
+    scene = model.encode_scene(*room())
+    out = model.ground(scene, model.encode_text(["the red cube", "the floor"]))
+    g = scene.gaussians
+    loss = sum(t.float().sin().sum() for t in (g.means, g.quats, g.scales, g.opacities, g.colors, g.features))
+    loss = loss + sum((a["mask_logits"].sin().sum() + a["scores"].sum() + a["boxes"].sum()) for a in out.aux)
+    loss = loss + out.token_logits.clamp_min(-10).sum()
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, name
+
+
+def test_mask_logits_respond_to_the_text():
+    model = tiny_model()
+    scene = model.encode_scene(*room())
+    out = model.ground(scene, model.encode_text(["the red cube", "the white wall"]))
+    assert (out.mask_logits[0] - out.mask_logits[1]).abs().mean() > 1e-3
+    assert (out.scores[0] - out.scores[1]).abs().max() > 1e-4
+
+
+def test_text_encoder_width_must_match_config():
+    config = tiny_config()
+    with pytest.raises(ValueError, match="text_dim"):
+        LiftGS(config, text_encoder=HashTextEncoder(dim=8))
+
+
+def test_predict_picks_best_query_and_boxes_its_mask():
+    model = tiny_model()
+    scene = model.encode_scene(*room()).detach()
+    out = model.ground(scene, model.encode_text(["the red cube on the floor"]))
+    pred = model.predict(scene, ["the red cube on the floor"])[0]
+    q = int(out.scores[0].argmax())
+    assert pred.query_index == q
+    assert torch.allclose(pred.point_probs, torch.sigmoid(out.mask_logits[0, q]), atol=1e-6)
+    assert pred.score == pytest.approx(float(torch.sigmoid(out.scores[0, q].detach())), abs=1e-6)
+    assert pred.token_scores.shape == (6,) and pred.token_strings == [
+        "the",
+        "red",
+        "cube",
+        "on",
+        "the",
+        "floor",
+    ]
+    assert torch.allclose(pred.box, mask_box(scene.points, pred.point_probs))
+
+
+def test_mask_box_threshold_and_fallback():
+    xyz = torch.tensor([[0.0, 0, 0], [1, 2, 3], [5, 5, 5], [-1, 0, 2]])
+    probs = torch.tensor([0.9, 0.8, 0.1, 0.2])
+    assert mask_box(xyz, probs).tolist() == [0, 0, 0, 1, 2, 3]
+    low = torch.tensor([0.1, 0.3, 0.2, 0.05])
+    assert mask_box(xyz, low, fallback_points=2).tolist() == [1, 2, 3, 5, 5, 5]
+
+
+def test_encode_scene_rejects_tiny_scenes_and_wrong_extra():
+    model = tiny_model()
+    points, colors = room()
+    with pytest.raises(ValueError, match="voxel"):
+        model.encode_scene(points[:3], colors[:3])
+    with pytest.raises(ValueError, match="extra"):
+        model.encode_scene(points, colors, extra=np.zeros((points.shape[0], 2), np.float32))
+
+
+def test_encode_scene_with_extra_features():
+    config = tiny_config()
+    config.encoder.extra_channels = 2
+    torch.manual_seed(0)
+    model = LiftGS(config, text_encoder=HashTextEncoder())
+    points, colors = room()
+    extra = torch.randn(points.shape[0], 2)
+    a = model.encode_scene(points, colors, extra=extra)
+    b = model.encode_scene(points, colors, extra=extra * 2)
+    assert not torch.allclose(a.features, b.features)
+
+
+def test_text_features_cache_and_device_move():
+    model = tiny_model()
+    encoder = model.text_encoder
+    first = model.encode_text(["the red cube", "the floor"])
+    calls = encoder.calls
+    again = model.encode_text(["the floor", "the red cube"])
+    assert encoder.calls == calls
+    assert torch.equal(again.tokens[0, :2], first.tokens[1, :2])
+    assert isinstance(first.to("cpu"), TextFeatures)
+
+
+def test_padding_does_not_change_a_texts_outputs():
+    model = tiny_model().eval()
+    with torch.no_grad():
+        scene = model.encode_scene(*room())
+        alone = model.ground(scene, model.encode_text(["the red cube"]))
+        batched = model.ground(
+            scene, model.encode_text(["the red cube", "a wall near the floor on the left side"])
+        )
+    assert torch.allclose(batched.mask_logits[0], alone.mask_logits[0], atol=1e-4)
+    assert torch.allclose(batched.scores[0], alone.scores[0], atol=1e-4)
+    assert torch.allclose(batched.token_logits[0, :, :3], alone.token_logits[0], atol=1e-4)
+
+
+def test_box_head_starts_from_the_masked_points_extent():
+    g = torch.Generator().manual_seed(0)
+    inside = torch.rand(2000, 3, generator=g) + torch.tensor([1.0, 2.0, 0.0])  # uniform in a 1 m cube
+    xyz = torch.cat([inside, torch.rand(500, 3, generator=g) * 5 - 6])
+    logits = torch.full((1, 1, 2500), -30.0)
+    logits[..., :2000] = 30.0
+    boxes = GroundingHeads._boxes(torch.zeros(1, 1, 6), logits, xyz)
+    assert torch.allclose(boxes[0, 0], torch.tensor([1.0, 2.0, 0.0, 2.0, 3.0, 1.0]), atol=0.05)
+
+
+def test_pooling_hierarchy_bookkeeping_and_alternating_orders():
+    vox = voxelize(*room(), VOXEL)
+    levels = build_levels(vox.grid, vox.points, VOXEL, 3, ORDERS)
+    for fine, coarse in zip(levels[:-1], levels[1:], strict=True):
+        assert torch.equal(coarse.grid[fine.parent], torch.div(fine.grid, 2, rounding_mode="floor"))
+        assert coarse.grid.shape[0] < fine.grid.shape[0]
+        assert torch.allclose(coarse.pos[fine.parent], fine.pos / 2, atol=1.0)  # centroid inside the cell
+    assert levels[-1].parent is None
+    assert not torch.equal(levels[0].order(0)[0], levels[0].order(1)[0])
+    assert levels[0].order(0) is levels[0].order(len(ORDERS))  # cycles through the curves, computed once
