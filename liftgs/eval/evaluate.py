@@ -1,0 +1,196 @@
+"""Grounding evaluation: run a LiftGS over referring expressions and score it, ScanRefer-style.
+
+``evaluate`` is the importable core (the training plugin calls it for validation);
+``liftgs.eval.command.EvalCommand`` is ``liftgs eval``. Each scene is encoded once and every expression of
+that scene is grounded against the cached encoding in batches.
+
+What is scored (see ``liftgs.eval.metrics``): the predicted mask is the chosen query's per-voxel
+probability carried back to the scene's own points through ``SceneFeatures.source_to_voxel`` and
+thresholded; the target is the scene points whose ``point_instance`` is the expression's object id. Boxes
+are the axis-aligned boxes of both masks' points. Expressions whose target has no point in the cloud are
+skipped and counted in ``EvalResult.skipped`` (they cannot be scored), as are expressions of scenes the
+dataset cannot supply or the model cannot encode (too few points); each skipped scene is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from liftgs.data.store import DatasetError
+from liftgs.eval.metrics import GroundingRecord, grounding_accuracy, score_prediction
+from liftgs.scene import Expression, Scene
+
+logger = logging.getLogger(__name__)
+
+SKIP_MISSING_SCENE = "scene unavailable (unknown id or unreadable files)"
+SKIP_EMPTY_TARGET = "target has no points"
+SKIP_UNENCODABLE = "scene cannot be encoded (too few points?)"
+
+
+@dataclass
+class EvalResult:
+    """Scored expressions and their summary (``metrics.grounding_accuracy`` keys).
+
+    Attributes:
+        records: one ``GroundingRecord`` per scored expression, in input order within each scene.
+        summary: acc@0.25 / acc@0.5 (overall, unique, multiple), mean box and mask IoU, counts and
+            per-category accuracy.
+        skipped: reason -> number of expressions that could not be scored.
+        threshold: probability above which a point belongs to the predicted mask.
+        num_scenes: scenes encoded.
+    """
+
+    records: list[GroundingRecord]
+    summary: dict
+    skipped: dict[str, int] = field(default_factory=dict)
+    threshold: float = 0.5
+    num_scenes: int = 0
+
+    def to_json(self, include_records: bool = True) -> dict:
+        data = {
+            **self.summary,
+            "skipped": dict(self.skipped),
+            "threshold": self.threshold,
+            "num_scenes": self.num_scenes,
+        }
+        if include_records:
+            data["records"] = [record.to_json() for record in self.records]
+        return data
+
+
+def _group_by_scene(expressions: Iterable[Expression]) -> dict[str, list[Expression]]:
+    groups: dict[str, list[Expression]] = defaultdict(list)
+    for expression in expressions:
+        groups[expression.scene_id].append(expression)
+    return dict(groups)
+
+
+def predicted_point_mask(
+    point_probs: torch.Tensor,  # [Pv] per-voxel probability
+    source_to_voxel: torch.Tensor,  # [P] int64
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """[P] bool mask over the scene's own points: the probability of each point's voxel > threshold."""
+    return (point_probs.detach()[source_to_voxel] > threshold).cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate(
+    model,  # liftgs.model.LiftGS
+    dataset,  # liftgs.data.dataset.GroundingDataset (anything with .scene(scene_id) -> Scene)
+    expressions: Sequence[Expression] | None = None,
+    threshold: float = 0.5,
+    batch_size: int = 32,
+    max_scenes: int | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Ground every expression with ``model`` and score it.
+
+    Args:
+        model: a ``LiftGS``; put in eval mode for the call and restored afterwards.
+        dataset: supplies the scenes (``dataset.scene(scene_id)``); ``dataset.expressions`` is used when
+            ``expressions`` is None.
+        expressions: what to evaluate (ScanRefer fields + eval_type).
+        threshold: point-mask probability threshold.
+        batch_size: expressions grounded per ``model.predict`` call.
+        max_scenes: evaluate only the first N scenes (in order of first appearance).
+        progress: show a rich progress bar.
+
+    Returns:
+        ``EvalResult`` with one record per scored expression.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    groups = _group_by_scene(dataset.expressions if expressions is None else expressions)
+    scene_ids = list(groups)[:max_scenes] if max_scenes is not None else list(groups)
+    was_training = model.training
+    model.eval()
+    records: list[GroundingRecord] = []
+    skipped: dict[str, int] = defaultdict(int)
+    num_scenes = 0
+    try:
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("evaluating", total=sum(len(groups[s]) for s in scene_ids))
+            for scene_id in scene_ids:
+                group = groups[scene_id]
+                scene = _load_scene(dataset, scene_id)
+                features = None if scene is None else _encode_scene(model, scene)
+                if features is None:
+                    skipped[SKIP_MISSING_SCENE if scene is None else SKIP_UNENCODABLE] += len(group)
+                else:
+                    num_scenes += 1
+                    records += _ground_scene(model, scene, features, group, threshold, batch_size, skipped)
+                bar.advance(task, len(group))
+    finally:
+        model.train(was_training)
+    summary = grounding_accuracy(
+        [r.box_iou for r in records],
+        [r.eval_type for r in records],
+        [r.object_name for r in records],
+        mask_ious=[r.mask_iou for r in records],
+    )
+    return EvalResult(records, summary, dict(skipped), threshold, num_scenes)
+
+
+def _load_scene(dataset, scene_id: str) -> Scene | None:
+    """The scene, or None (logged) when the dataset cannot supply it: a counted skip, not a crash."""
+    try:
+        return dataset.scene(scene_id)
+    except DatasetError as error:
+        logger.warning("skipping the expressions of scene %r: %s", scene_id, error)
+        return None
+
+
+def _encode_scene(model, scene: Scene):
+    """``model.encode_scene`` of the scene's cloud, or None (logged) when the model rejects the cloud."""
+    try:
+        return model.encode_scene(scene.points, scene.colors)
+    except ValueError as error:
+        logger.warning("skipping the expressions of scene %r: %s", scene.scene_id, error)
+        return None
+
+
+def _ground_scene(
+    model,
+    scene: Scene,
+    features,  # liftgs.model.SceneFeatures of ``scene``
+    expressions: list[Expression],
+    threshold: float,
+    batch_size: int,
+    skipped: dict[str, int],
+) -> list[GroundingRecord]:
+    """Ground the scene's expressions in batches against its encoding; score each against its target."""
+    records = []
+    for start in range(0, len(expressions), batch_size):
+        batch = expressions[start : start + batch_size]
+        predictions = model.predict(features, [expression.description for expression in batch])
+        for expression, prediction in zip(batch, predictions, strict=True):
+            target = scene.point_instance == expression.object_id
+            if not target.any():
+                skipped[SKIP_EMPTY_TARGET] += 1
+                continue
+            predicted = predicted_point_mask(prediction.point_probs, features.source_to_voxel, threshold)
+            box_iou, mask_iou, predicted_box, target_box = score_prediction(scene.points, predicted, target)
+            records.append(
+                GroundingRecord(
+                    scene_id=expression.scene_id,
+                    object_id=expression.object_id,
+                    ann_id=expression.ann_id,
+                    object_name=expression.object_name,
+                    eval_type=expression.eval_type,
+                    description=expression.description,
+                    box_iou=box_iou,
+                    mask_iou=mask_iou,
+                    score=float(prediction.score),
+                    predicted_box=None if predicted_box is None else predicted_box.tolist(),
+                    target_box=target_box.tolist(),
+                )
+            )
+    return records

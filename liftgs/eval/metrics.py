@@ -1,0 +1,186 @@
+"""Grounding metrics: 3D box IoU, boxes of masked points, mask IoU and the ScanRefer accuracy summary.
+
+Pure numpy, no model or dataset code. Boxes are axis-aligned ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in
+world metres (see ``liftgs.scene``). As in ScanRefer and Locate 3D, a predicted box is the axis-aligned
+box of the points of the predicted mask, and a prediction counts as correct at threshold ``t`` when its
+box's IoU with the target's box is at least ``t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+THRESHOLDS = (0.25, 0.5)
+"""The IoU thresholds of the standard Acc@0.25 / Acc@0.5 metrics."""
+
+
+def box_iou_3d(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU of axis-aligned 3D boxes, broadcast over leading dimensions.
+
+    Args:
+        boxes_a: [..., 6] ``(xmin, ymin, zmin, xmax, ymax, zmax)``.
+        boxes_b: [..., 6] same layout; broadcast against ``boxes_a``.
+
+    Returns:
+        [...] float64 IoU in [0, 1]. Degenerate boxes (zero or negative volume) have IoU 0 with
+        everything, including themselves.
+    """
+    a = np.asarray(boxes_a, dtype=np.float64)
+    b = np.asarray(boxes_b, dtype=np.float64)
+    if a.shape[-1] != 6 or b.shape[-1] != 6:
+        raise ValueError(f"boxes must have a last dimension of 6, got {a.shape} and {b.shape}")
+    lo = np.maximum(a[..., :3], b[..., :3])
+    hi = np.minimum(a[..., 3:], b[..., 3:])
+    intersection = np.clip(hi - lo, 0.0, None).prod(axis=-1)
+    volume_a = np.clip(a[..., 3:] - a[..., :3], 0.0, None).prod(axis=-1)
+    volume_b = np.clip(b[..., 3:] - b[..., :3], 0.0, None).prod(axis=-1)
+    union = volume_a + volume_b - intersection
+    return np.where(union > 0.0, intersection / np.where(union > 0.0, union, 1.0), 0.0)
+
+
+def points_box(points: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
+    """Axis-aligned box of the (masked) points, or None when no point is selected.
+
+    Args:
+        points: [P, 3] xyz.
+        mask: [P] bool selection; None selects every point.
+
+    Returns:
+        [6] float64 ``(xmin, ymin, zmin, xmax, ymax, zmax)``, or None for an empty selection.
+    """
+    selected = np.asarray(points) if mask is None else np.asarray(points)[np.asarray(mask, dtype=bool)]
+    if selected.shape[0] == 0:
+        return None
+    return np.concatenate([selected.min(axis=0), selected.max(axis=0)]).astype(np.float64)
+
+
+def mask_iou(predicted: np.ndarray, target: np.ndarray) -> float:
+    """IoU of two boolean point masks of the same cloud ([P] each); 0 when both are empty."""
+    predicted = np.asarray(predicted, dtype=bool)
+    target = np.asarray(target, dtype=bool)
+    if predicted.shape != target.shape:
+        raise ValueError(f"mask shapes differ: {predicted.shape} vs {target.shape}")
+    union = int(np.count_nonzero(predicted | target))
+    return float(np.count_nonzero(predicted & target)) / union if union else 0.0
+
+
+@dataclass
+class GroundingRecord:
+    """The scored outcome of one referring expression.
+
+    Attributes:
+        scene_id, object_id, ann_id, object_name, eval_type, description: the expression's fields.
+        box_iou: IoU of the predicted mask's box with the target's box (0 when the mask is empty).
+        mask_iou: IoU of the predicted point mask with the target's point mask.
+        score: the model's confidence for the chosen query.
+        predicted_box: [6] as a list, or None when the predicted mask is empty.
+        target_box: [6] as a list.
+    """
+
+    scene_id: str
+    object_id: int
+    ann_id: int
+    object_name: str
+    eval_type: str
+    description: str
+    box_iou: float
+    mask_iou: float
+    score: float
+    predicted_box: list[float] | None
+    target_box: list[float]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def score_prediction(
+    points: np.ndarray,  # [P, 3] the scene's cloud
+    predicted_mask: np.ndarray,  # [P] bool
+    target_mask: np.ndarray,  # [P] bool
+) -> tuple[float, float, np.ndarray | None, np.ndarray]:
+    """Box IoU and mask IoU of one predicted point mask against the target's.
+
+    Both boxes are the axis-aligned boxes of their masks' points (the target's, like ScanRefer's, from
+    the instance's points), so a prediction equal to the target scores IoU 1.
+
+    Returns:
+        ``(box_iou, mask_iou, predicted_box [6] | None, target_box [6])``.
+
+    Raises:
+        ValueError: if the target mask is empty (the target has no point in the cloud).
+    """
+    target_box = points_box(points, target_mask)
+    if target_box is None:
+        raise ValueError("the target object has no point in the scene's cloud")
+    predicted_box = points_box(points, predicted_mask)
+    box_iou = 0.0 if predicted_box is None else float(box_iou_3d(predicted_box, target_box))
+    return box_iou, mask_iou(predicted_mask, target_mask), predicted_box, target_box
+
+
+def _accuracy(box_ious: np.ndarray, threshold: float) -> float | None:
+    """Fraction of IoUs >= threshold; None (JSON null) for an empty group rather than a fake 0."""
+    return float(np.mean(box_ious >= threshold)) if box_ious.size else None
+
+
+def _threshold_key(threshold: float) -> str:
+    return f"acc@{threshold:g}"
+
+
+def grounding_accuracy(
+    box_ious: Sequence[float],  # [N]
+    eval_types: Sequence[str],  # [N] "unique" | "multiple"
+    categories: Sequence[str] | None = None,  # [N] object category names
+    mask_ious: Sequence[float] | None = None,  # [N]
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> dict:
+    """The ScanRefer-style summary of N scored expressions.
+
+    Returns a JSON-ready dict::
+
+        {"count": N, "count_unique": .., "count_multiple": ..,
+         "acc@0.25": {"overall": .., "unique": .., "multiple": ..},
+         "acc@0.5": {...},
+         "mean_box_iou": .., "mean_mask_iou": ..,              # mean_mask_iou only with mask_ious
+         "per_category": {name: {"count": n, "acc@0.25": .., "acc@0.5": ..}}}   # only with categories
+
+    Accuracies of an empty group are None (there is nothing to be accurate about).
+    """
+    ious = np.asarray(box_ious, dtype=np.float64).reshape(-1)
+    types = np.asarray(list(eval_types), dtype=object)
+    if types.shape[0] != ious.shape[0]:
+        raise ValueError(f"{ious.shape[0]} IoUs but {types.shape[0]} eval types")
+    unknown = set(types.tolist()) - {"unique", "multiple"}
+    if unknown:
+        raise ValueError(f"eval types must be 'unique' or 'multiple', got {sorted(unknown)}")
+    unique = types == "unique"
+    summary: dict = {
+        "count": int(ious.size),
+        "count_unique": int(unique.sum()),
+        "count_multiple": int((~unique).sum()),
+    }
+    for threshold in thresholds:
+        summary[_threshold_key(threshold)] = {
+            "overall": _accuracy(ious, threshold),
+            "unique": _accuracy(ious[unique], threshold),
+            "multiple": _accuracy(ious[~unique], threshold),
+        }
+    summary["mean_box_iou"] = float(ious.mean()) if ious.size else None
+    if mask_ious is not None:
+        masks = np.asarray(mask_ious, dtype=np.float64).reshape(-1)
+        if masks.shape != ious.shape:
+            raise ValueError(f"{ious.shape[0]} box IoUs but {masks.shape[0]} mask IoUs")
+        summary["mean_mask_iou"] = float(masks.mean()) if masks.size else None
+    if categories is not None:
+        names = np.asarray(list(categories), dtype=object)
+        if names.shape != ious.shape:
+            raise ValueError(f"{ious.shape[0]} IoUs but {names.shape[0]} categories")
+        per_category = {}
+        for name in sorted(set(names.tolist())):
+            group = ious[names == name]
+            per_category[name] = {"count": int(group.size)}
+            per_category[name].update({_threshold_key(t): _accuracy(group, t) for t in thresholds})
+        summary["per_category"] = per_category
+    return summary

@@ -1,0 +1,102 @@
+"""Presenting an ``EvalResult``: a rich table on the terminal, a JSON file and a PNG of plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from liftgs.eval.evaluate import EvalResult
+from liftgs.eval.metrics import THRESHOLDS
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100.0 * value:.1f}"
+
+
+def summary_table(result: EvalResult, title: str = "LIFT-GS grounding") -> Table:
+    """Acc@0.25 / Acc@0.5 for overall, unique and multiple, then IoUs and counts."""
+    summary = result.summary
+    table = Table(title=title)
+    table.add_column("metric")
+    for split in ("overall", "unique", "multiple"):
+        table.add_column(split, justify="right")
+    for threshold in THRESHOLDS:
+        accuracy = summary[f"acc@{threshold:g}"]
+        table.add_row(
+            f"Acc@{threshold:g} (%)", *(_percent(accuracy[s]) for s in ("overall", "unique", "multiple"))
+        )
+    table.add_row(
+        "count", str(summary["count"]), str(summary["count_unique"]), str(summary["count_multiple"])
+    )
+    table.add_row("mean box IoU", _percent(summary["mean_box_iou"]), "", "")
+    table.add_row("mean mask IoU", _percent(summary.get("mean_mask_iou")), "", "")
+    return table
+
+
+def category_table(result: EvalResult) -> Table:
+    """Per-category count and accuracies."""
+    table = Table(title="per category")
+    table.add_column("category")
+    table.add_column("count", justify="right")
+    for threshold in THRESHOLDS:
+        table.add_column(f"Acc@{threshold:g} (%)", justify="right")
+    for name, row in result.summary.get("per_category", {}).items():
+        table.add_row(name, str(row["count"]), *(_percent(row[f"acc@{t:g}"]) for t in THRESHOLDS))
+    return table
+
+
+def print_report(result: EvalResult, console: Console | None = None) -> None:
+    """Print both tables and any skipped expressions."""
+    console = console or Console()
+    console.print(summary_table(result))
+    console.print(category_table(result))
+    for reason, count in result.skipped.items():
+        console.print(f"[yellow]skipped {count} expression(s): {reason}[/yellow]")
+
+
+def write_json(result: EvalResult, path: Path, meta: dict | None = None) -> None:
+    """Write ``meta`` (checkpoint, data, ...), the summary, skip counts and per-expression records."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**(meta or {}), **result.to_json()}, indent=2) + "\n")
+
+
+def save_plot(result: EvalResult, path: Path) -> None:
+    """PNG with per-category Acc@0.25/Acc@0.5 bars (left) and histograms of box and mask IoU (right)."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    per_category = result.summary.get("per_category", {})
+    names = list(per_category)
+    figure = Figure(figsize=(12, 4.5))
+    bars_axis, hist_axis = figure.subplots(1, 2)
+    positions = np.arange(len(names))
+    width = 0.8 / len(THRESHOLDS)
+    for offset, threshold in enumerate(THRESHOLDS):
+        values = [per_category[name][f"acc@{threshold:g}"] or 0.0 for name in names]
+        bars_axis.bar(
+            positions + (offset - (len(THRESHOLDS) - 1) / 2) * width,
+            values,
+            width,
+            label=f"Acc@{threshold:g}",
+        )
+    labels = [f"{name} ({per_category[name]['count']})" for name in names]
+    bars_axis.set_xticks(positions, labels, rotation=45, ha="right")
+    bars_axis.set_ylim(0.0, 1.0)
+    bars_axis.set_ylabel("accuracy")
+    bars_axis.set_title("per-category accuracy (expressions)")
+    bars_axis.legend()
+    bins = np.linspace(0.0, 1.0, 21)
+    hist_axis.hist([r.box_iou for r in result.records], bins=bins, alpha=0.6, label="box IoU")
+    hist_axis.hist([r.mask_iou for r in result.records], bins=bins, alpha=0.6, label="mask IoU")
+    for threshold in THRESHOLDS:
+        hist_axis.axvline(threshold, color="black", linestyle="--", linewidth=0.8)
+    hist_axis.set_xlabel("IoU with the target")
+    hist_axis.set_ylabel("expressions")
+    hist_axis.set_title(f"IoU histogram (n={len(result.records)})")
+    hist_axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)

@@ -1,0 +1,149 @@
+"""``liftgs ground``: ground one referring expression in one scene, headless.
+
+Prints (and optionally writes) a JSON record::
+
+    {"scene": id, "query": text, "truncated": bool, "score": float, "query_index": int,
+     "box": [xmin, ymin, zmin, xmax, ymax, zmax] | null,   # axis-aligned box of the grounded points
+     "num_points": n, "point_indices": [...],              # indices into the scene's point cloud
+     "tokens": [{"token": str, "score": float}, ...],      # the winning query's token alignment
+     "threshold": float, "checkpoint": path}
+
+and, with ``--ply``, the grounded Gaussians as a standard 3DGS ``.ply`` (``liftgs.export_ply``). Bad input
+(empty query, unknown scene, too few points, unreadable checkpoint) ends with a one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from liftgs.data.store import DatasetError, load_scene
+from liftgs.eval.evaluate import predicted_point_mask
+from liftgs.eval.loading import ModelLoadError, load_liftgs
+from liftgs.eval.metrics import points_box
+from liftgs.export_ply import write_gaussians_ply
+from liftgs.model.types import Gaussians
+from liftgs.scene import Scene
+
+
+def validate_query(query: str) -> str:
+    """The query with surrounding whitespace stripped; ``ValueError`` if nothing is left."""
+    text = " ".join(query.split())
+    if not text:
+        raise ValueError("--query is empty: give a referring expression such as 'the red chair by the table'")
+    return text
+
+
+def load_ground_scene(scene_id: str, data: Path | None) -> Scene:
+    """The point cloud and objects of ``scene_id`` (no frames) from ``data`` or the default benchmark."""
+    if data is None:
+        from liftgs.data import default_dataset_root
+
+        data = default_dataset_root(generate_if_missing=True, scene_ids=[scene_id])
+    scans = Path(data).expanduser() / "scans"
+    if not (scans / scene_id).is_dir():
+        known = sorted(p.name for p in scans.iterdir() if p.is_dir()) if scans.is_dir() else []
+        hint = f" (known: {', '.join(known[:5])}{', ...' if len(known) > 5 else ''})" if known else ""
+        raise DatasetError(f"unknown scene id {scene_id!r} in {scans}{hint}")
+    return load_scene(scans / scene_id, load_frames=False)
+
+
+@torch.no_grad()
+def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dict, Gaussians, np.ndarray]:
+    """Ground ``query`` in ``scene``.
+
+    Warnings raised while grounding (the text encoder's truncation notice for overlong queries) are
+    printed to stderr; ``record["truncated"]`` is True when the query filled the text encoder's
+    ``max_length`` tokens (it was cut there).
+
+    Returns:
+        ``(record, gaussians, gaussian_mask)``: the JSON record of the module docstring (without the
+        checkpoint), the scene's predicted Gaussians and [G] bool, which of them belong to the grounded
+        object.
+
+    Raises:
+        ValueError: an empty query or a scene the model cannot encode (e.g. too few points).
+    """
+    query = validate_query(query)
+    features = model.encode_scene(scene.points, scene.colors)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (prediction,) = model.predict(features, [query])
+    for warning in caught:
+        print(f"liftgs ground: warning: {warning.message}", file=sys.stderr)
+    max_length = model.text_encoder.max_length
+    truncated = len(prediction.token_strings) >= max_length
+    if truncated and not caught:  # the encoder warns only on first encoding (it caches texts)
+        print(f"liftgs ground: warning: query truncated to {max_length} tokens", file=sys.stderr)
+    point_mask = predicted_point_mask(prediction.point_probs, features.source_to_voxel, threshold)
+    box = points_box(scene.points, point_mask)
+    gaussian_mask = (features.gaussians.take(prediction.point_probs) > threshold).cpu().numpy()
+    record = {
+        "scene": scene.scene_id,
+        "query": query,
+        "truncated": truncated,
+        "score": float(prediction.score),
+        "query_index": int(prediction.query_index),
+        "box": None if box is None else box.tolist(),
+        "num_points": int(point_mask.sum()),
+        "point_indices": np.flatnonzero(point_mask).tolist(),
+        "tokens": [
+            {"token": token, "score": float(score)}
+            for token, score in zip(prediction.token_strings, prediction.token_scores.tolist(), strict=True)
+        ],
+        "threshold": threshold,
+    }
+    return record, features.gaussians, gaussian_mask
+
+
+@dataclass
+class GroundCommand:
+    """Ground a referring expression in a scene; print JSON, optionally write it and a 3DGS .ply."""
+
+    scene: str
+    """Scene id, e.g. scan0000 (a folder under DATA/scans)."""
+    query: str
+    """The referring expression."""
+    data: Path | None = None
+    """Dataset root (default: the embedded synthetic benchmark, generated on first use)."""
+    checkpoint: Path | None = None
+    """A .pt checkpoint or a nerfstudio config.yml (default: assets/liftgs_synthetic.pt)."""
+    ply: Path | None = None
+    """Write the grounded Gaussians here (standard 3DGS layout)."""
+    json: Path | None = None
+    """Write the JSON record here (stdout then gets a summary without the point indices)."""
+    threshold: float = 0.5
+    """Mask probability above which a point/Gaussian is grounded."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu, cuda, cuda:1, ..."""
+
+    def main(self) -> None:
+        try:
+            query = validate_query(self.query)
+            scene = load_ground_scene(self.scene, self.data)
+            model, info = load_liftgs(self.checkpoint, self.device)
+            record, gaussians, gaussian_mask = ground(model, scene, query, self.threshold)
+        except (ValueError, ModelLoadError, DatasetError) as error:
+            raise SystemExit(f"liftgs ground: {error}") from None
+        record["checkpoint"] = info["checkpoint"]
+        if self.json is not None:
+            self.json.parent.mkdir(parents=True, exist_ok=True)
+            self.json.write_text(json.dumps(record, indent=2) + "\n")
+            print(json.dumps({k: v for k, v in record.items() if k != "point_indices"}, indent=2))
+        else:
+            print(json.dumps(record, indent=2))
+        if self.ply is not None:
+            if not gaussian_mask.any():
+                print(
+                    f"liftgs ground: no Gaussian above --threshold {self.threshold}; {self.ply} not written",
+                    file=sys.stderr,
+                )
+                return
+            count = write_gaussians_ply(self.ply, gaussians, mask=gaussian_mask)
+            print(f"wrote {count} Gaussians to {self.ply}", file=sys.stderr)

@@ -1,0 +1,98 @@
+"""Grounding metrics on hand-made boxes and masks whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liftgs.eval.metrics import box_iou_3d, grounding_accuracy, mask_iou, points_box, score_prediction
+
+UNIT = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+
+
+def test_box_iou_identical_disjoint_and_touching():
+    assert box_iou_3d(UNIT, UNIT) == pytest.approx(1.0)
+    assert box_iou_3d(UNIT, UNIT + 2.0) == 0.0
+    # Sharing only a face: zero-volume intersection.
+    assert box_iou_3d(UNIT, UNIT + np.array([1.0, 0, 0, 1.0, 0, 0])) == 0.0
+
+
+def test_box_iou_half_overlap_and_containment():
+    shifted = UNIT + np.array([0.5, 0, 0, 0.5, 0, 0])  # overlap 0.5, union 1.5
+    assert box_iou_3d(UNIT, shifted) == pytest.approx(1.0 / 3.0)
+    big = np.array([0.0, 0.0, 0.0, 2.0, 2.0, 2.0])  # contains UNIT: 1 / 8
+    assert box_iou_3d(UNIT, big) == pytest.approx(0.125)
+    assert box_iou_3d(big, UNIT) == pytest.approx(0.125)
+
+
+def test_box_iou_broadcasts_and_handles_degenerate_boxes():
+    boxes = np.stack([UNIT, UNIT + 2.0, np.zeros(6)])  # [3, 6]
+    ious = box_iou_3d(boxes, UNIT)
+    assert ious.shape == (3,)
+    np.testing.assert_allclose(ious, [1.0, 0.0, 0.0])
+    assert box_iou_3d(np.zeros(6), np.zeros(6)) == 0.0
+    with pytest.raises(ValueError, match="last dimension of 6"):
+        box_iou_3d(np.zeros(4), UNIT)
+
+
+def test_points_box_of_masked_points():
+    points = np.array([[0, 0, 0], [1, 2, 3], [-1, 5, 0.5], [9, 9, 9]], dtype=np.float32)
+    np.testing.assert_allclose(points_box(points, np.array([1, 1, 1, 0], bool)), [-1, 0, 0, 1, 5, 3])
+    np.testing.assert_allclose(points_box(points), [-1, 0, 0, 9, 9, 9])
+    assert points_box(points, np.zeros(4, bool)) is None
+
+
+def test_mask_iou():
+    a = np.array([1, 1, 0, 0, 1], bool)
+    b = np.array([1, 0, 0, 1, 1], bool)
+    assert mask_iou(a, b) == pytest.approx(2 / 4)
+    assert mask_iou(a, a) == 1.0
+    assert mask_iou(np.zeros(3, bool), np.zeros(3, bool)) == 0.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        mask_iou(a, b[:3])
+
+
+def test_score_prediction_exact_partial_and_empty():
+    points = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]], dtype=np.float32)
+    target = np.array([1, 1, 0, 0], bool)
+    box_iou, m_iou, predicted_box, target_box = score_prediction(points, target.copy(), target)
+    assert (box_iou, m_iou) == (1.0, 1.0)
+    np.testing.assert_allclose(target_box, [0, 0, 0, 1, 1, 1])
+    # Predict points 0..2: box [0, 2]^3 (volume 8) contains the target's (volume 1) -> 1/8; masks 2/3.
+    box_iou, m_iou, predicted_box, _ = score_prediction(points, np.array([1, 1, 1, 0], bool), target)
+    assert box_iou == pytest.approx(1 / 8)
+    assert m_iou == pytest.approx(2 / 3)
+    np.testing.assert_allclose(predicted_box, [0, 0, 0, 2, 2, 2])
+    box_iou, m_iou, predicted_box, _ = score_prediction(points, np.zeros(4, bool), target)
+    assert (box_iou, m_iou, predicted_box) == (0.0, 0.0, None)
+    with pytest.raises(ValueError, match="no point"):
+        score_prediction(points, target, np.zeros(4, bool))
+
+
+def test_grounding_accuracy_splits_and_categories():
+    ious = [0.9, 0.3, 0.1, 0.6, 0.25]
+    types = ["unique", "unique", "multiple", "multiple", "multiple"]
+    names = ["chair", "table", "chair", "chair", "table"]
+    summary = grounding_accuracy(ious, types, names, mask_ious=[1.0, 0.5, 0.0, 0.5, 0.0])
+    assert summary["count"] == 5
+    assert (summary["count_unique"], summary["count_multiple"]) == (2, 3)
+    assert summary["acc@0.25"] == pytest.approx({"overall": 4 / 5, "unique": 1.0, "multiple": 2 / 3})
+    assert summary["acc@0.5"] == pytest.approx({"overall": 2 / 5, "unique": 1 / 2, "multiple": 1 / 3})
+    assert summary["mean_box_iou"] == pytest.approx(np.mean(ious))
+    assert summary["mean_mask_iou"] == pytest.approx(0.4)
+    assert summary["per_category"]["chair"] == pytest.approx(
+        {"count": 3, "acc@0.25": 2 / 3, "acc@0.5": 2 / 3}
+    )
+    assert summary["per_category"]["table"] == pytest.approx({"count": 2, "acc@0.25": 1.0, "acc@0.5": 0.0})
+
+
+def test_grounding_accuracy_empty_groups_are_null_and_bad_input_raises():
+    summary = grounding_accuracy([0.7], ["multiple"])
+    assert summary["acc@0.5"] == {"overall": 1.0, "unique": None, "multiple": 1.0}
+    assert "per_category" not in summary and "mean_mask_iou" not in summary
+    empty = grounding_accuracy([], [])
+    assert empty["count"] == 0 and empty["acc@0.25"]["overall"] is None
+    with pytest.raises(ValueError, match="eval types"):
+        grounding_accuracy([0.5], ["rare"])
+    with pytest.raises(ValueError, match="categories"):
+        grounding_accuracy([0.5], ["unique"], ["a", "b"])

@@ -1,0 +1,130 @@
+"""``liftgs ground``: JSON fields, the grounded Gaussians' PLY, and every bad-input case."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from plyfile import PlyData
+from test_eval_toys import make_oracle, save_tiny_checkpoint, tiny_config, toy_scene, write_toy_dataset
+
+from liftgs import cli
+from liftgs.data.store import write_scene
+from liftgs.eval.metrics import points_box
+from liftgs.export_ply import gaussian_property_names
+from liftgs.model import LiftGS, load_model, save_checkpoint
+
+RECORD_KEYS = {
+    "scene", "query", "truncated", "score", "query_index", "box", "num_points", "point_indices", "tokens",
+    "threshold", "checkpoint",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    scenes, expressions = write_toy_dataset(root)
+    checkpoint = save_tiny_checkpoint(root / "tiny.pt")
+    return root, scenes, expressions, checkpoint
+
+
+def _ground(toy, query: str, *args, checkpoint=None) -> None:
+    root, _, _, toy_checkpoint = toy
+    cli.main(["ground", "--data", str(root), "--checkpoint", str(checkpoint or toy_checkpoint),
+              "--device", "cpu", "--query", query, *map(str, args)])  # fmt: skip
+
+
+def _ground_error(toy, query: str, *args, checkpoint=None) -> str:
+    with pytest.raises(SystemExit) as raised:
+        _ground(toy, query, *args, checkpoint=checkpoint)
+    message = str(raised.value.code)
+    assert message.startswith("liftgs ground: ") and "\n" not in message
+    return message
+
+
+def test_ground_with_oracle_writes_target_points_and_gaussians(toy, tmp_path, monkeypatch):
+    root, scenes, expressions, checkpoint = toy
+    monkeypatch.setattr(LiftGS, "predict", make_oracle(scenes, expressions))
+    out_json, out_ply = tmp_path / "g.json", tmp_path / "g.ply"
+    _ground(
+        toy, "the table on the right", "--scene", "toy0000", "--json", str(out_json), "--ply", str(out_ply)
+    )
+    record = json.loads(out_json.read_text())
+    assert set(record) == RECORD_KEYS
+    scene = scenes["toy0000"]
+    target = scene.point_instance == 2
+    assert record["point_indices"] == np.flatnonzero(target).tolist()
+    assert record["num_points"] == int(target.sum())
+    np.testing.assert_allclose(record["box"], points_box(scene.points, target), atol=1e-6)
+    assert (record["scene"], record["query"], record["checkpoint"]) == ("toy0000", "the table on the right",
+                                                                      str(checkpoint))  # fmt: skip
+
+    model = load_model(checkpoint)[0]
+    with torch.no_grad():
+        features = model.encode_scene(scene.points, scene.colors)
+    voxel_target = torch.zeros(features.num_points, dtype=torch.bool)
+    voxel_target[features.source_to_voxel[torch.as_tensor(target)]] = True
+    expected = features.gaussians.means[voxel_target[features.gaussians.point_index]].numpy()
+    vertex = PlyData.read(str(out_ply))["vertex"]
+    assert [p.name for p in vertex.properties] == gaussian_property_names()
+    xyz = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1)
+    np.testing.assert_allclose(xyz, expected, atol=1e-5)
+
+
+def test_ground_random_model_prints_json_with_tokens(toy, capsys):
+    _ground(toy, "the lamp", "--scene", "toy0001", "--threshold", "0")
+    record = json.loads(capsys.readouterr().out)
+    assert set(record) == RECORD_KEYS
+    assert record["num_points"] == toy[1]["toy0001"].num_points  # threshold 0 grounds every point
+    assert [t["token"] for t in record["tokens"]] == ["[CLS]", "the", "lamp", "[SEP]"]
+    assert all(0.0 <= t["score"] <= 1.0 for t in record["tokens"])
+    assert 0.0 <= record["score"] <= 1.0 and record["truncated"] is False
+
+
+def test_overlong_query_is_truncated_and_said(toy, capsys):
+    _ground(toy, " ".join(["chair"] * 400), "--scene", "toy0000")
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["truncated"] is True and "truncated" in captured.err
+    assert len(record["tokens"]) == 256  # MiniLM's maximum, special tokens included
+
+
+def test_non_ascii_query_works(toy, capsys):
+    _ground(toy, "  la chaise près de la fenêtre ☕ 椅子 ", "--scene", "toy0000")
+    record = json.loads(capsys.readouterr().out)
+    assert record["query"] == "la chaise près de la fenêtre ☕ 椅子"
+    assert len(record["tokens"]) > 4
+
+
+def test_no_gaussian_above_threshold_skips_ply_and_says_so(toy, tmp_path, capsys):
+    out_ply = tmp_path / "none.ply"
+    _ground(toy, "the lamp", "--scene", "toy0001", "--threshold", "1", "--ply", str(out_ply))
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["point_indices"] == [] and not out_ply.exists()
+    assert "not written" in captured.err
+
+
+def test_ground_bad_inputs_give_one_line_errors(toy, tmp_path):
+    root, _, _, checkpoint = toy
+    assert "--query is empty" in _ground_error(toy, "", "--scene", "toy0000")
+    assert "--query is empty" in _ground_error(toy, " \t\n ", "--scene", "toy0000")
+    assert "unknown scene id 'nowhere'" in _ground_error(toy, "a chair", "--scene", "nowhere")
+
+    sparse = toy_scene("sparse0000", ["chair"])
+    keep = np.arange(0, sparse.num_points, 400)  # 9 points: fewer voxels than the model accepts
+    sparse.points, sparse.colors, sparse.point_instance = (
+        sparse.points[keep], sparse.colors[keep], sparse.point_instance[keep]
+    )  # fmt: skip
+    write_scene(sparse, root / "scans" / "sparse0000")
+    assert "need at least" in _ground_error(toy, "a chair", "--scene", "sparse0000")
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(checkpoint.read_bytes()[:2000])
+    message = _ground_error(toy, "a chair", "--scene", "toy0000", checkpoint=truncated)
+    assert "truncated or corrupt" in message
+    other = save_checkpoint(tmp_path / "clip512.pt", LiftGS(tiny_config(text_dim=512)))
+    message = _ground_error(toy, "a chair", "--scene", "toy0000", checkpoint=other)
+    assert "384" in message and "512" in message
+    assert "not found" in _ground_error(toy, "a chair", "--scene", "toy0000", checkpoint="/no/such.pt")
