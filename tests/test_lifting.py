@@ -5,6 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from liftgs.data import lifting
 from liftgs.data.lifting import backproject_depth, lift_frames
 from liftgs.scene import NO_INSTANCE, Frame
 
@@ -81,7 +82,14 @@ def test_lift_frames_rejects_bad_arguments():
         lift_frames([empty], voxel_size=0.1)
 
 
-def test_lift_frames_matches_a_brute_force_reference():
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"_DENSE_MIN_KEYS": 0, "_DENSE_KEYS_PER_ITEM": 0}, {"_ROWS_PER_MERGE": 1}],
+    ids=["default", "sorted-keys", "merge-after-every-frame"],
+)
+def test_lift_frames_matches_a_brute_force_reference(settings, monkeypatch):
+    for name, value in settings.items():  # the fast paths' switches: every path must give the same answer
+        monkeypatch.setattr(lifting, name, value)
     rng = np.random.default_rng(0)
     frames = []
     for k in range(3):
@@ -100,6 +108,8 @@ def test_lift_frames_matches_a_brute_force_reference():
                 (x, frame.image.reshape(-1, 3)[i] / 255, frame.instance.ravel()[i])
             )
     assert len(points) == len(voxels)
+    cells = [tuple(np.floor(p / 0.1).astype(int)) for p in points]
+    assert cells == sorted(voxels)  # one point per voxel, in lexicographic voxel order
     for p, c, label in zip(points, colors, instance, strict=True):
         members = voxels[tuple(np.floor(p / 0.1).astype(int))]
         np.testing.assert_allclose(p, np.mean([m[0] for m in members], axis=0), atol=1e-6)

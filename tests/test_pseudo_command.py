@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from liftgs.cli import main as cli_main
-from liftgs.data.store import DatasetError, write_scene
+from liftgs.data.store import DatasetError, list_frame_names, write_scene
 from liftgs.model.types import TextFeatures
-from liftgs.pseudo.command import SYNTHETIC_GENERATOR, label_dataset, list_frames, parse_shard
+from liftgs.pseudo.command import SYNTHETIC_GENERATOR, label_dataset, parse_shard
 from liftgs.pseudo.noise import NoiseConfig
 from liftgs.pseudo.segments import NO_SEGMENT, PseudoLabelError, load_pseudo_labels, pseudo_path
 from liftgs.pseudo.synthetic import SyntheticLabeller
@@ -177,7 +177,7 @@ def test_frames_listed_in_numeric_order(tmp_path):
     (tmp_path / "color").mkdir()
     for name in ("10.png", "2.jpg", "1.png", "notes.txt"):
         (tmp_path / "color" / name).touch()
-    assert list_frames(tmp_path) == ["1", "2", "10"]
+    assert list_frame_names(tmp_path, ["color"]) == ["1", "2", "10"]
 
 
 def test_cli_defaults_to_the_stand_in_on_the_benchmark_and_prints_the_summary(root, capsys):

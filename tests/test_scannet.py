@@ -19,13 +19,8 @@ from plyfile import PlyData, PlyElement
 
 from liftgs.cli import main as cli_main
 from liftgs.data.dataset import GroundingDataset
-from liftgs.data.scannet import (
-    ScanNetError,
-    import_scannet,
-    load_scannet_scene,
-    read_axis_alignment,
-    split_name,
-)
+from liftgs.data.import_scannet import import_scannet, split_name
+from liftgs.data.scannet import ScanNetError, load_scannet_scene, read_axis_alignment
 from liftgs.data.store import load_expressions
 from liftgs.scene import NO_INSTANCE
 

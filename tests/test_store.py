@@ -7,12 +7,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from liftgs.data.rgbd_io import FrameSkipped
 from liftgs.data.store import (
     DatasetError,
+    list_frame_names,
     load_expressions,
     load_scene,
+    read_frame,
+    read_frame_image,
     save_expressions,
     write_depth_png,
+    write_instance_png,
     write_scene,
 )
 from liftgs.scene import Expression, Frame, Scene, SceneObject
@@ -99,7 +104,29 @@ def test_bad_frames_are_skipped_counted_and_warned_once(tmp_path, caplog):
         loaded = load_scene(scene_dir)
     assert [f.name for f in loaded.frames] == ["4", "5"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "skipped 4 of 6 frames" in warnings[0]
+    assert len(warnings) == 1 and f"{scene_dir}: skipped 4 of 6 frames (" in warnings[0]
+    for reason in ("1 unreadable colour image", "1 missing depth", "1 non-finite pose", "1 all-zero depth"):
+        assert reason in warnings[0]
+
+
+def test_frames_one_at_a_time(tmp_path):
+    scene = make_scene(num_frames=3)
+    scene_dir = tmp_path / scene.scene_id
+    write_scene(scene, scene_dir)
+    (scene_dir / "color/1.png").rename(scene_dir / "color/1.jpg")  # ScanNet exports JPEG
+    (scene_dir / "pose/2.txt").unlink()
+    write_instance_png(scene_dir / "instance/0.png", np.zeros((H + 1, W), np.int32))
+    assert list_frame_names(scene_dir) == ["0", "1", "2"]
+    assert list_frame_names(scene_dir, ["pose"]) == ["0", "1"]
+    frame = read_frame(scene_dir, "1")
+    np.testing.assert_array_equal(frame.image, scene.frames[1].image)
+    np.testing.assert_array_equal(frame.instance, scene.frames[1].instance)
+    np.testing.assert_allclose(frame.c2w, scene.frames[1].c2w, atol=1e-8)
+    for name, reason in (("0", "instance mask size differs from the image"), ("2", "missing pose")):
+        with pytest.raises(FrameSkipped) as skipped:
+            read_frame(scene_dir, name)
+        assert skipped.value.reason == reason
+    np.testing.assert_array_equal(read_frame_image(scene_dir, "2"), scene.frames[2].image)
 
 
 def test_scene_without_usable_frames_or_files_raises_one_line_errors(tmp_path):

@@ -1,9 +1,12 @@
 """Scene sources and the on-disk dataset format.
 
 - ``lifting``: posed RGB-D frames -> voxelised, instance-labelled point cloud.
+- ``rgbd_io``: the frame readers every source shares (images, depth, poses, intrinsics) and skip counting.
 - ``store``: one scene folder per scene (ScanNet-export-like), expression files, ``DatasetError``.
 - ``dataset``: ``GroundingDataset(root, split)`` over a dataset root.
 - ``synthetic``: the embedded default benchmark generator (``liftgs generate``).
+- ``scannet`` + ``referit3d`` (+ ``import_scannet``: ``liftgs import-scannet``), ``nerfstudio_data``: real
+  captures and their annotations.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ Unusable frames (missing/corrupt image or depth, all-zero depth, non-finite pose
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,15 +32,16 @@ from pathlib import Path
 import numpy as np
 
 from liftgs.data.lifting import lift_frames
-from liftgs.data.scannet import (
+from liftgs.data.rgbd_io import (
     FrameSkipped,
     SkipCounter,
     read_color_image,
     read_depth_image,
     require_finite_pose,
+    rgbd_frame,
     scale_image,
 )
-from liftgs.data.store import DatasetError
+from liftgs.data.store import DatasetError, read_json
 from liftgs.scene import Frame, Scene
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,7 @@ def _transforms_path(data: Path) -> Path:
 
 
 def _read_meta(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise NerfstudioDataError(f"cannot parse {path}: {error}") from None
+    meta = read_json(path, NerfstudioDataError)
     frames = meta.get("frames") if isinstance(meta, dict) else None
     if not isinstance(frames, list) or not all(isinstance(f, dict) for f in frames):
         raise NerfstudioDataError(f"{path}: expected an object with a 'frames' list of objects")
@@ -155,15 +152,7 @@ def _read_frame(
     K_depth[0] *= depth.shape[1] / width
     K_depth[1] *= depth.shape[0] / height
     image, K = scale_image(image, K, image_scale)
-    same_camera = depth.shape == image.shape[:2] and np.allclose(K, K_depth)
-    return Frame(
-        name=Path(record["file_path"]).stem,
-        image=image,
-        depth=depth,
-        K=K,
-        c2w=c2w,
-        K_depth=None if same_camera else K_depth,
-    )
+    return rgbd_frame(Path(record["file_path"]).stem, image, depth, K, c2w, K_depth)
 
 
 def read_nerfstudio_frames(
@@ -247,10 +236,6 @@ def load_nerfstudio_scene(
         data, frame_stride, depth_unit_scale_factor, undo_applied_transform, image_scale
     )
     scene_id = scene_id or path.parent.name
-    num_read = len(frames) + skips.total
-    if not frames:
-        detail = f" ({skips.summary()})" if skips.total else ""
-        raise NerfstudioDataError(f"{path}: no usable frame among {num_read}{detail}")
-    skips.warn(log, scene_id, path, num_read)
+    skips.report(frames, NerfstudioDataError, log, scene_id, path)
     points, colors, instance = lift_frames(frames, voxel_size)
     return Scene(scene_id=scene_id, points=points, colors=colors, point_instance=instance, frames=frames)

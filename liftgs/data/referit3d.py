@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import ast
 import csv
-import json
 import logging
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from liftgs.data.store import DatasetError
+from liftgs.data.store import DatasetError, read_json
 from liftgs.scene import EvalType, Expression
 
 log = logging.getLogger(__name__)
@@ -108,12 +107,7 @@ def load_scanrefer(
         the kept records, in file order, with ``eval_type`` computed from ``scene_labels``.
     """
     path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AnnotationError(f"annotation file not found: {path}") from None
-    except (OSError, ValueError) as error:
-        raise AnnotationError(f"cannot parse {path}: {error}") from None
+    records = read_json(path, AnnotationError)
     if not isinstance(records, list):
         raise AnnotationError(f"{path}: expected a JSON list of ScanRefer records")
     checker = _Checker(path, scene_labels)

@@ -25,11 +25,23 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from plyfile import PlyData, PlyElement, PlyParseError
 
+from liftgs.data.rgbd_io import (
+    FrameSkipped,
+    SkipCounter,
+    find_frame_names,
+    read_color_image,
+    read_depth_image,
+    read_instance_mask,
+    read_intrinsics,
+    read_pose,
+    rgbd_frame,
+)
 from liftgs.scene import NO_INSTANCE, Expression, Frame, Scene, SceneObject
 
 logger = logging.getLogger(__name__)
@@ -39,6 +51,12 @@ MAX_DEPTH_M = 65.535
 
 COLOR_SUFFIXES = (".png", ".jpg")
 """Colour images may be PNG (written here) or JPEG (ScanNet's exporter); the first that exists is read."""
+
+FRAME_SUFFIXES = {"color": COLOR_SUFFIXES, "depth": (".png",), "pose": (".txt",), "instance": (".png",)}
+"""Frame folders of a scene and the file suffixes read in each."""
+
+DEPTH_PNG_SCALE = 1e-3
+"""Metres per unit of a depth PNG (millimetres, as ``write_depth_png`` writes them)."""
 
 _PNG_COMPRESS_LEVEL = 1
 """Fast PNG compression: the files are small and written by the thousand."""
@@ -159,13 +177,14 @@ def write_scene(scene: Scene, scene_dir: str | Path) -> None:
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path):
+def read_json(path: str | Path, error: type[DatasetError] = DatasetError) -> Any:
+    """The parsed JSON file; raises ``error`` naming the file when it is missing or malformed."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{path}: unreadable JSON ({error})") from None
+        raise error(f"missing file {path}") from None
+    except (OSError, ValueError) as exc:
+        raise error(f"cannot parse {path}: {exc}") from None
 
 
 def read_points_ply(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,91 +231,88 @@ def objects_from_json(records: list, path: Path) -> dict[int, SceneObject]:
 def load_objects(scene_dir: str | Path) -> dict[int, SceneObject]:
     """Reads ``objects.json`` of a scene folder (cheap: no images or points)."""
     path = Path(scene_dir) / "objects.json"
-    return objects_from_json(_read_json(path), path)
+    return objects_from_json(read_json(path), path)
 
 
-def _read_intrinsic(path: Path) -> np.ndarray:
-    try:
-        matrix = np.loadtxt(path, dtype=np.float64)
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{path}: unreadable intrinsics ({error})") from None
-    if matrix.shape not in ((4, 4), (3, 3)) or not np.isfinite(matrix).all():
-        raise DatasetError(f"{path}: expected a finite 4x4 or 3x3 matrix, got shape {matrix.shape}")
-    return matrix[:3, :3]
+def list_frame_names(scene_dir: str | Path, folders: Sequence[str] | None = None) -> list[str]:
+    """Names of the frames of a scene folder that have a file in any of ``folders``, in frame order
+    (numeric names numerically, then the others alphabetically).
+
+    ``folders`` default to every frame folder (``color``, ``depth``, ``pose``, ``instance``); e.g.
+    ``["color"]`` lists the colour images. A name listed may still miss a file in another folder.
+    """
+    folders = FRAME_SUFFIXES if folders is None else folders
+    return find_frame_names(Path(scene_dir), {folder: FRAME_SUFFIXES[folder] for folder in folders})
 
 
-def _frame_names(scene_dir: Path, has_instance: bool) -> tuple[list[str], int]:
-    """Names of the frames that have all their files, and how many other frames miss some of theirs."""
-    folders = {"color": COLOR_SUFFIXES, "depth": (".png",), "pose": (".txt",)}
-    if has_instance:
-        folders["instance"] = (".png",)
-    stems = {
-        sub: {p.stem for p in (scene_dir / sub).iterdir() if p.suffix in suffixes}
-        if (scene_dir / sub).is_dir()
-        else set()
-        for sub, suffixes in folders.items()
-    }
-    every = set().union(*stems.values())
-    complete = set.intersection(*stems.values())
-
-    def order(name: str) -> tuple[int, int | str]:
-        return (0, int(name)) if name.isdigit() else (1, name)
-
-    return sorted(complete, key=order), len(every) - len(complete)
+def read_scene_intrinsics(scene_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(K [3, 3] of the colour images, K [3, 3] of the depth maps; the colour one without a depth file)."""
+    scene_dir = Path(scene_dir)
+    K = read_intrinsics(scene_dir / "intrinsic/intrinsic_color.txt", DatasetError)
+    depth_path = scene_dir / "intrinsic/intrinsic_depth.txt"
+    return K, read_intrinsics(depth_path, DatasetError) if depth_path.exists() else K
 
 
-def _read_frame(
-    scene_dir: Path, name: str, K: np.ndarray, K_depth: np.ndarray, has_instance: bool
-) -> Frame | str:
-    """One frame, or the reason it cannot be used."""
-    try:
-        color_path = next(p for s in COLOR_SUFFIXES if (p := scene_dir / f"color/{name}{s}").exists())
-        with Image.open(color_path) as im:
-            image = np.asarray(im.convert("RGB"))
-        with Image.open(scene_dir / f"depth/{name}.png") as im:
-            depth = np.asarray(im).astype(np.float32) / 1000.0
-        c2w = np.loadtxt(scene_dir / f"pose/{name}.txt", dtype=np.float64)
-        instance = None
-        if has_instance:
-            with Image.open(scene_dir / f"instance/{name}.png") as im:
-                instance = np.asarray(im).astype(np.int32) - 1
-    except (OSError, ValueError, SyntaxError) as error:  # PIL raises SyntaxError for some broken PNGs
-        return f"unreadable ({type(error).__name__})"
-    if depth.ndim != 2 or not (depth > 0).any():
-        return "empty depth"
-    if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
-        return "bad pose"
-    if instance is not None and instance.shape != image.shape[:2]:
-        return "instance mask size differs from the image"
-    same_size = depth.shape == image.shape[:2] and np.allclose(K, K_depth)
-    return Frame(
-        name=name, image=image, depth=depth, K=K, c2w=c2w, instance=instance,
-        K_depth=None if same_size else K_depth,
-    )  # fmt: skip
+def read_frame_image(scene_dir: str | Path, name: str) -> np.ndarray:
+    """[H, W, 3] uint8 colour image of frame ``name`` (``color/<name>.png`` or ``.jpg``).
+
+    Raises ``FrameSkipped`` when it is missing or unreadable.
+    """
+    candidates = [Path(scene_dir) / "color" / f"{name}{suffix}" for suffix in COLOR_SUFFIXES]
+    return read_color_image(next((path for path in candidates if path.is_file()), candidates[0]))
+
+
+def read_frame_instance(scene_dir: str | Path, name: str, shape: tuple[int, int]) -> np.ndarray:
+    """[H, W] int32 object ids (``NO_INSTANCE`` = none) of frame ``name``, for an image of ``shape`` (H, W).
+
+    Raises ``FrameSkipped`` when the mask is missing, unreadable or of another size than the image.
+    """
+    instance = read_instance_mask(Path(scene_dir) / "instance" / f"{name}.png")
+    if instance.shape != tuple(shape):
+        raise FrameSkipped("instance mask size differs from the image")
+    return instance
+
+
+def read_frame(
+    scene_dir: str | Path, name: str, intrinsics: tuple[np.ndarray, np.ndarray] | None = None
+) -> Frame:
+    """Frame ``name`` of a scene folder: image, depth, pose, and its instance mask when the scene has an
+    ``instance/`` folder.
+
+    Args:
+        intrinsics: ``read_scene_intrinsics(scene_dir)`` (read here when None; pass it for many frames).
+
+    Raises:
+        FrameSkipped: a file is missing or unreadable, the depth is all zero, the pose is not finite, or the
+            instance mask has another size than the image (``reason`` says which).
+    """
+    scene_dir = Path(scene_dir)
+    K, K_depth = read_scene_intrinsics(scene_dir) if intrinsics is None else intrinsics
+    image = read_frame_image(scene_dir, name)
+    depth = read_depth_image(scene_dir / "depth" / f"{name}.png", DEPTH_PNG_SCALE)
+    c2w = read_pose(scene_dir / "pose" / f"{name}.txt")
+    instance = None
+    if (scene_dir / "instance").is_dir():
+        instance = read_frame_instance(scene_dir, name, image.shape[:2])
+    return rgbd_frame(name, image, depth, K, c2w, K_depth, instance)
 
 
 def read_frames(scene_dir: str | Path) -> list[Frame]:
-    """Reads every usable frame of a scene folder (bad frames are skipped, counted and warned about once)."""
+    """Reads every usable frame of a scene folder (bad frames are skipped, counted and warned about once).
+
+    Raises:
+        DatasetError: unreadable intrinsics, or no usable frame.
+    """
     scene_dir = Path(scene_dir)
-    K = _read_intrinsic(scene_dir / "intrinsic/intrinsic_color.txt")
-    depth_path = scene_dir / "intrinsic/intrinsic_depth.txt"
-    K_depth = _read_intrinsic(depth_path) if depth_path.exists() else K
-    has_instance = (scene_dir / "instance").is_dir()
-    names, incomplete = _frame_names(scene_dir, has_instance)
+    intrinsics = read_scene_intrinsics(scene_dir)
     frames: list[Frame] = []
-    reasons: dict[str, int] = {"missing files": incomplete} if incomplete else {}
-    for name in names:
-        frame = _read_frame(scene_dir, name, K, K_depth, has_instance)
-        if isinstance(frame, Frame):
-            frames.append(frame)
-        else:
-            reasons[frame] = reasons.get(frame, 0) + 1
-    skipped = sum(reasons.values())
-    if not frames:
-        raise DatasetError(f"{scene_dir}: no usable frame ({skipped} skipped: {reasons or 'none found'})")
-    if skipped:
-        detail = ", ".join(f"{count} {reason}" for reason, count in reasons.items())
-        logger.warning("%s: skipped %d of %d frames (%s)", scene_dir, skipped, skipped + len(frames), detail)
+    skips = SkipCounter()
+    for name in list_frame_names(scene_dir):
+        try:
+            frames.append(read_frame(scene_dir, name, intrinsics))
+        except FrameSkipped as skipped:
+            skips.add(skipped.reason)
+    skips.report(frames, DatasetError, logger, str(scene_dir))
     return frames
 
 
@@ -339,7 +355,7 @@ def save_expressions(
 def load_expressions(path: str | Path) -> list[Expression]:
     """Reads a JSON list of ScanRefer-style records (ids may be strings or ints; extra fields ignored)."""
     path = Path(path)
-    records = _read_json(path)
+    records = read_json(path)
     if not isinstance(records, list):
         raise DatasetError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
     expressions = []

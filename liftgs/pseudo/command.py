@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from liftgs.data.store import COLOR_SUFFIXES, DatasetError, load_objects
+from liftgs.data.rgbd_io import FrameSkipped
+from liftgs.data.store import (
+    DatasetError,
+    list_frame_names,
+    load_objects,
+    read_frame_image,
+    read_frame_instance,
+)
 from liftgs.pseudo.clip import ClipSettings
 from liftgs.pseudo.labeller import FrameInput, Labeller, WeightsNotFoundError
 from liftgs.pseudo.noise import NoiseConfig
@@ -97,25 +102,12 @@ def list_scenes(root: Path, split: str | None = None) -> list[str]:
     return scene_ids
 
 
-def list_frames(scene_dir: Path) -> list[str]:
-    """Names of the colour images of a scene, numeric names in numeric order first."""
-    names = {p.stem for p in (scene_dir / "color").iterdir() if p.suffix in COLOR_SUFFIXES}
-    return sorted(names, key=lambda name: (0, int(name), "") if name.isdigit() else (1, 0, name))
-
-
 def read_frame_input(scene_dir: Path, name: str, object_names: dict[int, str] | None) -> FrameInput | None:
     """The frame's image (and instance mask when ``object_names`` is given), or None if unreadable."""
     try:
-        color = next(p for s in COLOR_SUFFIXES if (p := scene_dir / "color" / f"{name}{s}").exists())
-        with Image.open(color) as im:
-            image = np.asarray(im.convert("RGB"))
-        instance = None
-        if object_names is not None:
-            with Image.open(scene_dir / "instance" / f"{name}.png") as im:
-                instance = np.asarray(im).astype(np.int32) - 1
-            if instance.shape != image.shape[:2]:
-                return None
-    except (OSError, ValueError, StopIteration):
+        image = read_frame_image(scene_dir, name)
+        instance = None if object_names is None else read_frame_instance(scene_dir, name, image.shape[:2])
+    except FrameSkipped:
         return None
     return FrameInput(scene_dir.name, name, image, instance, object_names or {})
 
@@ -180,7 +172,7 @@ def label_dataset(
     root = Path(root)
     index, count = shard
     scene_ids = list_scenes(root, split)[index::count]
-    frames = {scene_id: list_frames(root / "scans" / scene_id) for scene_id in scene_ids}
+    frames = {scene_id: list_frame_names(root / "scans" / scene_id, ["color"]) for scene_id in scene_ids}
     info = labeller.info()
     summary = LabellingSummary(scenes=len(scene_ids))
     bar = tqdm(total=sum(map(len, frames.values())), desc="pseudo-label", unit="frame", disable=not progress)

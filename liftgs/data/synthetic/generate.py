@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from liftgs.data.lifting import lift_frames
-from liftgs.data.store import DatasetError, save_expressions, write_scene
+from liftgs.data.store import DatasetError, read_json, save_expressions, write_scene
 from liftgs.data.synthetic.camera_path import camera_path, intrinsics
 from liftgs.data.synthetic.expressions import TEMPLATES, GeneratedExpression, describe_scene
 from liftgs.data.synthetic.layout import HELD_OUT_ROOM_SHAPES, ROOM_SHAPES, Layout, sample_layout
@@ -251,11 +251,7 @@ def write_index(root: Path, spec: DatasetSpec) -> dict:
     records: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for index in present:
         split = split_of(index)
-        path = root / "scans" / scene_id(index) / "expressions.json"
-        try:
-            scene_records = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise DatasetError(f"{path}: unreadable ({error})") from None
+        scene_records = read_json(root / "scans" / scene_id(index) / "expressions.json")
         records[split] += scene_records
         counts[split].update(
             scenes=1,
