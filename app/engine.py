@@ -1,0 +1,235 @@
+"""Grounding for the viewer: each scene encoded once (``LiftGS.encode_scene``) and cached, queries against it.
+
+Shared by every client of one viewer process; thread-safe. Numbers leave here as numpy: per-voxel
+probabilities ``[Pv]``, per-Gaussian colours ``[G, ...]``, boxes ``(xmin, ymin, zmin, xmax, ymax, zmax)``
+in world metres.
+
+Negative queries ("not the table") subtract softly: a candidate's probabilities are multiplied by
+``1 - p_neg`` where ``p_neg`` is, per point, the largest probability any negative's best query gives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.scenes import describe_ids
+from app.splats import Splats
+from liftgs.eval.metrics import points_box
+from liftgs.model.types import SceneFeatures
+from liftgs.scene import Scene
+
+
+class UnknownSceneError(ValueError):
+    """A scene id the dataset does not have; the message lists the available ones."""
+
+
+@dataclass(frozen=True)
+class LoadedScene:
+    """A scene with its cached encoding.
+
+    Attributes:
+        scene: the dataset's scene (points, frames for the camera frustums, annotated objects).
+        features: ``LiftGS.encode_scene`` output (reused by every query on this scene).
+        splats: the predicted Gaussians as browser splats.
+        voxel_points: [Pv, 3] float32 voxel centres.
+        source_to_voxel: [P] int64 voxel of each of the scene's points.
+        encode_seconds: how long encoding took.
+    """
+
+    scene: Scene
+    features: SceneFeatures
+    splats: Splats
+    voxel_points: np.ndarray
+    source_to_voxel: np.ndarray
+    encode_seconds: float
+
+    def gaussian_values(self, point_values: np.ndarray) -> np.ndarray:
+        """Per-voxel values ``[Pv]`` -> per-Gaussian values ``[G]``."""
+        return point_values[self.splats.point_index]
+
+    def point_mask(self, point_probs: np.ndarray, threshold: float) -> np.ndarray:
+        """[P] bool: scene points whose voxel probability (``point_probs`` [Pv]) reaches ``threshold``."""
+        return point_probs[self.source_to_voxel] >= threshold
+
+    def box(self, point_probs: np.ndarray, threshold: float) -> np.ndarray | None:
+        """[6] axis-aligned box of the selected scene points (as ``liftgs eval`` scores it), None if empty."""
+        return points_box(self.scene.points, self.point_mask(point_probs, threshold))
+
+    def object_label(self, point_mask: np.ndarray) -> str | None:
+        """Name and id of the annotated object most of the masked voxels' points belong to, if any.
+
+        Args:
+            point_mask: [Pv] bool selected voxels.
+        """
+        instances = self.scene.point_instance[point_mask[self.source_to_voxel]].astype(np.int64)
+        instances = instances[instances >= 0]
+        if instances.size == 0:
+            return None
+        object_id = int(np.bincount(instances).argmax())
+        scene_object = self.scene.objects.get(object_id)
+        return f"{scene_object.name} {object_id}" if scene_object else f"object {object_id}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One decoder query's answer to a text, negatives already subtracted.
+
+    Attributes:
+        query_index: the decoder query.
+        score: sigmoid of its grounding score for the text.
+        point_probs: [Pv] float32 mask probabilities.
+        token_scores: [T] float32 sigmoid token-alignment scores over the text's real tokens.
+        label: what it covers at probability 0.5 (an annotated object's name and id, else "query <i>").
+    """
+
+    query_index: int
+    score: float
+    point_probs: np.ndarray
+    token_scores: np.ndarray
+    label: str
+
+
+@dataclass(frozen=True)
+class GroundingResult:
+    """The answer to one query on one scene: the top candidates, best first."""
+
+    scene_id: str
+    text: str
+    negatives: tuple[str, ...]
+    token_strings: list[str]
+    candidates: list[Candidate]
+    seconds: float
+
+
+class ViewerEngine:
+    """The model, the scenes it may show, and a small LRU cache of encoded scenes.
+
+    Args:
+        model: a ``LiftGS`` (eval mode is set here).
+        scene_ids: the scenes the viewer offers.
+        load_scene: ``scene_id -> Scene`` (e.g. ``GroundingDataset.scene``).
+        top_k: candidates kept per query.
+        cache_size: encoded scenes kept in memory.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        scene_ids: Sequence[str],
+        load_scene: Callable[[str], Scene],
+        top_k: int = 5,
+        cache_size: int = 4,
+    ) -> None:
+        if not scene_ids:
+            raise ValueError("the dataset has no scenes to show")
+        self.model = model.eval()
+        self.scene_ids = list(scene_ids)
+        self._load_scene = load_scene
+        self.top_k = top_k
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, LoadedScene] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._scene_locks: dict[str, threading.Lock] = {}
+        # Hugging Face fast tokenizers must not be used by two threads at once.
+        self._text_lock = threading.Lock()
+        self._device = next(model.parameters()).device
+
+    def check_scene(self, scene_id: str) -> None:
+        """Raises ``UnknownSceneError`` (listing the available scenes) for an id the viewer does not offer."""
+        if scene_id not in self.scene_ids:
+            raise UnknownSceneError(f"unknown scene {scene_id!r}; available: {describe_ids(self.scene_ids)}")
+
+    def load(self, scene_id: str) -> LoadedScene:
+        """The scene with its encoding, computed on first use (concurrent callers share one encoding)."""
+        self.check_scene(scene_id)
+        with self._cache_lock:
+            if scene_id in self._cache:
+                self._cache.move_to_end(scene_id)
+                return self._cache[scene_id]
+            scene_lock = self._scene_locks.setdefault(scene_id, threading.Lock())
+        with scene_lock:
+            with self._cache_lock:
+                if scene_id in self._cache:
+                    return self._cache[scene_id]
+            loaded = self._encode(self._load_scene(scene_id))
+            with self._cache_lock:
+                self._cache[scene_id] = loaded
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return loaded
+
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """Loads the (lazily built) text encoder now, so that the first query is not the slow one."""
+        with self._text_lock:
+            self.model.encode_text(["warm up"])
+
+    @torch.inference_mode()
+    def _encode(self, scene: Scene) -> LoadedScene:
+        start = time.perf_counter()
+        points = torch.as_tensor(scene.points, dtype=torch.float32, device=self._device)
+        colors = torch.as_tensor(scene.colors, dtype=torch.float32, device=self._device)
+        features = self.model.encode_scene(points, colors)
+        return LoadedScene(
+            scene=scene,
+            features=features,
+            splats=Splats.from_gaussians(features.gaussians),
+            voxel_points=features.points.float().cpu().numpy(),
+            source_to_voxel=features.source_to_voxel.cpu().numpy(),
+            encode_seconds=time.perf_counter() - start,
+        )
+
+    @torch.inference_mode()
+    def ground(self, loaded: LoadedScene, text: str, negatives: Sequence[str] = ()) -> GroundingResult:
+        """Grounds ``text`` (minus ``negatives``) in the loaded scene; one decoder pass for all texts.
+
+        Raises:
+            ValueError: an empty query.
+        """
+        text = text.strip()
+        if not text:
+            raise ValueError("empty query: type a description of an object")
+        start = time.perf_counter()
+        texts = [text, *negatives]
+        with self._text_lock:
+            text_features = self.model.encode_text(texts)
+        output = self.model.ground(loaded.features, text_features.to(self._device))
+        scores = torch.sigmoid(output.scores.float()).cpu().numpy()  # [B, Q]
+        probs = torch.sigmoid(output.mask_logits.float()).cpu().numpy()  # [B, Q, Pv]
+        token_scores = torch.sigmoid(output.token_logits[0].float()).cpu().numpy()  # [Q, T]
+        num_tokens = int(text_features.mask[0].sum())
+
+        keep = np.ones(probs.shape[-1], dtype=np.float32)
+        if negatives:
+            best_negative = scores[1:].argmax(axis=1)  # [B-1]
+            negative_probs = probs[np.arange(1, len(texts)), best_negative]  # [B-1, Pv]
+            keep = 1.0 - negative_probs.max(axis=0)
+        ranked = np.argsort(-scores[0], kind="stable")[: self.top_k]
+        candidates = []
+        for query_index in ranked:
+            point_probs = (probs[0, query_index] * keep).astype(np.float32)
+            label = loaded.object_label(point_probs >= 0.5) or f"query {query_index}"
+            candidates.append(
+                Candidate(
+                    query_index=int(query_index),
+                    score=float(scores[0, query_index]),
+                    point_probs=point_probs,
+                    token_scores=token_scores[query_index, :num_tokens].astype(np.float32),
+                    label=label,
+                )
+            )
+        return GroundingResult(
+            scene_id=loaded.scene.scene_id,
+            text=text,
+            negatives=tuple(negatives),
+            token_strings=list(text_features.token_strings[0]),
+            candidates=candidates,
+            seconds=time.perf_counter() - start,
+        )

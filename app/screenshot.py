@@ -1,0 +1,91 @@
+"""Screenshot of the viewer for the README: start it, drive headless Chromium, type a query, save a PNG.
+
+    python -m app.screenshot --query "the desk next to the chair" --out docs/viewer.png
+
+Uses Debian's ``/usr/bin/chromium`` through Playwright (no ``playwright install``): WebGL runs on the
+CPU (SwiftShader), so the splats are drawn exactly as in a desktop browser, just slower.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+    "--enable-unsafe-swiftshader",  # WebGL on the CPU, for the splats
+]
+READY_TEXT = "Type a query above"
+"""Shown in the panel once the first scene is on screen."""
+
+
+def labelled_input(page, label: str):
+    """The text input viser draws beside ``<label>{label}</label>`` (same Mantine flex row)."""
+    return page.locator(
+        f"xpath=//label[normalize-space()='{label}']/ancestor::div[contains(@class,'mantine-Flex-root')][1]//input"
+    )
+
+
+@dataclass
+class ScreenshotConfig:
+    """Start the viewer, type a query in headless Chromium and save a screenshot."""
+
+    query: str = "the desk"
+    out: Path = Path("docs/viewer.png")
+    scene: str = "scan0000"
+    checkpoint: Path | None = None
+    """Default: the shipped ``assets/liftgs_synthetic.pt``."""
+    data: Path | None = None
+    """Default: the embedded benchmark."""
+    width: int = 1400
+    height: int = 860
+    settle: float = 4.0
+    """Seconds to let the browser sort and draw the splats before each screenshot."""
+    timeout: float = 300.0
+    """Seconds to wait for the page and the grounding (CPU WebGL and models are slow)."""
+
+    def main(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        from app.viewer import ViewerConfig, start_viewer
+
+        config = ViewerConfig(scene=self.scene, checkpoint=self.checkpoint, data=self.data, port=8091)
+        app = start_viewer(config)
+        timeout_ms = self.timeout * 1000
+        try:
+            with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+                browser = playwright.chromium.launch_persistent_context(
+                    profile,
+                    executable_path=CHROMIUM,
+                    headless=True,
+                    args=CHROMIUM_ARGS,
+                    viewport={"width": self.width, "height": self.height},
+                )
+                page = browser.new_page()
+                page.goto(app.url)
+                page.get_by_text(READY_TEXT).wait_for(timeout=timeout_ms)
+                labelled_input(page, "Query").fill(self.query)
+                page.get_by_text(READY_TEXT).wait_for(state="detached", timeout=timeout_ms)
+                page.get_by_text("(candidate 1)").wait_for(timeout=timeout_ms)
+                time.sleep(self.settle)
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(self.out))
+                browser.close()
+        finally:
+            app.stop()
+        print(f"wrote {self.out}")
+
+
+if __name__ == "__main__":
+    tyro.cli(ScreenshotConfig).main()

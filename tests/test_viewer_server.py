@@ -1,0 +1,455 @@
+"""The viewer server without a browser: a Python websocket client (``app.wsclient``) plays the browser tab.
+
+The model is a tiny LiftGS whose ``ground`` is replaced by a keyword oracle (decoder query ``q`` is the
+scene's object ``q``; it scores high when the object's name is in the text and its mask is exactly that
+object's voxels), so that every assertion can name the Gaussians, box and tokens a query must produce.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from plyfile import PlyData
+from test_eval_toys import save_tiny_checkpoint, tiny_config, toy_scene
+
+from app.engine import ViewerEngine
+from app.highlight import highlight
+from app.viewer import ViewerConfig, entrypoint, start_viewer
+from app.wsclient import ViserTestClient, splat_centers, splat_rgba
+from liftgs.data.store import write_scene
+from liftgs.eval.metrics import points_box
+from liftgs.export_ply import gaussian_property_names
+from liftgs.model import LiftGS
+from liftgs.model.types import GroundingOutput
+from liftgs.scene import Frame, Scene
+
+MASK_LOGIT = 2.0
+"""Oracle mask logit on the named object's voxels: probability 0.88 (below a 0.9 threshold)."""
+
+
+# ----------------------------------------------------------------------------------------------- toys
+
+
+def viewer_scenes() -> dict[str, Scene]:
+    """Two toy scenes (floor + cubes, see ``test_eval_toys``) with three posed frames each."""
+    scenes = {
+        "toy0000": toy_scene("toy0000", ["chair", "chair", "table"], seed=0),
+        "toy0001": toy_scene("toy0001", ["lamp", "chair"], seed=1),
+    }
+    K = np.array([[24.0, 0.0, 16.0], [0.0, 24.0, 12.0], [0.0, 0.0, 1.0]])
+    for scene in scenes.values():
+        for index, x in enumerate((0.5, 1.0, 1.5)):
+            c2w = np.eye(4)
+            c2w[:3, :3] = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]  # looking along +y
+            c2w[:3, 3] = [x, -1.5, 0.8]
+            depth = np.full((24, 32), 2.0, dtype=np.float32)
+            scene.frames.append(Frame(str(index), np.zeros((24, 32, 3), np.uint8), depth, K, c2w))
+    return scenes
+
+
+def object_voxels(scene: Scene, xyz: torch.Tensor) -> torch.Tensor:
+    """[O, Pv] bool: which voxel centres lie in each object's box (objects in id order)."""
+    boxes = torch.tensor(np.stack([scene.objects[i].box for i in sorted(scene.objects)]), dtype=xyz.dtype)
+    return ((xyz[None] >= boxes[:, None, :3]) & (xyz[None] <= boxes[:, None, 3:])).all(-1)
+
+
+def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
+    """A drop-in for ``LiftGS.ground``: query q <-> object q, scored 3 - q/2 when its name is in the text."""
+    by_size = {scene.num_points: scene for scene in scenes.values()}
+    calls: list[list[str]] = []
+
+    def ground(features, text) -> GroundingOutput:
+        calls.append(list(text.token_strings[0]))
+        time.sleep(delay)
+        scene = by_size[int(features.source_to_voxel.shape[0])]
+        inside = object_voxels(scene, features.points)
+        batch, num_tokens = text.mask.shape
+        queries, voxels = 4, features.points.shape[0]
+        mask_logits = torch.full((batch, queries, voxels), -8.0)
+        scores = torch.full((batch, queries), -6.0)
+        token_logits = torch.full((batch, queries, num_tokens), -4.0)
+        names = [scene.objects[i].name for i in sorted(scene.objects)]
+        for b, tokens in enumerate(text.token_strings):
+            for q, name in enumerate(names[:queries]):
+                mask_logits[b, q, inside[q]] = MASK_LOGIT
+                if name in tokens:
+                    scores[b, q] = 3.0 - 0.5 * q
+                    token_logits[b, q, tokens.index(name)] = 4.0
+        return GroundingOutput(mask_logits, token_logits, scores, torch.zeros(batch, queries, 6))
+
+    ground.calls = calls
+    return ground
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return viewer_scenes()
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return LiftGS(tiny_config())
+
+
+def make_app(model, scenes, tmp_path: Path, delay: float = 0.0, scene: str = "toy0000"):
+    """A running viewer on a free port over the toy scenes with the keyword oracle; returns (app, oracle)."""
+    oracle = keyword_oracle(scenes, delay)
+    own = LiftGS(tiny_config(), text_encoder=model.text_encoder)  # shares the loaded MiniLM
+    own.load_state_dict(model.state_dict())
+    own.ground = oracle  # instance attribute: the engine calls model.ground
+    engine = ViewerEngine(own, list(scenes), scenes.__getitem__, top_k=4)
+    config = ViewerConfig(scene=scene, port=free_port(), export_dir=tmp_path / "export")
+    return start_viewer(config, engine), oracle
+
+
+@pytest.fixture(scope="module")
+def viewer(model, scenes, tmp_path_factory):
+    """One running viewer for the tests that need no special oracle (each test opens its own tabs)."""
+    app_, oracle = make_app(model, scenes, tmp_path_factory.mktemp("viewer"))
+    yield app_, oracle
+    app_.stop()
+
+
+def connect(app_) -> ViserTestClient:
+    """A connected tab whose scene is on screen (the status shows the empty-query hint)."""
+    client = ViserTestClient(app_.url)
+    client.send_camera()
+    client.wait_until(lambda: "Type a query" in markdowns(client) and "/scene/points" in client.nodes)
+    return client
+
+
+def markdowns(client: ViserTestClient) -> str:
+    return "\n".join(
+        p.get("markdown", "") for p in client.gui.values() if p["type"] == "GuiAddMarkdownMessage"
+    )
+
+
+def labels(client: ViserTestClient, folder: str) -> list[str]:
+    return [client.gui[i]["label"] for i in client.gui_ids_under(folder)]
+
+
+def type_query(client: ViserTestClient, text: str, expect: str, field: str = "Query") -> float:
+    """Types ``text`` and waits until the status mentions ``expect``; returns when it was sent."""
+    sent = time.perf_counter()
+    client.set_value(client.gui_id(field), text)
+    client.wait_until(lambda: expect in markdowns(client))
+    return sent
+
+
+def last_splats(client: ViserTestClient) -> dict:
+    with client._lock:
+        return next(r.message for r in reversed(client.received) if r.type == "GaussianSplatsMessage")
+
+
+def expected_colors(app_, scene_id: str, object_id: int, threshold: float = 0.5) -> np.ndarray:
+    """[G, 3] uint8 colours the splats must show when object ``object_id`` is grounded."""
+    loaded = app_.engine.load(scene_id)
+    inside = object_voxels(loaded.scene, torch.as_tensor(loaded.voxel_points))[object_id].numpy()
+    point_probs = np.where(inside, 1.0 / (1.0 + np.exp(-MASK_LOGIT)), 1.0 / (1.0 + np.exp(8.0)))
+    colors, _ = highlight(
+        loaded.splats.colors, loaded.splats.opacities, loaded.gaussian_values(point_probs), threshold
+    )
+    return np.clip(colors * 255.0, 0, 255).astype(np.uint8)
+
+
+def object_box(scene: Scene, object_id: int) -> np.ndarray:
+    return points_box(scene.points, scene.point_instance == object_id)
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+def test_query_highlights_the_named_object_and_draws_its_box(viewer, scenes):
+    app_, _ = viewer
+    client = connect(app_)
+    plain = splat_rgba(last_splats(client)).copy()
+    type_query(client, "the table", "table 2")
+    splats = last_splats(client)
+    rgba = splat_rgba(splats)
+    np.testing.assert_array_equal(rgba[:, :3], expected_colors(app_, "toy0000", 2))
+    assert (rgba != plain).any()
+    np.testing.assert_allclose(splat_centers(splats), app_.engine.load("toy0000").splats.centers)
+    box = object_box(scenes["toy0000"], 2)
+    mesh = client.nodes["/grounding/box"]
+    vertices = np.frombuffer(mesh["vertices"], dtype=np.float32).reshape(-1, 3)
+    np.testing.assert_allclose(vertices.max(0) - vertices.min(0), box[3:] - box[:3], atol=1e-5)
+    session = next(iter(app_.sessions.values()))
+    np.testing.assert_allclose(session._nodes["/grounding/box"].position, (box[:3] + box[3:]) / 2, atol=1e-5)
+    assert client.nodes["/grounding/label"]["text"] == "the table · 0.88"
+    assert "| `table` | 0.98 |" in markdowns(client)
+    assert labels(client, "Candidates")[0] == "1. table 2 · 0.88"
+    client.close()
+
+
+def test_threshold_candidates_and_history(viewer, scenes):
+    app_, _ = viewer
+    client = connect(app_)
+    type_query(client, "a chair", "chair 0")
+    assert labels(client, "Candidates")[:2] == ["1. chair 0 · 0.95", "2. chair 1 · 0.92"]
+    client.click(client.gui_ids_under("Candidates")[1])
+    client.wait_until(lambda: "(candidate 2)" in markdowns(client))
+    np.testing.assert_array_equal(splat_rgba(last_splats(client))[:, :3], expected_colors(app_, "toy0000", 1))
+    client.set_value(client.gui_id("Threshold"), 0.9)  # above the oracle's 0.88: nothing selected
+    client.wait_until(lambda: "Nothing reaches the threshold" in markdowns(client))
+    assert "/grounding/box" not in client.nodes
+    client.set_value(client.gui_id("Threshold"), 0.5)
+    client.wait_until(lambda: "/grounding/box" in client.nodes)
+    client.click(client.gui_id("Ground"))
+    client.wait_until(lambda: labels(client, "History") == ["a chair"])
+    type_query(client, "the table", "table 2")
+    client.click(client.gui_id("Ground"))
+    client.wait_until(lambda: labels(client, "History") == ["the table", "a chair"])
+    client.click(client.gui_ids_under("History")[1])  # rerun "a chair"
+    client.wait_until(lambda: "chair 0" in markdowns(client) and labels(client, "History")[0] == "a chair")
+    assert client.gui[client.gui_id("Query")]["value"] == "a chair"
+    client.close()
+
+
+def test_negatives_subtract_masks(viewer, scenes):
+    app_, _ = viewer
+    loaded = app_.engine.load("toy0000")
+    plain = app_.engine.ground(loaded, "chair")
+    minus = app_.engine.ground(loaded, "chair", ["the chair"])
+    best = plain.candidates[0].point_probs
+    np.testing.assert_allclose(minus.candidates[0].point_probs, best * (1.0 - best), rtol=1e-5)
+    keep = 1.0 - best  # the negative's best query is chair 0's
+    np.testing.assert_allclose(
+        minus.candidates[1].point_probs, plain.candidates[1].point_probs * keep, rtol=1e-5
+    )
+    assert minus.negatives == ("the chair",)
+
+    client = connect(app_)
+    type_query(client, "chair", "chair 0")
+    client.set_value(client.gui_id("Not"), "not the chair")  # chair 0's mask subtracted from itself
+    client.wait_until(lambda: "Nothing reaches the threshold" in markdowns(client))
+    client.set_value(client.gui_id("Not"), "not the table")  # disjoint: chair 0 is back
+    client.wait_until(lambda: "/grounding/box" in client.nodes and "chair 0" in markdowns(client))
+    client.close()
+
+
+def test_scene_switch_regrounds_the_query(viewer, scenes):
+    app_, _ = viewer
+    client = connect(app_)
+    type_query(client, "the chair", "chair 0")
+    before = len(splat_rgba(last_splats(client)))
+    client.set_value(client.gui_id("Scene"), "toy0001")
+    client.wait_until(lambda: "chair 1" in markdowns(client))  # toy0001's chair is object 1
+    rgba = splat_rgba(last_splats(client))
+    assert len(rgba) == len(app_.engine.load("toy0001").splats) != before
+    np.testing.assert_array_equal(rgba[:, :3], expected_colors(app_, "toy0001", 1))
+    frustums = [name for name in client.nodes if name.startswith("/scene/cameras/")]
+    assert len(frustums) == 3
+    client.close()
+
+
+def test_export_writes_3dgs_ply_and_json_and_offers_download(viewer, scenes):
+    app_, _ = viewer
+    export_dir = app_.config.export_dir
+    client = connect(app_)
+    client.click(client.gui_id("Export selection"))
+    client.wait_until(lambda: "Nothing to export yet" in markdowns(client))
+    type_query(client, "the table", "table 2")
+    client.click(client.gui_id("Export selection"))
+    client.wait_until(lambda: "toy0000_the-table.json" in client.downloads)
+    ply_path = export_dir / "toy0000_the-table.ply"
+    record = json.loads((export_dir / "toy0000_the-table.json").read_text())
+    assert bytes(client.downloads["toy0000_the-table.ply"]) == ply_path.read_bytes()
+    vertex = PlyData.read(str(ply_path))["vertex"]
+    assert [p.name for p in vertex.properties] == gaussian_property_names()
+    loaded = app_.engine.load("toy0000")
+    table_voxels = object_voxels(loaded.scene, torch.as_tensor(loaded.voxel_points))[2].numpy()
+    expected_gaussians = np.flatnonzero(table_voxels[loaded.splats.point_index])
+    assert record["gaussian_indices"] == expected_gaussians.tolist()
+    assert vertex.count == len(expected_gaussians)
+    np.testing.assert_allclose(
+        np.stack([vertex["x"], vertex["y"], vertex["z"]], 1), loaded.splats.centers[expected_gaussians]
+    )
+    scene = scenes["toy0000"]
+    assert record["point_indices"] == np.flatnonzero(scene.point_instance == 2).tolist()
+    np.testing.assert_allclose(record["box"], object_box(scene, 2), atol=1e-6)
+    assert (record["query"], record["candidate"], record["threshold"]) == ("the table", "table 2", 0.5)
+    assert record["score"] == pytest.approx(1.0 / (1.0 + np.exp(-2.0)))
+    client.close()
+
+
+def test_two_clients_keep_their_own_state(viewer, scenes):
+    app_, _ = viewer
+    first, second = connect(app_), connect(app_)
+    type_query(first, "the table", "table 2")
+    type_query(second, "the chair", "chair 0")
+    assert "table 2" in markdowns(first) and "chair 0" not in markdowns(first)
+    np.testing.assert_array_equal(splat_rgba(last_splats(first))[:, :3], expected_colors(app_, "toy0000", 2))
+    np.testing.assert_array_equal(splat_rgba(last_splats(second))[:, :3], expected_colors(app_, "toy0000", 0))
+    second.set_value(second.gui_id("Scene"), "toy0001")
+    second.wait_until(lambda: "chair 1" in markdowns(second))
+    assert len(app_.sessions) == 2
+    assert {s.state.scene_id for s in app_.sessions.values()} == {"toy0000", "toy0001"}
+    first.close()
+    second.close()
+
+
+def test_empty_query_shows_a_hint(viewer):
+    app_, oracle = viewer
+    client = connect(app_)
+    type_query(client, "the table", "table 2")
+    calls = len(oracle.calls)
+    client.set_value(client.gui_id("Query"), "   ")
+    client.wait_until(lambda: "Type a query" in markdowns(client) and "/grounding/box" not in client.nodes)
+    client.click(client.gui_id("Ground"))
+    time.sleep(0.3)
+    assert "Type a query" in markdowns(client) and len(oracle.calls) == calls
+    assert labels(client, "Candidates") == []
+    client.close()
+
+
+def test_queries_while_one_runs_latest_wins(model, scenes, tmp_path):
+    app_, oracle = make_app(model, scenes, tmp_path, delay=0.4)
+    try:
+        client = connect(app_)
+        for text in ("chair", "the chair", "lamp", "the table"):
+            client.set_value(client.gui_id("Query"), text)
+            time.sleep(0.05)
+        client.wait_until(lambda: "table 2" in markdowns(client))
+        session = next(iter(app_.sessions.values()))
+        assert session.worker.dropped >= 1  # queued queries replaced by newer ones, never run
+        assert len(oracle.calls) < 4 and "table" in oracle.calls[-1]
+        assert session.state.query == "the table"
+        client.close()
+    finally:
+        app_.stop()
+
+
+def test_client_disconnecting_mid_query(model, scenes, tmp_path, capfd):
+    app_, oracle = make_app(model, scenes, tmp_path, delay=0.5)
+    try:
+        client = connect(app_)
+        client.set_value(client.gui_id("Query"), "the table")
+        deadline = time.monotonic() + 5
+        while not oracle.calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client.close()  # while the oracle sleeps
+        deadline = time.monotonic() + 5
+        while app_.sessions and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not app_.sessions
+        time.sleep(0.8)  # the orphaned query finishes against the closed connection
+        assert "Traceback" not in capfd.readouterr().err
+        other = connect(app_)
+        type_query(other, "the table", "table 2")
+        other.close()
+    finally:
+        app_.stop()
+
+
+def test_2d_view_renders_the_mask_from_the_client_camera(viewer):
+    app_, _ = viewer
+    client = connect(app_)
+    type_query(client, "the table", "table 2")
+    sent = time.perf_counter()
+    client.set_value(client.gui_id("2D mask view"), True)
+    image = client.wait_for(lambda r: r.type == "BackgroundImageMessage", after=sent)
+    assert image.message["media_type"] == "image/jpeg" and len(image.message["rgb_bytes"]) > 100
+    assert client.nodes["/scene/splats"]["visible"] is False  # the server render replaces the splats
+    moved = time.perf_counter()
+    client.send_camera(position=(1.0, -2.0, 1.5), look_at=(1.0, 0.4, 0.4))
+    client.wait_for(lambda r: r.type == "BackgroundImageMessage", after=moved)
+    client.set_value(client.gui_id("2D mask view"), False)
+    client.wait_until(lambda: client.nodes["/scene/splats"]["visible"] is True)
+    client.close()
+
+
+def test_display_toggles(viewer):
+    app_, _ = viewer
+    client = connect(app_)
+    session = next(iter(app_.sessions.values()))
+    assert session._nodes["/scene/points"].visible is False
+    assert session._nodes["/scene/cameras"].visible is False
+    client.set_value(client.gui_id("Input point cloud"), True)
+    client.set_value(client.gui_id("Cameras"), True)
+    client.wait_until(
+        lambda: client.nodes["/scene/points"]["visible"] and client.nodes["/scene/cameras"]["visible"]
+    )
+    client.close()
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def toy_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("viewer-data")
+    for scene in viewer_scenes().values():
+        write_scene(scene, root / "scans" / scene.scene_id)
+    return root, save_tiny_checkpoint(root / "tiny.pt")
+
+
+def run_entrypoint(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["liftgs-viewer", *args])
+    with pytest.raises(SystemExit) as raised:
+        entrypoint()
+    return raised.value.code
+
+
+def test_missing_checkpoint_is_a_clear_message(monkeypatch, capsys, toy_dataset, tmp_path):
+    root, _ = toy_dataset
+    code = run_entrypoint(monkeypatch, "--data", str(root), "--checkpoint", str(tmp_path / "nope.pt"))
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err == f"liftgs-viewer: checkpoint not found: {tmp_path / 'nope.pt'}"
+
+
+def test_unknown_scene_lists_the_available_ones(monkeypatch, capsys, toy_dataset):
+    root, checkpoint = toy_dataset
+    code = run_entrypoint(
+        monkeypatch, "--data", str(root), "--checkpoint", str(checkpoint), "--scene", "nope"
+    )
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err
+    assert err.startswith("liftgs-viewer: unknown scene 'nope'")
+    assert err.endswith("available: toy0000, toy0001")
+
+
+def test_busy_port_falls_back_to_the_next_one(monkeypatch, capsys, toy_dataset, tmp_path):
+    root, checkpoint = toy_dataset
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = ViewerConfig(
+            scene="toy0001", data=root, checkpoint=checkpoint, port=port, device="cpu", export_dir=tmp_path
+        )
+        running = start_viewer(config)
+        try:
+            out = capsys.readouterr().out
+            assert running.server.get_port() != port
+            assert f"port {port} is busy; using {running.server.get_port()}" in out
+            assert f"open {running.url}" in out
+            client = connect(running)  # the real (random) tiny model: every stage runs
+            type_query(client, "the lamp", "Gaussians ≥ 0.50")
+            client.close()
+        finally:
+            running.stop()
+
+
+def test_session_threads_end_with_the_client(viewer):
+    app_, _ = viewer
+    client = connect(app_)
+    session = next(iter(app_.sessions.values()))
+    client.close()
+    session.worker._thread.join(timeout=5)
+    assert not session.worker._thread.is_alive()
+    assert all(t.name != f"viewer-{session.client.client_id}" for t in threading.enumerate())
