@@ -14,6 +14,16 @@ import tyro
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:Class", one-line help). Each owner adds its own line.
+    "generate": ("liftgs.data.synthetic.generate:GenerateCommand", "generate the synthetic benchmark"),
+    "eval": ("liftgs.eval.command:EvalCommand", "score a checkpoint: Acc@0.25/0.5, mask IoU, JSON, plots"),
+    "ground": ("liftgs.ground:GroundCommand", "ground one query in one scene: JSON, optional 3DGS .ply"),
+    "bench model": ("liftgs.benchmarks.model:BenchModel", "time the encoder per scene and query latency"),
+    "bench render": ("liftgs.benchmarks.render:RenderBenchmark", "time rasterize: fwd, fwd+bwd, memory"),
+    "bench train": ("liftgs.benchmarks.train:BenchTrain", "time ns-train liftgs steps: s/step, scenes/s"),
+    "export-checkpoint": ("liftgs.nerfstudio.export:ExportCheckpoint", "ns-train run -> LIFT-GS checkpoint"),
+    "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colours"),
+    "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
+    "pseudo-label": ("liftgs.pseudo.command:PseudoLabelCommand", "2D pseudo-labels (SAM+CLIP or stand-in)"),
 }
 
 
