@@ -1,0 +1,82 @@
+"""Which text tokens name a target: the positives of the query <-> token alignment loss.
+
+A description's tokens (``TextFeatures.token_strings``, WordPiece or CLIP BPE) are grouped back into
+words; a word is positive when it equals a word of the target's ``object_name`` up to a plural "s"/"es"
+(so "chairs" names "chair", "trash can" marks both words). When no word matches (the description calls
+the target something else), every real token is positive, as the spec of the loss asks.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import Tensor
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _is_special(token: str) -> bool:
+    """``[CLS]``, ``[SEP]``, ``<start_of_text>``, ``<end_of_text>`` and the like."""
+    return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
+
+
+def token_words(token_strings: list[str]) -> list[str | None]:
+    """The whole (lower-case) word each token belongs to; None for special tokens.
+
+    WordPiece continuations start with ``##``; CLIP BPE marks a word's last piece with ``</w>``.
+    """
+    bpe = any(token.endswith("</w>") for token in token_strings)
+    groups: list[list[int]] = []
+    open_word = False
+    for index, token in enumerate(token_strings):
+        if _is_special(token):
+            groups.append([])  # a special token closes the current word
+            open_word = False
+            continue
+        continues = token.startswith("##") if not bpe else open_word
+        if continues and groups and groups[-1]:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+        open_word = bpe and not token.endswith("</w>")
+    words: list[str | None] = [None] * len(token_strings)
+    for group in groups:
+        text = "".join(token_strings[i].removeprefix("##").removesuffix("</w>") for i in group).lower()
+        for i in group:
+            words[i] = text
+    return words
+
+
+def _forms(word: str) -> set[str]:
+    """The word and its candidate singulars ("tables" -> table, tabl; "boxes" -> boxe, box)."""
+    forms = {word}
+    for suffix in ("s", "es"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            forms.add(word[: -len(suffix)])
+    return forms
+
+
+def _normalise(text: str) -> set[str]:
+    return {form for piece in _WORD.findall(text.lower()) for form in _forms(piece)}
+
+
+def positive_tokens(
+    token_strings: list[str],  # the T_real tokens of one text
+    names: list[str],  # one object name per target, e.g. ["trash can"]
+    length: int,  # T, the padded token length of the batch
+) -> Tensor:  # [M, T] bool
+    """Per target, the tokens of the words that name it (all real tokens when none does)."""
+    if len(token_strings) > length:
+        raise ValueError(f"length: {length} is shorter than the text's {len(token_strings)} tokens")
+    words = token_words(token_strings)
+    forms = [_normalise(word) if word is not None else set() for word in words]
+    positives = torch.zeros(len(names), length, dtype=torch.bool)
+    for row, name in enumerate(names):
+        wanted = _normalise(name)
+        hits = [i for i, word_forms in enumerate(forms) if word_forms & wanted]
+        if hits:
+            positives[row, hits] = True
+        else:
+            positives[row, : len(token_strings)] = True
+    return positives

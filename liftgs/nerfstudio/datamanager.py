@@ -1,0 +1,198 @@
+"""Cross-scene nerfstudio DataManager: serves ``TrainBatch``es (scenes x expressions x views).
+
+Data come from a dataset root in ``liftgs.data`` layout; with no ``--data`` the embedded synthetic
+benchmark (``liftgs.data.default_dataset_root``, generated on first use) is used. Per-scene tensors at
+render resolution are cached in memory (``SceneTensorCache``). For the render-supervised method the
+cache is built without 3D labels (``point_labels=False``): nothing it serves carries ``point_instance``.
+
+nerfstudio's trainer and viewer also expect ``train_dataset`` / ``eval_dataset`` image datasets with
+cameras: they are the posed frames of one scene of each split (the "viewer scene" of training, whose
+predicted Gaussians the viewer renders, and the first evaluation scene).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from nerfstudio.cameras.cameras import Cameras, CameraType
+from nerfstudio.data.datamanagers.base_datamanager import DataManager, DataManagerConfig
+from nerfstudio.data.scene_box import SceneBox
+from torch.nn import Parameter
+from torch.utils.data import Dataset
+
+from liftgs.data import default_dataset_root
+from liftgs.data.dataset import GroundingDataset
+from liftgs.scene import Expression, Scene
+from liftgs.train.batch import SamplerConfig, Supervision, TrainBatch, TrainBatchSampler
+from liftgs.train.cache import SceneTensorCache, SceneTensors
+
+OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+"""Right-multiplying an OpenCV camera-to-world pose gives nerfstudio's (OpenGL axes) pose."""
+
+
+class SceneFrames(Dataset):
+    """A scene's posed frames as nerfstudio's viewer and trainer use an ``InputDataset``.
+
+    Attributes:
+        cameras: nerfstudio ``Cameras`` (OpenGL axes, world = the scene's world frame).
+        scene_box: axis-aligned box of the scene's points.
+        metadata: empty (nerfstudio models read it at setup).
+    """
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+        poses = np.stack([frame.c2w @ OPENCV_TO_OPENGL for frame in scene.frames])[:, :3]
+        Ks = np.stack([frame.K for frame in scene.frames])
+        self.cameras = Cameras(
+            camera_to_worlds=torch.as_tensor(poses, dtype=torch.float32),
+            fx=torch.as_tensor(Ks[:, 0, 0:1], dtype=torch.float32),
+            fy=torch.as_tensor(Ks[:, 1, 1:2], dtype=torch.float32),
+            cx=torch.as_tensor(Ks[:, 0, 2:3], dtype=torch.float32),
+            cy=torch.as_tensor(Ks[:, 1, 2:3], dtype=torch.float32),
+            width=torch.as_tensor([[frame.width] for frame in scene.frames]),
+            height=torch.as_tensor([[frame.height] for frame in scene.frames]),
+            camera_type=CameraType.PERSPECTIVE,
+        )
+        aabb = np.stack([scene.points.min(axis=0), scene.points.max(axis=0)])
+        self.scene_box = SceneBox(aabb=torch.as_tensor(aabb, dtype=torch.float32))
+        self.metadata: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.scene.frames)
+
+    def __getitem__(self, index: int) -> dict:
+        image = torch.tensor(self.scene.frames[index].image, dtype=torch.float32) / 255.0
+        return {"image_idx": index, "image": image}
+
+
+@dataclass
+class LiftGSDataManagerConfig(DataManagerConfig):
+    """Where the scenes come from and how training steps are sampled."""
+
+    _target: type = field(default_factory=lambda: LiftGSDataManager)
+    data: Path | None = None
+    """Dataset root (``liftgs.data`` layout); None = the embedded synthetic benchmark (made if absent)."""
+    train_split: str = "train"
+    eval_split: str = "val"
+    """Split of periodic validation; ``ns-eval`` (test mode) evaluates the "test" split."""
+    supervision: Supervision = "views"
+    """"views": 2D masks in rendered views (LIFT-GS); "points": per-point masks (3D baseline)."""
+    with_views: bool = True
+    """Whether "points" batches also carry views (for the RGB/depth reconstruction losses)."""
+    render_height: int = 48
+    render_width: int = 64
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    cache_scenes: int = 1024
+    """Most scenes whose training tensors are kept in memory."""
+    viewer_scene: str | None = None
+    """Scene the viewer shows (default: the first training scene); its first expression is the query."""
+    seed: int = 0
+
+
+class LiftGSDataManager(DataManager):
+    """Samples training/validation batches from a grounding dataset (see module docstring)."""
+
+    config: LiftGSDataManagerConfig
+
+    def __init__(
+        self,
+        config: LiftGSDataManagerConfig,
+        device: torch.device | str = "cpu",
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        **kwargs,
+    ) -> None:
+        self.config = config
+        self.device = device
+        self.test_mode = test_mode
+        self.world_size = world_size
+        self.local_rank = local_rank
+        self.train_data: GroundingDataset | None = None
+        self.eval_data: GroundingDataset | None = None
+        self.train_dataset = None
+        self.eval_dataset = None
+        if test_mode != "inference":
+            root = config.data if config.data is not None else default_dataset_root(generate_if_missing=True)
+            self.train_data = GroundingDataset(root, config.train_split)
+            eval_split = "test" if test_mode == "test" else config.eval_split
+            self.eval_data = GroundingDataset(root, eval_split)
+            viewer_scene = config.viewer_scene or self.train_data.scene_ids[0]
+            self.train_dataset = SceneFrames(self.train_data.scene(viewer_scene))
+            self.eval_dataset = SceneFrames(self.eval_data.scene(self.eval_data.scene_ids[0]))
+        super().__init__()  # calls setup_train / setup_eval when the datasets exist
+
+    @property
+    def root(self) -> Path | None:
+        return None if self.train_data is None else self.train_data.root
+
+    def _sampler(self, data: GroundingDataset, seed: int) -> TrainBatchSampler:
+        point_labels = self.config.supervision == "points"
+        height, width = self.config.render_height, self.config.render_width
+
+        def build(scene_id: str) -> SceneTensors:
+            return SceneTensors.from_scene(data.scene(scene_id), height, width, point_labels=point_labels)
+
+        return TrainBatchSampler(
+            data.expressions,
+            SceneTensorCache(build, self.config.cache_scenes),
+            self.config.sampler,
+            self.config.supervision,
+            self.config.with_views,
+            seed,
+        )
+
+    def setup_train(self) -> None:
+        assert self.train_data is not None
+        self.train_sampler_ = self._sampler(self.train_data, self.config.seed + self.local_rank)
+
+    def setup_eval(self) -> None:
+        assert self.eval_data is not None
+        self.eval_sampler_ = self._sampler(self.eval_data, self.config.seed + 10_000 + self.local_rank)
+
+    def next_train(self, step: int) -> TrainBatch:  # type: ignore[override]
+        """The step's batch, on the training device."""
+        self.train_count += 1
+        return [scene.to(self.device) for scene in self.train_sampler_.sample()]
+
+    def next_eval(self, step: int) -> TrainBatch:  # type: ignore[override]
+        self.eval_count += 1
+        return [scene.to(self.device) for scene in self.eval_sampler_.sample()]
+
+    def next_eval_image(self, step: int) -> tuple[Scene, Expression, int]:  # type: ignore[override]
+        """An evaluation scene, one of its expressions and the frame that sees its target most."""
+        assert self.eval_data is not None
+        rng = np.random.default_rng(step)
+        expression = self.eval_data.expressions[int(rng.integers(len(self.eval_data.expressions)))]
+        scene = self.eval_data.scene(expression.scene_id)
+        coverage = [
+            0 if frame.instance is None else int((frame.instance == expression.object_id).sum())
+            for frame in scene.frames
+        ]
+        return scene, expression, int(np.argmax(coverage))
+
+    def viewer_query(self) -> tuple[Scene, str]:
+        """The viewer scene and the query shown for it."""
+        assert self.train_dataset is not None and self.train_data is not None
+        scene = self.train_dataset.scene
+        expressions = self.train_data.expressions_for(scene.scene_id)
+        return scene, expressions[0].description if expressions else next(iter(scene.objects.values())).name
+
+    def get_train_rays_per_batch(self) -> int:
+        """Rendered pixels per step (nerfstudio's "rays")."""
+        sampler = self.config.sampler
+        pixels = self.config.render_height * self.config.render_width
+        return sampler.scenes_per_batch * sampler.views_per_scene * pixels
+
+    def get_eval_rays_per_batch(self) -> int:
+        return self.get_train_rays_per_batch()
+
+    def get_datapath(self) -> Path:
+        return self.root if self.root is not None else Path(".")
+
+    def get_param_groups(self) -> dict[str, list[Parameter]]:
+        return {}

@@ -1,0 +1,309 @@
+"""Training batches: scenes x expressions x views, sampled so that the views see the targets.
+
+One ``SceneBatch`` holds a scene's point cloud, E referring expressions of that scene with their targets
+and V posed views at render resolution; a training step is a list of S of them (``TrainBatch``). All
+expressions of a scene share one ``encode_scene`` and one rasterize call.
+
+The render-supervised batch (``supervision="views"``) is built from ``SceneTensors`` made without 3D
+labels: its targets are 2D masks from the frames' instance maps. The 3D baseline (``"points"``) carries
+per-point target masks from ``point_instance`` instead. Expressions whose target cannot supervise (not
+visible in any frame at render resolution / no point in the cloud) are skipped and counted in
+``TrainBatchSampler.skipped``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from liftgs.losses.targets import ExpressionTargets, Views
+from liftgs.scene import Expression
+from liftgs.train.cache import SceneTensorCache, SceneTensors
+
+Supervision = Literal["views", "points"]
+
+SKIP_NOT_VISIBLE = "target not visible in any frame"
+SKIP_NO_POINTS = "target has no points"
+
+
+@dataclass
+class SceneBatch:
+    """One scene's share of a training step.
+
+    Attributes:
+        scene_id: the scene.
+        points: [P, 3] float32 world xyz; colors: [P, 3] float32 in [0, 1].
+        texts: the E referring expressions.
+        targets: what each text refers to (2D masks in ``views`` or per-point masks).
+        views: V views at render resolution, or None when nothing is rendered.
+    """
+
+    scene_id: str
+    points: Tensor  # [P, 3]
+    colors: Tensor  # [P, 3]
+    texts: list[str]
+    targets: ExpressionTargets
+    views: Views | None
+
+    def to(self, device: torch.device | str) -> SceneBatch:
+        return replace(
+            self,
+            points=self.points.to(device),
+            colors=self.colors.to(device),
+            targets=self.targets.to(device),
+            views=None if self.views is None else self.views.to(device),
+        )
+
+
+TrainBatch = list[SceneBatch]
+
+
+@dataclass
+class SamplerConfig:
+    """How a training step is assembled."""
+
+    scenes_per_batch: int = 2
+    expressions_per_scene: int = 4
+    views_per_scene: int = 3
+    min_target_pixels: int = 16
+    """A frame "sees" a target when it covers this many pixels of the instance map (2x render res)."""
+    category_prompts: int = 0
+    """Extra texts per scene that only name a category present in the views; their targets are all its
+    visible instances (many-target matching: dense 2D supervision, like pseudo-label pretraining)."""
+
+    def __post_init__(self) -> None:
+        for name in ("scenes_per_batch", "expressions_per_scene", "views_per_scene", "min_target_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.category_prompts < 0:
+            raise ValueError(f"category_prompts must be >= 0, got {self.category_prompts}")
+
+
+def choose_views(
+    object_pixels: dict[int, Tensor],  # object id -> [F] pixel counts
+    target_ids: Sequence[int],
+    num_frames: int,
+    num_views: int,
+    rng: np.random.Generator,
+    min_pixels: int,
+) -> list[int]:
+    """Up to ``num_views`` distinct frames: first one per target that sees it (drawn in proportion to how
+    much of it is visible, skipped when an already chosen frame sees it), then frames seeing any target,
+    then any frames."""
+    chosen: list[int] = []
+    seeing_any: set[int] = set()
+    for object_id in rng.permutation(np.asarray(list(dict.fromkeys(target_ids)), dtype=np.int64)):
+        counts = object_pixels.get(int(object_id))
+        if counts is None:
+            continue
+        weights = np.where(counts.numpy() >= min_pixels, counts.numpy(), 0).astype(np.float64)
+        candidates = set(np.flatnonzero(weights).tolist())
+        seeing_any |= candidates
+        if not candidates or len(chosen) >= num_views or candidates & set(chosen):
+            continue
+        chosen.append(int(rng.choice(num_frames, p=weights / weights.sum())))
+    for pool in (sorted(seeing_any - set(chosen)), [f for f in range(num_frames) if f not in chosen]):
+        missing = num_views - len(chosen)
+        if missing > 0 and pool:
+            chosen += [int(f) for f in rng.permutation(pool)[:missing]]
+    return chosen
+
+
+def scene_views(tensors: SceneTensors, frame_ids: list[int]) -> Views:
+    return Views(
+        viewmats=tensors.viewmats[frame_ids],
+        Ks=tensors.Ks[frame_ids],
+        images=tensors.images[frame_ids],
+        depths=tensors.depths[frame_ids],
+    )
+
+
+@dataclass
+class TextTarget:
+    """One training text, the objects it refers to and the category name that marks its positive tokens."""
+
+    text: str
+    object_ids: list[int]
+    name: str
+
+
+def expression_targets(scene_id: str, expressions: Sequence[Expression]) -> list[TextTarget]:
+    """Referring expressions of scene ``scene_id`` as single-target texts."""
+    foreign = [e.scene_id for e in expressions if e.scene_id != scene_id]
+    if foreign:
+        raise ValueError(f"expressions: scene {foreign[0]!r} in a batch of scene {scene_id!r}")
+    return [TextTarget(e.description, [e.object_id], e.object_name) for e in expressions]
+
+
+def category_prompts(
+    tensors: SceneTensors,
+    frame_ids: list[int] | None,
+    count: int,
+    rng: np.random.Generator,
+    min_pixels: int,
+) -> list[TextTarget]:
+    """Up to ``count`` texts that are just a category name ("chair"), each referring to every instance of
+    that category: the instances seen in ``frame_ids`` (2D labels), or with 3D points when ``frame_ids``
+    is None (the 3D baseline, built with point labels)."""
+    if frame_ids is not None:
+        seen = [
+            i for i, pixels in tensors.object_pixels.items() if int(pixels[frame_ids].sum()) >= min_pixels
+        ]
+    else:
+        assert tensors.point_instance is not None
+        present = set(torch.unique(tensors.point_instance).tolist())
+        seen = [i for i in tensors.object_names if i in present]
+    by_name: dict[str, list[int]] = {}
+    for object_id in sorted(seen):
+        by_name.setdefault(tensors.object_names[object_id], []).append(object_id)
+    names = sorted(by_name)
+    chosen = rng.permutation(len(names))[:count]
+    return [TextTarget(names[i], by_name[names[i]], names[i]) for i in sorted(chosen)]
+
+
+def build_scene_batch(
+    tensors: SceneTensors,
+    targets: Sequence[TextTarget],
+    frame_ids: list[int] | None,
+    supervision: Supervision,
+) -> SceneBatch:
+    """The batch of ``targets`` (texts of ``tensors``' scene) rendered into ``frame_ids``.
+
+    ``supervision="views"`` builds [M, V, H, W] 2D target masks in those frames; ``"points"`` builds [M, P]
+    point masks from ``tensors.point_instance``. ``frame_ids`` None means no views (a pure 3D step).
+    """
+    if supervision == "views":
+        if frame_ids is None:
+            raise ValueError("frame_ids: the render-supervised path needs views")
+        masks = [tensors.target_masks(target.object_ids, frame_ids) for target in targets]
+    elif supervision == "points":
+        if tensors.point_instance is None:
+            raise ValueError(
+                f"scene {tensors.scene_id}: built without point labels; the 3D baseline needs them"
+            )
+        masks = [torch.stack([tensors.point_instance == i for i in target.object_ids]) for target in targets]
+    else:
+        raise ValueError(f"supervision: expected 'views' or 'points', got {supervision!r}")
+    return SceneBatch(
+        scene_id=tensors.scene_id,
+        points=tensors.points,
+        colors=tensors.colors,
+        texts=[target.text for target in targets],
+        targets=ExpressionTargets(
+            kind=supervision,
+            masks=masks,
+            names=[[target.name] * len(target.object_ids) for target in targets],
+        ),
+        views=None if frame_ids is None else scene_views(tensors, frame_ids),
+    )
+
+
+class TrainBatchSampler:
+    """Draws training steps: S scenes (epochs over a shuffled scene list), E expressions each, V views.
+
+    Args:
+        expressions: the training expressions (any number of scenes).
+        cache: builds/keeps the scenes' ``SceneTensors`` (without point labels for ``"views"``).
+        config: batch sizes.
+        supervision: "views" (render-supervised) or "points" (3D baseline).
+        with_views: whether "points" batches also carry views (for reconstruction losses).
+        seed: sampling seed (give each distributed rank its own).
+    """
+
+    def __init__(
+        self,
+        expressions: Sequence[Expression],
+        cache: SceneTensorCache,
+        config: SamplerConfig,
+        supervision: Supervision = "views",
+        with_views: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.by_scene: dict[str, list[Expression]] = {}
+        for expression in expressions:
+            self.by_scene.setdefault(expression.scene_id, []).append(expression)
+        if not self.by_scene:
+            raise ValueError("expressions: no training expressions")
+        self.cache = cache
+        self.config = config
+        self.supervision = supervision
+        self.with_views = with_views or supervision == "views"
+        self.rng = np.random.default_rng(seed)
+        self.skipped: Counter[str] = Counter()
+        self._usable: dict[str, list[Expression]] = {}
+        self._order: list[str] = []
+
+    def _usable_expressions(self, tensors: SceneTensors) -> list[Expression]:
+        """The scene's expressions whose target can supervise (memoised; skips counted once)."""
+        scene_id = tensors.scene_id
+        if scene_id not in self._usable:
+            usable = []
+            for expression in self.by_scene[scene_id]:
+                if self.supervision == "views":
+                    counts = tensors.object_pixels.get(expression.object_id)
+                    ok = counts is not None and bool((counts >= self.config.min_target_pixels).any())
+                    reason = SKIP_NOT_VISIBLE
+                else:
+                    ok = bool((tensors.point_instance == expression.object_id).any())
+                    reason = SKIP_NO_POINTS
+                if ok:
+                    usable.append(expression)
+                else:
+                    self.skipped[reason] += 1
+            self._usable[scene_id] = usable
+        return self._usable[scene_id]
+
+    def _next_scene_id(self) -> str:
+        if not self._order:
+            self._order = [str(s) for s in self.rng.permutation(sorted(self.by_scene))]
+        return self._order.pop()
+
+    def sample_scene(self, scene_id: str) -> SceneBatch | None:
+        """One scene's batch, or None when none of its expressions can supervise."""
+        tensors = self.cache.get(scene_id)
+        usable = self._usable_expressions(tensors)
+        if not usable:
+            return None
+        count = min(self.config.expressions_per_scene, len(usable))
+        picked = [usable[i] for i in self.rng.choice(len(usable), size=count, replace=False)]
+        frame_ids = None
+        if self.with_views:
+            frame_ids = choose_views(
+                tensors.object_pixels,
+                [expression.object_id for expression in picked],
+                tensors.num_frames,
+                self.config.views_per_scene,
+                self.rng,
+                self.config.min_target_pixels,
+            )
+        targets = expression_targets(scene_id, picked)
+        if self.config.category_prompts:
+            targets += category_prompts(
+                tensors, frame_ids, self.config.category_prompts, self.rng, self.config.min_target_pixels
+            )
+        return build_scene_batch(tensors, targets, frame_ids, self.supervision)
+
+    def sample(self) -> TrainBatch:
+        """S scene batches (scenes without usable expressions are passed over).
+
+        Raises:
+            ValueError: more scenes in a row than the split has gave nothing usable.
+        """
+        batch: TrainBatch = []
+        misses = 0
+        while len(batch) < self.config.scenes_per_batch:
+            scene_batch = self.sample_scene(self._next_scene_id())
+            if scene_batch is None:
+                misses += 1
+                if misses > len(self.by_scene):
+                    raise ValueError(f"no usable training expression (skipped: {dict(self.skipped)})")
+                continue
+            misses = 0
+            batch.append(scene_batch)
+        return batch

@@ -1,0 +1,136 @@
+"""The training step on a toy scene with a tiny network: rendering, gradients, loss decrease, no 3D labels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_train_batching import poisoned, toy_expressions, toy_scene
+
+from liftgs.losses.criterion import LossConfig, scene_losses
+from liftgs.losses.rendering import render_views
+from liftgs.model import DecoderConfig, EncoderConfig, GaussianConfig, LiftGS, LiftGSConfig
+from liftgs.render import rasterize
+from liftgs.train.batch import build_scene_batch, expression_targets
+from liftgs.train.cache import SceneTensors
+from liftgs.train.step import batch_losses, forward_scene
+
+
+def tiny_network() -> LiftGSConfig:
+    return LiftGSConfig(
+        voxel_size=0.12,
+        max_points=600,
+        subsample="random",
+        encoder=EncoderConfig(
+            enc_channels=(32, 64), enc_depths=(1, 1), dec_channels=(32,), dec_depths=(1,), patch_size=32
+        ),
+        decoder=DecoderConfig(
+            d_model=32, point_dim=32, num_queries=4, num_layers=2, num_heads=2, align_dim=16
+        ),
+        gaussians=GaussianConfig(hidden=16),
+    )
+
+
+@pytest.fixture(scope="module")
+def tensors() -> SceneTensors:
+    return SceneTensors.from_scene(poisoned(toy_scene()), 24, 32)
+
+
+@pytest.fixture(scope="module")
+def model() -> LiftGS:
+    torch.manual_seed(0)
+    return LiftGS(tiny_network())
+
+
+def test_rendered_masks_are_the_composited_probabilities(tensors, model):
+    batch = build_scene_batch(tensors, expression_targets("toy0000", toy_expressions()[:2]), [0, 3], "views")
+    with torch.no_grad():
+        scene = model.encode_scene(batch.points, batch.colors)
+        out = model.ground(scene, model.encode_text(batch.texts))
+        logits = torch.stack([layer["mask_logits"] for layer in out.aux])  # [L=2, B=2, Q=4, Pv]
+        rendered = render_views(scene.gaussians, batch.views, logits)
+        g = scene.gaussians
+        alone, alphas, _ = rasterize(
+            g.means, g.quats, g.scales, g.opacities, g.take(torch.sigmoid(logits[1, 0, 2]))[:, None],
+            batch.views.viewmats, batch.views.Ks, 32, 24,
+        )  # fmt: skip
+    assert rendered.masks.shape == (2, 2, 4, 2, 24, 32)
+    assert torch.allclose(rendered.masks[1, 0, 2], alone[..., 0], atol=1e-5)
+    assert torch.allclose(rendered.alpha, alphas[..., 0], atol=1e-5)
+    assert rendered.rgb.shape == (2, 24, 32, 3) and rendered.depth.shape == (2, 24, 32)
+
+
+def test_mask_loss_reaches_mask_logits_and_gaussians(tensors, model):
+    batch = build_scene_batch(
+        tensors, expression_targets("toy0000", toy_expressions()[:3]), [0, 2, 4], "views"
+    )
+    config = LossConfig(token=0, score=0, rgb=0, depth=0, aux=0)  # the 2D mask loss alone
+    scene = model.encode_scene(batch.points, batch.colors)
+    for tensor in (scene.gaussians.means, scene.gaussians.opacities, scene.gaussians.scales):
+        tensor.retain_grad()
+    out = model.ground(scene, model.encode_text(batch.texts))
+    out.mask_logits.retain_grad()
+
+    from liftgs.losses.criterion import SceneOutputs
+    from liftgs.losses.tokens import positive_tokens
+
+    outputs = SceneOutputs(
+        layers=[{"mask_logits": out.mask_logits, "token_logits": out.token_logits, "scores": out.scores}],
+        text_mask=torch.ones_like(out.token_logits[:, 0], dtype=torch.bool),
+        positives=[
+            positive_tokens(["x"], names, out.token_logits.shape[-1]) for names in batch.targets.names
+        ],
+        source_to_voxel=scene.source_to_voxel,
+        rendered=render_views(scene.gaussians, batch.views, out.mask_logits[None]),
+    )
+    losses, _ = scene_losses(outputs, batch.targets, batch.views, config)
+    assert set(losses) == {"mask_bce", "mask_dice", "token", "score"}
+    model.zero_grad()
+    sum(losses.values()).backward()
+    assert out.mask_logits.grad.abs().sum() > 0
+    for tensor in (scene.gaussians.means, scene.gaussians.opacities, scene.gaussians.scales):
+        assert tensor.grad.abs().sum() > 0
+    assert model.gaussian_head.parameters().__next__().grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+
+
+def test_three_d_baseline_losses_need_no_views(tensors):
+    scene = toy_scene()
+    labelled = SceneTensors.from_scene(scene, 24, 32, point_labels=True)
+    batch = build_scene_batch(labelled, expression_targets("toy0000", toy_expressions()[:2]), None, "points")
+    torch.manual_seed(0)
+    network = LiftGS(tiny_network())
+    losses, metrics = batch_losses(network, [batch], LossConfig())
+    assert set(losses) == {"mask_bce", "mask_dice", "token", "score"}  # no rendering, no reconstruction
+    sum(losses.values()).backward()
+    assert network.decoder.heads.mask_embed[0].weight.grad.abs().sum() > 0
+    assert network.gaussian_head.parameters().__next__().grad is None
+    assert 0 <= metrics["top1_iou"] <= 1
+
+
+def test_a_few_steps_reduce_the_loss(tensors):
+    """Fitting one batch (toy scene with poisoned 3D labels: the 2D path never reads them)."""
+    torch.manual_seed(0)
+    network = LiftGS(tiny_network())
+    batch = [
+        build_scene_batch(tensors, expression_targets("toy0000", toy_expressions()[:2]), [0, 3], "views")
+    ]
+    optimizer = torch.optim.AdamW(network.parameters(), lr=3e-3)
+    history = []
+    for _ in range(10):
+        losses, _ = batch_losses(network, batch, LossConfig())
+        loss = sum(losses.values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(float(loss))
+    assert sum(history[-3:]) / 3 < 0.8 * sum(history[:3]) / 3, history
+
+
+def test_forward_renders_every_supervised_layer(tensors, model):
+    batch = build_scene_batch(tensors, expression_targets("toy0000", toy_expressions()[:2]), [1, 2], "views")
+    with torch.no_grad():
+        deep = forward_scene(model, batch, LossConfig(aux=0.5))
+        last = forward_scene(model, batch, LossConfig(aux=0.0))
+    assert len(deep.layers) == 2 and deep.rendered.masks.shape[0] == 2
+    assert len(last.layers) == 1 and last.rendered.masks.shape[0] == 1
+    assert torch.allclose(deep.rendered.masks[-1], last.rendered.masks[0], atol=1e-6)
