@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from liftgs.data.synthetic.camera_path import look_at
 from liftgs.scene import NO_INSTANCE, Expression, Frame, Scene, SceneObject
 from liftgs.train.batch import (
     SamplerConfig,
@@ -52,18 +53,6 @@ def _surfaces(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndar
     return np.concatenate(points), np.concatenate(colors), np.concatenate(ids)
 
 
-def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """OpenCV camera-to-world (x right, y down, z forward) looking from ``eye`` at ``target``."""
-    forward = (target - eye) / np.linalg.norm(target - eye)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    c2w = np.eye(4)
-    c2w[:3, :3] = np.stack([right, down, forward], axis=1)
-    c2w[:3, 3] = eye
-    return c2w
-
-
 def _project(points, colors, ids, K, c2w, height, width):
     w2c = np.linalg.inv(c2w)
     cam = points @ w2c[:3, :3].T + w2c[:3, 3]
@@ -95,7 +84,7 @@ def toy_scene(
     K = np.array([[0.8 * width, 0, width / 2], [0, 0.8 * width, height / 2], [0, 0, 1.0]])
     frames = []
     for index, angle in enumerate(np.linspace(0, 2 * np.pi, num_frames, endpoint=False)):
-        c2w = _look_at(np.array([2.6 * np.cos(angle), 2.6 * np.sin(angle), 1.6]), np.array([0.0, 0.0, 0.3]))
+        c2w = look_at(np.array([2.6 * np.cos(angle), 2.6 * np.sin(angle), 1.6]), np.array([0.0, 0.0, 0.3]))
         image, depth, instance = _project(*dense, K, c2w, height, width)
         frames.append(Frame(str(index), image, depth, K.copy(), c2w, instance))
     objects = {i: SceneObject(i, name, np.asarray(box, float)) for i, (name, _, *box) in enumerate(BOXES)}
