@@ -22,6 +22,7 @@ import torch
 from app.scenes import describe_ids
 from app.splats import Splats
 from liftgs.eval.metrics import points_box
+from liftgs.model.grounded_mask import grounded_voxels
 from liftgs.model.types import SceneFeatures
 from liftgs.scene import Scene
 
@@ -54,13 +55,24 @@ class LoadedScene:
         """Per-voxel values ``[Pv]`` -> per-Gaussian values ``[G]``."""
         return point_values[self.splats.point_index]
 
-    def point_mask(self, point_probs: np.ndarray, threshold: float) -> np.ndarray:
-        """[P] bool: scene points whose voxel probability (``point_probs`` [Pv]) reaches ``threshold``."""
-        return point_probs[self.source_to_voxel] >= threshold
+    def grounded(self, point_probs: np.ndarray, threshold: float) -> np.ndarray:
+        """[Pv] bool, the grounded object's voxels, as ``liftgs eval`` scores them: the most probable
+        connected part of the voxels whose probability (``point_probs`` [Pv]) reaches ``threshold``
+        (``liftgs.model.grounded_voxels``); none when no voxel reaches it."""
+        return grounded_voxels(
+            self.features.points.cpu(),
+            torch.from_numpy(point_probs),
+            threshold,
+            link=2.0 * self.features.voxel_size,
+        ).numpy()
 
-    def box(self, point_probs: np.ndarray, threshold: float) -> np.ndarray | None:
-        """[6] axis-aligned box of the selected scene points (as ``liftgs eval`` scores it), None if empty."""
-        return points_box(self.scene.points, self.point_mask(point_probs, threshold))
+    def point_mask(self, grounded: np.ndarray) -> np.ndarray:
+        """[P] bool: the scene points whose voxel is in ``grounded`` ([Pv] bool)."""
+        return grounded[self.source_to_voxel]
+
+    def box(self, grounded: np.ndarray) -> np.ndarray | None:
+        """[6] axis-aligned box of the scene points of the ``grounded`` voxels ([Pv] bool), None if empty."""
+        return points_box(self.scene.points, self.point_mask(grounded))
 
     def object_label(self, point_mask: np.ndarray) -> str | None:
         """Name and id of the annotated object most of the masked voxels' points belong to, if any.

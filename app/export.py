@@ -36,7 +36,8 @@ def export_selection(
     Raises:
         ValueError: no Gaussian reaches ``threshold`` (nothing to export).
     """
-    gaussian_mask = loaded.gaussian_values(candidate.point_probs) >= threshold
+    grounded = loaded.grounded(candidate.point_probs, threshold)
+    gaussian_mask = loaded.gaussian_values(grounded)
     if not gaussian_mask.any():
         raise ValueError(f"nothing to export: no Gaussian reaches the threshold {threshold:.2f}")
     out_dir = Path(out_dir)
@@ -44,7 +45,7 @@ def export_selection(
     stem = export_stem(result.scene_id, result.text)
     ply_path, json_path = out_dir / f"{stem}.ply", out_dir / f"{stem}.json"
     count = write_gaussians_ply(ply_path, loaded.features.gaussians, mask=gaussian_mask)
-    box = loaded.box(candidate.point_probs, threshold)
+    box = loaded.box(grounded)
     record = {
         "scene_id": result.scene_id,
         "query": result.text,
@@ -56,7 +57,7 @@ def export_selection(
         "box": None if box is None else [float(v) for v in box],
         "num_gaussians": count,
         "gaussian_indices": np.flatnonzero(gaussian_mask).tolist(),
-        "point_indices": np.flatnonzero(loaded.point_mask(candidate.point_probs, threshold)).tolist(),
+        "point_indices": np.flatnonzero(loaded.point_mask(grounded)).tolist(),
         "ply": ply_path.name,
     }
     json_path.write_text(json.dumps(record, indent=1) + "\n")

@@ -234,7 +234,8 @@ class ClientSession:
             colors, opacities = splats.colors, splats.opacities
         else:
             candidate = result.candidates[candidate_index]
-            probs = loaded.gaussian_values(candidate.point_probs)
+            grounded = loaded.grounded(candidate.point_probs, threshold)
+            probs = loaded.gaussian_values(np.where(grounded, candidate.point_probs, 0.0))
             colors, opacities = highlight(splats.colors, splats.opacities, probs, threshold)
         self._splats.show(splats, colors, opacities)
         with self._lock:
@@ -244,7 +245,7 @@ class ClientSession:
             self._show_result_lists(None)
             self.panel.status.content = EMPTY_QUERY_TEXT
         else:
-            box = loaded.box(candidate.point_probs, threshold)
+            box = loaded.box(grounded)
             self._draw_box(box, f"{result.text} · {candidate.score:.2f}")
             self._show_result_lists(result)
             count = int(selected(probs, threshold).sum())

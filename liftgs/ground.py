@@ -74,16 +74,16 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
     features = model.encode_scene(scene.points, scene.colors)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        (prediction,) = model.predict(features, [query])
+        (prediction,) = model.predict(features, [query], threshold)
     for warning in caught:
         print(f"liftgs ground: warning: {warning.message}", file=sys.stderr)
     max_length = model.text_encoder.max_length
     truncated = len(prediction.token_strings) >= max_length
     if truncated and not caught:  # the encoder warns only on first encoding (it caches texts)
         print(f"liftgs ground: warning: query truncated to {max_length} tokens", file=sys.stderr)
-    point_mask = predicted_point_mask(prediction.point_probs, features.source_to_voxel, threshold)
+    point_mask = predicted_point_mask(prediction.mask, features.source_to_voxel)
     box = points_box(scene.points, point_mask)
-    gaussian_mask = (features.gaussians.take(prediction.point_probs) > threshold).cpu().numpy()
+    gaussian_mask = features.gaussians.take(prediction.mask).cpu().numpy()
     record = {
         "scene": scene.scene_id,
         "query": query,

@@ -136,7 +136,9 @@ def make_oracle(scenes: dict[str, Scene], expressions: list[Expression], shift: 
             if object_id in present:
                 object_id = present[(present.index(object_id) + shift) % len(present)]
             probs = voxel_fraction(features.source_to_voxel.cpu(), scene.point_instance == object_id)
-            predictions.append(Prediction(probs, 1.0, torch.zeros(6), torch.ones(2), ["[CLS]", "[SEP]"], 0))
+            mask = probs > threshold
+            box = torch.zeros(6)
+            predictions.append(Prediction(probs, mask, 1.0, box, torch.ones(2), ["[CLS]", "[SEP]"], 0))
         return predictions
 
     return predict

@@ -77,7 +77,8 @@ def test_ground_random_model_prints_json_with_tokens(toy, capsys):
     _ground(toy, "the lamp", "--scene", "toy0001", "--threshold", "0")
     record = json.loads(capsys.readouterr().out)
     assert set(record) == RECORD_KEYS
-    assert record["num_points"] == toy[1]["toy0001"].num_points  # threshold 0 grounds every point
+    # threshold 0 selects every voxel; the grounded object is the most probable connected part of them
+    assert 0 < record["num_points"] == len(record["point_indices"]) <= toy[1]["toy0001"].num_points
     assert [t["token"] for t in record["tokens"]] == ["[CLS]", "the", "lamp", "[SEP]"]
     assert all(0.0 <= t["score"] <= 1.0 for t in record["tokens"])
     assert 0.0 <= record["score"] <= 1.0 and record["truncated"] is False

@@ -17,6 +17,7 @@ from liftgs.model import (
     LiftGSConfig,
     TextEncoder,
     TextFeatures,
+    grounded_voxels,
     mask_box,
     voxelize,
 )
@@ -319,15 +320,30 @@ def test_predict_picks_best_query_and_boxes_its_mask():
         "the",
         "floor",
     ]
-    assert torch.allclose(pred.box, mask_box(scene.points, pred.point_probs))
+    expected = grounded_voxels(scene.points, pred.point_probs, link=2.0 * scene.voxel_size)
+    assert torch.equal(pred.mask, expected)
+    assert torch.allclose(pred.box, mask_box(scene.points, pred.mask, pred.point_probs))
 
 
-def test_mask_box_threshold_and_fallback():
+def test_grounded_voxels_keep_the_most_probable_connected_part():
+    # a 3-voxel object at the origin, a 2-voxel blob 3 m away, and a lone stray voxel far off
+    xyz = torch.tensor(
+        [[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [3.0, 0, 0], [3.1, 0, 0], [-4.0, 2, 1], [1.0, 1, 1]]
+    )
+    probs = torch.tensor([0.9, 0.8, 0.7, 0.95, 0.95, 0.99, 0.1])
+    grounded = grounded_voxels(xyz, probs, link=0.15)
+    assert grounded.tolist() == [True, True, True, False, False, False, False]
+    assert mask_box(xyz, grounded, probs).tolist() == pytest.approx([0, 0, 0, 0.2, 0, 0])
+    # a larger link joins the blob 3 m away only when it is closer than the link
+    assert grounded_voxels(xyz, probs, link=3.5).tolist() == [True] * 5 + [False, False]
+
+
+def test_nothing_above_threshold_grounds_nothing_and_boxes_the_most_probable_points():
     xyz = torch.tensor([[0.0, 0, 0], [1, 2, 3], [5, 5, 5], [-1, 0, 2]])
-    probs = torch.tensor([0.9, 0.8, 0.1, 0.2])
-    assert mask_box(xyz, probs).tolist() == [0, 0, 0, 1, 2, 3]
     low = torch.tensor([0.1, 0.3, 0.2, 0.05])
-    assert mask_box(xyz, low, fallback_points=2).tolist() == [1, 2, 3, 5, 5, 5]
+    grounded = grounded_voxels(xyz, low, link=0.1)
+    assert not grounded.any()
+    assert mask_box(xyz, grounded, low, fallback_points=2).tolist() == [1, 2, 3, 5, 5, 5]
 
 
 def test_encode_scene_rejects_tiny_scenes_and_wrong_extra():

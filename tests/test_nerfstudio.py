@@ -48,6 +48,7 @@ def tiny_trainer(method: str, output_dir: Path, iterations: int) -> TrainerConfi
     config.max_num_iterations = iterations
     config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = 2
     config.steps_per_save = 100
+    config.optimizers["liftgs"]["scheduler"].warmup_steps = 1  # past warm-up: cosine factors get saved
     pipeline = config.pipeline
     pipeline.eval_max_scenes = 1
     pipeline.model.network = tiny_network()

@@ -54,6 +54,10 @@ class BenchViewer:
     other_scene: str = "scan0001"
     """Scene switched to (and back) to time splat uploads."""
     repeats: int = 16
+    max_points: int | None = None
+    """Override the model's voxel cap (with ``voxel_size``: time a denser scene than it was trained on)."""
+    voxel_size: float | None = None
+    """Override the model's voxel edge in metres (0.05 gives ~20k Gaussians on the embedded scenes)."""
     threads: int = 2
     """torch CPU threads (the bars are for 2 cores)."""
 
@@ -67,6 +71,10 @@ class BenchViewer:
         torch.set_num_threads(self.threads)
         checkpoint = self.checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)
         model = load_liftgs(checkpoint, "cpu")[0] if checkpoint else LiftGS(LiftGSConfig()).eval()
+        if self.max_points is not None:
+            model.config.max_points = self.max_points
+        if self.voxel_size is not None:
+            model.config.voxel_size = self.voxel_size
         source = open_scenes(self.data)
         engine = ViewerEngine(model, source.scene_ids, source.load)
         app = start_viewer(ViewerConfig(scene=self.scene, port=_free_port()), engine)

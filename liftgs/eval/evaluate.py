@@ -4,12 +4,13 @@
 ``liftgs.eval.command.EvalCommand`` is ``liftgs eval``. Each scene is encoded once and every expression of
 that scene is grounded against the cached encoding in batches.
 
-What is scored (see ``liftgs.eval.metrics``): the predicted mask is the chosen query's per-voxel
-probability carried back to the scene's own points through ``SceneFeatures.source_to_voxel`` and
-thresholded; the target is the scene points whose ``point_instance`` is the expression's object id. Boxes
-are the axis-aligned boxes of both masks' points. Expressions whose target has no point in the cloud are
-skipped and counted in ``EvalResult.skipped`` (they cannot be scored), as are expressions of scenes the
-dataset cannot supply or the model cannot encode (too few points); each skipped scene is logged.
+What is scored (see ``liftgs.eval.metrics``): the predicted mask is the chosen query's grounded voxels
+(``Prediction.mask``: thresholded, then its most probable connected part) carried back to the scene's own
+points through ``SceneFeatures.source_to_voxel``; the target is the scene points whose ``point_instance``
+is the expression's object id. Boxes are the axis-aligned boxes of both masks' points. Expressions whose
+target has no point in the cloud are skipped and counted in ``EvalResult.skipped`` (they cannot be
+scored), as are expressions of scenes the dataset cannot supply or the model cannot encode (too few
+points); each skipped scene is logged.
 """
 
 from __future__ import annotations
@@ -73,12 +74,11 @@ def _group_by_scene(expressions: Iterable[Expression]) -> dict[str, list[Express
 
 
 def predicted_point_mask(
-    point_probs: torch.Tensor,  # [Pv] per-voxel probability
+    voxel_mask: torch.Tensor,  # [Pv] bool, the grounded voxels (``Prediction.mask``)
     source_to_voxel: torch.Tensor,  # [P] int64
-    threshold: float = 0.5,
 ) -> np.ndarray:
-    """[P] bool mask over the scene's own points: the probability of each point's voxel > threshold."""
-    return (point_probs.detach()[source_to_voxel] > threshold).cpu().numpy()
+    """[P] bool mask over the scene's own points: those whose voxel is grounded."""
+    return voxel_mask.detach()[source_to_voxel].cpu().numpy()
 
 
 @torch.no_grad()
@@ -170,13 +170,13 @@ def _ground_scene(
     records = []
     for start in range(0, len(expressions), batch_size):
         batch = expressions[start : start + batch_size]
-        predictions = model.predict(features, [expression.description for expression in batch])
+        predictions = model.predict(features, [expression.description for expression in batch], threshold)
         for expression, prediction in zip(batch, predictions, strict=True):
             target = scene.point_instance == expression.object_id
             if not target.any():
                 skipped[SKIP_EMPTY_TARGET] += 1
                 continue
-            predicted = predicted_point_mask(prediction.point_probs, features.source_to_voxel, threshold)
+            predicted = predicted_point_mask(prediction.mask, features.source_to_voxel)
             box_iou, mask_iou, predicted_box, target_box = score_prediction(scene.points, predicted, target)
             records.append(
                 GroundingRecord(

@@ -41,7 +41,7 @@ class LossConfig:
 
     mask_bce: float = 2.0
     mask_dice: float = 2.0
-    balanced_bce: bool = True
+    balanced_bce: bool = False
     """Average the mask BCE over target and background elements separately (then the mean of both)."""
     token: float = 1.0
     """Sigmoid-focal query <-> token alignment."""

@@ -7,7 +7,8 @@ text encoders and ``build_text_encoder``, and checkpoint I/O.
 
 from liftgs.model.checkpoint import CheckpointError, load_model, save_checkpoint
 from liftgs.model.config import DecoderConfig, EncoderConfig, GaussianConfig, LiftGSConfig
-from liftgs.model.liftgs import LiftGS, mask_box
+from liftgs.model.grounded_mask import grounded_voxels, mask_box
+from liftgs.model.liftgs import LiftGS
 from liftgs.model.text import (
     HFTextEncoder,
     MiniLMTextEncoder,
@@ -37,6 +38,7 @@ __all__ = [
     "Voxels",
     "build_text_encoder",
     "load_model",
+    "grounded_voxels",
     "mask_box",
     "save_checkpoint",
     "voxelize",

@@ -7,10 +7,12 @@ Two streams: the sequence ``[queries || text tokens]`` (width ``d_model``) and t
 2. queries -> points cross-attention (the sequence reads the scene), then an FFN on the sequence,
 3. points -> ``[queries || tokens]`` cross-attention (point features updated; optional point FFN).
 
-After every layer the shared heads predict, for each query: per-point mask logits
-(``MLP(query) . point_features / sqrt(point_dim)``), query <-> token alignment logits (cosine of
-projections times a learned inverse temperature), a grounding score and an axis-aligned box (centre and
-size refine the query's mask-weighted point statistics). All layers' outputs are kept for deep supervision.
+The queries start from learned embeddings plus a projection of the mean text token, so every query knows
+the text before the first layer. After every layer the shared heads predict, for each query: per-point
+mask logits (``MLP(query) . point_features / sqrt(point_dim)``, times a learned scale, plus a learned
+bias), query <-> token alignment logits (cosine of projections times a learned inverse temperature), a
+grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
+statistics). All layers' outputs are kept for deep supervision.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liftgs.model.config import DecoderConfig
-from liftgs.model.types import GroundingOutput, TextFeatures
+from liftgs.model.types import DecoderPoints, GroundingOutput, TextFeatures
 
 PAD_LOGIT = -1e4
 """Token logit written at padded token positions."""
+MASK_SCALE_INIT = 8.0
+"""Initial multiplier of the mask dot products (learned, like the token alignment's inverse temperature):
+at 1 the logits start near 0 and need hundreds of steps to grow confident."""
+MASK_BIAS_INIT = -2.0
+"""Initial mask logit offset (learned): objects are small, so a point starts as "not the object" (p 0.12)."""
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -149,6 +156,8 @@ class GroundingHeads(nn.Module):
         self.query_align = nn.Linear(d, config.align_dim)
         self.token_align = nn.Linear(d, config.align_dim)
         self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.mask_log_scale = nn.Parameter(torch.tensor(math.log(MASK_SCALE_INIT)))
+        self.mask_bias = nn.Parameter(torch.tensor(MASK_BIAS_INIT))
         self.score = nn.Linear(d, 1)
         self.box = mlp([d, d, 6])
 
@@ -162,7 +171,8 @@ class GroundingHeads(nn.Module):
     ) -> dict[str, Tensor]:
         q = self.query_norm(queries)
         p = self.point_norm(points)
-        mask_logits = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
+        similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
+        mask_logits = similarity * self.mask_log_scale.exp() + self.mask_bias
         qa = F.normalize(self.query_align(q), dim=-1)
         ta = F.normalize(self.token_align(self.token_norm(tokens)), dim=-1)
         token_logits = qa @ ta.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q, T]
@@ -200,13 +210,23 @@ class GroundingDecoder(nn.Module):
         self.point_pos = FourierPosition(dp)
         self.text_proj = nn.Sequential(nn.Linear(text_dim, d), nn.LayerNorm(d))
         self.query_feat = nn.Embedding(config.num_queries, d)
+        self.query_from_text = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.query_pos = nn.Embedding(config.num_queries, d)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
         self.heads = GroundingHeads(config)
 
-    def forward(
+    def prepare(
         self,
         point_features: Tensor,  # [P, point_dim of the encoder]
+        xyz: Tensor,  # [P, 3] metres
+    ) -> DecoderPoints:
+        """The text-independent point inputs of ``forward``: computed once per scene, reused per query."""
+        centre = torch.cat([xyz[:, :2].mean(0), xyz.new_zeros(1)])
+        return DecoderPoints(embed=self.point_proj(point_features), pos=self.point_pos(xyz - centre))
+
+    def forward(
+        self,
+        prepared: DecoderPoints,  # ``prepare`` of the scene
         xyz: Tensor,  # [P, 3] metres
         text: TextFeatures,
         all_layers: bool = True,
@@ -215,11 +235,13 @@ class GroundingDecoder(nn.Module):
         (``aux`` then holds just the final outputs: for inference)."""
         batch, num_tokens = text.mask.shape
         num_queries = self.config.num_queries
-        centre = torch.cat([xyz[:, :2].mean(0), xyz.new_zeros(1)])
-        points = self.point_proj(point_features).expand(batch, -1, -1)
-        point_pos = self.point_pos(xyz - centre).expand(batch, -1, -1)
+        points = prepared.embed.expand(batch, -1, -1)
+        point_pos = prepared.pos.expand(batch, -1, -1)
         tokens = self.text_proj(text.tokens)
-        seq = torch.cat([self.query_feat.weight.expand(batch, -1, -1), tokens], dim=1)
+        weights = text.mask.to(tokens.dtype).unsqueeze(-1)  # [B, T, 1]
+        sentence = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # [B, d]
+        queries = self.query_feat.weight + self.query_from_text(sentence).unsqueeze(1)  # [B, Q, d]
+        seq = torch.cat([queries, tokens], dim=1)
         seq_pos = torch.cat([self.query_pos.weight.expand(batch, -1, -1), torch.zeros_like(tokens)], dim=1)
         seq_ignore = torch.cat([text.mask.new_zeros(batch, num_queries), ~text.mask], dim=1)
         aux = []

@@ -14,6 +14,7 @@ from liftgs.model.config import LiftGSConfig
 from liftgs.model.decoder import GroundingDecoder
 from liftgs.model.encoder import PointEncoder
 from liftgs.model.gaussian_head import GaussianHead
+from liftgs.model.grounded_mask import grounded_voxels, mask_box
 from liftgs.model.text import TextEncoder, build_text_encoder
 from liftgs.model.types import GroundingOutput, Prediction, SceneFeatures, TextFeatures
 from liftgs.model.voxelize import voxelize
@@ -23,8 +24,11 @@ class LiftGS(nn.Module):
     """The LIFT-GS network.
 
     The frozen text encoder is not a submodule (its weights are not trained nor saved in checkpoints):
-    it is built lazily from ``config.text_encoder`` unless one is given.
+    it is built lazily from ``config.text_encoder`` unless one is given, keeping the last
+    ``text_cache_size`` encoded strings (a training run sets it to its number of distinct texts).
     """
+
+    text_cache_size: int = 1024
 
     def __init__(self, config: LiftGSConfig, text_encoder: TextEncoder | None = None) -> None:
         super().__init__()
@@ -40,6 +44,7 @@ class LiftGS(nn.Module):
     def text_encoder(self) -> TextEncoder:
         if self._text_encoder is None:
             self.text_encoder = build_text_encoder(self.config.text_encoder)
+            self._text_encoder.cache_size = self.text_cache_size
         return self._text_encoder
 
     @text_encoder.setter
@@ -84,6 +89,7 @@ class LiftGS(nn.Module):
             colors=voxels.colors,
             features=features,
             gaussians=gaussians,
+            decoder_points=self.decoder.prepare(features, voxels.points),
             source_to_voxel=voxels.source_to_voxel,
             voxel_size=cfg.voxel_size,
         )
@@ -96,14 +102,17 @@ class LiftGS(nn.Module):
         """Decodes B texts against one encoded scene: mask logits [B, Q, Pv], token logits [B, Q, T], ...
 
         ``all_layers=False`` skips the intermediate layers' heads (``aux`` = [final outputs]; inference)."""
-        return self.decoder(scene.features, scene.points, text, all_layers)
+        return self.decoder(scene.decoder_points, scene.points, text, all_layers)
 
     def forward(self, scene: SceneFeatures, text: TextFeatures) -> GroundingOutput:
         return self.ground(scene, text)
 
     @torch.no_grad()
     def predict(self, scene: SceneFeatures, texts: list[str], threshold: float = 0.5) -> list[Prediction]:
-        """The best-scoring query's mask, box and token scores for each text."""
+        """The best-scoring query's mask, box and token scores for each text.
+
+        The grounded voxels are the connected part of the query's thresholded mask holding the most
+        probability (``grounded_voxels``, neighbours within two voxels); the box is theirs."""
         text = self.encode_text(texts)
         out = self.ground(scene, text, all_layers=False)
         predictions = []
@@ -111,30 +120,16 @@ class LiftGS(nn.Module):
             q = int(out.scores[b].argmax())
             probs = torch.sigmoid(out.mask_logits[b, q])
             valid = text.mask[b]
+            grounded = grounded_voxels(scene.points, probs, threshold, link=2.0 * scene.voxel_size)
             predictions.append(
                 Prediction(
                     point_probs=probs,
+                    mask=grounded,
                     score=float(torch.sigmoid(out.scores[b, q])),
-                    box=mask_box(scene.points, probs, threshold),
+                    box=mask_box(scene.points, grounded, probs),
                     token_scores=torch.sigmoid(out.token_logits[b, q][valid]),
                     token_strings=text.token_strings[b],
                     query_index=q,
                 )
             )
         return predictions
-
-
-def mask_box(
-    xyz: Tensor,  # [P, 3] metres
-    probs: Tensor,  # [P] in [0, 1]
-    threshold: float = 0.5,
-    fallback_points: int = 16,
-) -> Tensor:
-    """[6] axis-aligned box ``(min xyz, max xyz)`` of the points with ``probs > threshold``; when there are
-    none, of the ``fallback_points`` most probable points."""
-    selected = probs > threshold
-    if not selected.any():
-        selected = torch.zeros_like(selected)
-        selected[probs.topk(min(fallback_points, probs.numel())).indices] = True
-    chosen = xyz[selected]
-    return torch.cat([chosen.min(dim=0).values, chosen.max(dim=0).values])

@@ -83,6 +83,19 @@ class Gaussians:
 
 
 @dataclass
+class DecoderPoints:
+    """The grounding decoder's text-independent view of a scene's points (``GroundingDecoder.prepare``).
+
+    Attributes:
+        embed: [Pv, point_dim] point features projected to the decoder's point width.
+        pos: [Pv, point_dim] positional embedding of the voxel centres (relative to the floor centre).
+    """
+
+    embed: Tensor  # [Pv, point_dim]
+    pos: Tensor  # [Pv, point_dim]
+
+
+@dataclass
 class SceneFeatures:
     """The encoder's view of one scene, computed once by ``LiftGS.encode_scene`` and reused per query.
 
@@ -91,6 +104,7 @@ class SceneFeatures:
         colors: [Pv, 3] mean RGB in [0, 1] per voxel.
         features: [Pv, D] point features from the encoder.
         gaussians: the scene reconstruction predicted from ``features``.
+        decoder_points: the decoder's per-scene point inputs, computed once so a query does not redo them.
         source_to_voxel: [P] int64 voxel index of every input point (points of voxels dropped by the
             ``max_points`` cap map to the nearest kept voxel).
         voxel_size: voxel edge in metres.
@@ -100,6 +114,7 @@ class SceneFeatures:
     colors: Tensor  # [Pv, 3]
     features: Tensor  # [Pv, D]
     gaussians: Gaussians
+    decoder_points: DecoderPoints
     source_to_voxel: Tensor  # [P] int64
     voxel_size: float
 
@@ -141,15 +156,18 @@ class Prediction:
 
     Attributes:
         point_probs: [Pv] sigmoid of the query's mask logits.
+        mask: [Pv] bool, the grounded voxels (``liftgs.model.grounded_mask.grounded_voxels``: the most
+            probable connected part of the voxels with prob >= threshold).
         score: sigmoid of the query's grounding score.
-        box: [6] axis-aligned box of the voxel points with prob > 0.5 (if none, of the ``fallback_points``
-            most probable points), ``(xmin, ymin, zmin, xmax, ymax, zmax)`` metres.
+        box: [6] axis-aligned box of the ``mask`` voxels (if none, of the 16 most probable voxels),
+            ``(xmin, ymin, zmin, xmax, ymax, zmax)`` metres.
         token_scores: [T] sigmoid of the query's token alignment logits over the real tokens.
         token_strings: the text's tokens, aligned with ``token_scores``.
         query_index: which decoder query won.
     """
 
     point_probs: Tensor  # [Pv]
+    mask: Tensor  # [Pv] bool
     score: float
     box: Tensor  # [6]
     token_scores: Tensor  # [T]

@@ -44,6 +44,8 @@ class LiftGSModelConfig(ModelConfig):
     """``liftgs.render.rasterize`` backend ("auto": gsplat on CUDA, else the torch tile renderer)."""
     init_checkpoint: Path | None = None
     """Start from the weights of a LIFT-GS checkpoint (``save_checkpoint``; its config must match)."""
+    text_cache: int = 16384
+    """Encoded texts the frozen text encoder keeps (else a training set's texts are re-encoded each epoch)."""
 
 
 def cameras_to_views(camera: Cameras) -> tuple[Tensor, Tensor, int, int]:
@@ -70,6 +72,7 @@ class LiftGSModel(Model):
             self.network.train()
         else:
             self.network = LiftGS(self.config.network)
+        self.network.text_cache_size = self.config.text_cache
         self._viewer_scene: tuple[Tensor, Tensor, str] | None = None
         self._viewer_cache: tuple[int, SceneFeatures, Tensor] | None = None
         self._version = 0
