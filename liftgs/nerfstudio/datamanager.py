@@ -5,6 +5,11 @@ benchmark (``liftgs.data.default_dataset_root``, generated on first use) is used
 render resolution are cached in memory (``SceneTensorCache``). For the render-supervised method the
 cache is built without 3D labels (``point_labels=False``): nothing it serves carries ``point_instance``.
 
+Training batches come from the split's referring expressions (``--pipeline.datamanager.labelled-fraction``
+keeps a fixed per-scene fraction of them) or, for pretraining (``train_source="pseudo"``), from the scenes'
+2D pseudo-labels (``liftgs.train.pseudo``; the pipeline passes the network config so the pseudo-queries
+and feature maps match its widths). Validation always uses the whole evaluation split's expressions.
+
 nerfstudio's trainer and viewer also expect ``train_dataset`` / ``eval_dataset`` image datasets with
 cameras: they are the posed frames of one scene of each split (the "viewer scene" of training, whose
 predicted Gaussians the viewer renders, and the first evaluation scene).
@@ -12,6 +17,7 @@ predicted Gaussians the viewer renders, and the first evaluation scene).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,14 +27,25 @@ import torch
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.datamanagers.base_datamanager import DataManager, DataManagerConfig
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch.nn import Parameter
 from torch.utils.data import Dataset
 
 from liftgs.data import default_dataset_root
 from liftgs.data.dataset import GroundingDataset
+from liftgs.model.config import LiftGSConfig
 from liftgs.scene import Expression, Scene
 from liftgs.train.batch import SamplerConfig, Supervision, TrainBatch, TrainBatchSampler
 from liftgs.train.cache import SceneTensorCache, SceneTensors
+from liftgs.train.pseudo import (
+    SKIP_NO_PSEUDO_SCENE,
+    PseudoBatchSampler,
+    PseudoConfig,
+    PseudoScene,
+    feature_projection,
+    scenes_with_pseudo_labels,
+)
+from liftgs.train.subset import labelled_subset
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiplying an OpenCV camera-to-world pose gives nerfstudio's (OpenGL axes) pose."""
@@ -88,6 +105,14 @@ class LiftGSDataManagerConfig(DataManagerConfig):
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     cache_scenes: int = 1024
     """Most scenes whose training tensors are kept in memory."""
+    labelled_fraction: float = 1.0
+    """Fraction (0, 1] of each training scene's expressions used (fixed seed, >= 1 per scene, scenes fixed;
+    validation untouched): data-efficiency fine-tuning."""
+    train_source: Literal["expressions", "pseudo"] = "expressions"
+    """Training batches from referring expressions, or from 2D pseudo-labels (pretraining: no expression
+    and no 3D label is read; segment embeddings are the queries)."""
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    """Pseudo-label folder and matching threshold (train_source "pseudo")."""
     viewer_scene: str | None = None
     """Scene the viewer shows (default: the first training scene); its first expression is the query."""
     seed: int = 0
@@ -105,9 +130,11 @@ class LiftGSDataManager(DataManager):
         test_mode: Literal["test", "val", "inference"] = "val",
         world_size: int = 1,
         local_rank: int = 0,
+        network: LiftGSConfig | None = None,
         **kwargs,
     ) -> None:
         self.config = config
+        self.network = network
         self.device = device
         self.test_mode = test_mode
         self.world_size = world_size
@@ -130,7 +157,7 @@ class LiftGSDataManager(DataManager):
     def root(self) -> Path | None:
         return None if self.train_data is None else self.train_data.root
 
-    def _sampler(self, data: GroundingDataset, seed: int) -> TrainBatchSampler:
+    def _sampler(self, data: GroundingDataset, expressions: list[Expression], seed: int) -> TrainBatchSampler:
         point_labels = self.config.supervision == "points"
         height, width = self.config.render_height, self.config.render_width
 
@@ -138,7 +165,7 @@ class LiftGSDataManager(DataManager):
             return SceneTensors.from_scene(data.scene(scene_id), height, width, point_labels=point_labels)
 
         return TrainBatchSampler(
-            data.expressions,
+            expressions,
             SceneTensorCache(build, self.config.cache_scenes),
             self.config.sampler,
             self.config.supervision,
@@ -146,13 +173,55 @@ class LiftGSDataManager(DataManager):
             seed,
         )
 
+    def _pseudo_sampler(self, data: GroundingDataset, seed: int) -> PseudoBatchSampler:
+        """Pretraining batches from the pseudo-labels of ``data``'s scenes (see ``liftgs.train.pseudo``)."""
+        if self.network is None:
+            raise ValueError("train_source 'pseudo' needs the network config (the pipeline passes it)")
+        pseudo, network = self.config.pseudo, self.network
+        scene_ids = scenes_with_pseudo_labels(data.root, data.scene_ids, pseudo.folder)
+        missing = len(data.scene_ids) - len(scene_ids)
+        CONSOLE.print(
+            f"pretraining on the pseudo-labels of {len(scene_ids)} {data.split} scenes"
+            + (f" (skipped {missing} without pseudo-labels)" if missing else "")
+        )
+        skipped: Counter[str] = Counter({SKIP_NO_PSEUDO_SCENE: missing} if missing else {})
+        height, width = self.config.render_height, self.config.render_width
+
+        def build(scene_id: str) -> PseudoScene | None:
+            return PseudoScene.load(
+                data.scene(scene_id), data.scene_dir(scene_id), height, width, pseudo.folder,
+                network.text_dim, skipped,
+            )  # fmt: skip
+
+        return PseudoBatchSampler(
+            SceneTensorCache(build, self.config.cache_scenes),
+            scene_ids,
+            self.config.sampler,
+            pseudo.tau,
+            feature_projection(network.text_dim, network.gaussians.feature_dim, pseudo.projection_seed),
+            skipped,
+            seed,
+        )
+
     def setup_train(self) -> None:
         assert self.train_data is not None
-        self.train_sampler_ = self._sampler(self.train_data, self.config.seed + self.local_rank)
+        seed = self.config.seed + self.local_rank
+        if self.config.train_source == "pseudo":
+            self.train_sampler_ = self._pseudo_sampler(self.train_data, seed)
+            return
+        fraction = self.config.labelled_fraction  # the subset depends on the seed, not the rank
+        expressions = labelled_subset(self.train_data.expressions, fraction, self.config.seed)
+        if fraction < 1.0:
+            CONSOLE.print(
+                f"labelled fraction {fraction:g}: training on {len(expressions)} of "
+                f"{len(self.train_data.expressions)} expressions of {len(self.train_data.scene_ids)} scenes"
+            )
+        self.train_sampler_ = self._sampler(self.train_data, expressions, seed)
 
     def setup_eval(self) -> None:
         assert self.eval_data is not None
-        self.eval_sampler_ = self._sampler(self.eval_data, self.config.seed + 10_000 + self.local_rank)
+        seed = self.config.seed + 10_000 + self.local_rank
+        self.eval_sampler_ = self._sampler(self.eval_data, self.eval_data.expressions, seed)
 
     def next_train(self, step: int) -> TrainBatch:  # type: ignore[override]
         """The step's batch, on the training device."""

@@ -82,7 +82,11 @@ class LiftGSPipeline(VanillaPipeline):
         self.test_mode = test_mode
         self.world_size = world_size
         self.datamanager = config.datamanager.setup(
-            device=device, test_mode=test_mode, world_size=world_size, local_rank=local_rank
+            device=device,
+            test_mode=test_mode,
+            world_size=world_size,
+            local_rank=local_rank,
+            network=config.model.network,
         )
         train_dataset = self.datamanager.train_dataset
         self._model = config.model.setup(

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from liftgs.losses.targets import ExpressionTargets, Views
+from liftgs.model.types import TextFeatures
 from liftgs.scene import Expression
 from liftgs.train.cache import SceneTensorCache, SceneTensors
 
@@ -42,6 +43,8 @@ class SceneBatch:
         texts: the E referring expressions.
         targets: what each text refers to (2D masks in ``views`` or per-point masks).
         views: V views at render resolution, or None when nothing is rendered.
+        queries: ready-made query features for the E texts (pretraining's pseudo-queries, 1 token each), or
+            None: the model's text encoder encodes ``texts``.
     """
 
     scene_id: str
@@ -50,6 +53,7 @@ class SceneBatch:
     texts: list[str]
     targets: ExpressionTargets
     views: Views | None
+    queries: TextFeatures | None = None
 
     def to(self, device: torch.device | str) -> SceneBatch:
         return replace(
@@ -58,6 +62,7 @@ class SceneBatch:
             colors=self.colors.to(device),
             targets=self.targets.to(device),
             views=None if self.views is None else self.views.to(device),
+            queries=None if self.queries is None else self.queries.to(device),
         )
 
 
@@ -204,7 +209,48 @@ def build_scene_batch(
     )
 
 
-class TrainBatchSampler:
+class EpochSampler:
+    """Draws training steps of ``config.scenes_per_batch`` scenes, in epochs over a shuffled scene list;
+    subclasses say what a scene contributes (``sample_scene``) and set ``scene_ids``, ``config``, ``rng``."""
+
+    scene_ids: list[str]
+    config: SamplerConfig
+    rng: np.random.Generator
+    _order: list[str]
+
+    def sample_scene(self, scene_id: str) -> SceneBatch | None:
+        raise NotImplementedError
+
+    def nothing_usable(self) -> str:
+        """The one-line error when no scene gives a batch."""
+        raise NotImplementedError
+
+    def _next_scene_id(self) -> str:
+        if not self._order:
+            self._order = [str(s) for s in self.rng.permutation(sorted(self.scene_ids))]
+        return self._order.pop()
+
+    def sample(self) -> TrainBatch:
+        """S scene batches (scenes that give nothing are passed over).
+
+        Raises:
+            ValueError: more scenes in a row than there are gave nothing usable.
+        """
+        batch: TrainBatch = []
+        misses = 0
+        while len(batch) < self.config.scenes_per_batch:
+            scene_batch = self.sample_scene(self._next_scene_id())
+            if scene_batch is None:
+                misses += 1
+                if misses > len(self.scene_ids):
+                    raise ValueError(self.nothing_usable())
+                continue
+            misses = 0
+            batch.append(scene_batch)
+        return batch
+
+
+class TrainBatchSampler(EpochSampler):
     """Draws training steps: S scenes (epochs over a shuffled scene list), E expressions each, V views.
 
     Args:
@@ -230,6 +276,7 @@ class TrainBatchSampler:
             self.by_scene.setdefault(expression.scene_id, []).append(expression)
         if not self.by_scene:
             raise ValueError("expressions: no training expressions")
+        self.scene_ids = list(self.by_scene)
         self.cache = cache
         self.config = config
         self.supervision = supervision
@@ -259,11 +306,6 @@ class TrainBatchSampler:
             self._usable[scene_id] = usable
         return self._usable[scene_id]
 
-    def _next_scene_id(self) -> str:
-        if not self._order:
-            self._order = [str(s) for s in self.rng.permutation(sorted(self.by_scene))]
-        return self._order.pop()
-
     def sample_scene(self, scene_id: str) -> SceneBatch | None:
         """One scene's batch, or None when none of its expressions can supervise."""
         tensors = self.cache.get(scene_id)
@@ -289,21 +331,5 @@ class TrainBatchSampler:
             )
         return build_scene_batch(tensors, targets, frame_ids, self.supervision)
 
-    def sample(self) -> TrainBatch:
-        """S scene batches (scenes without usable expressions are passed over).
-
-        Raises:
-            ValueError: more scenes in a row than the split has gave nothing usable.
-        """
-        batch: TrainBatch = []
-        misses = 0
-        while len(batch) < self.config.scenes_per_batch:
-            scene_batch = self.sample_scene(self._next_scene_id())
-            if scene_batch is None:
-                misses += 1
-                if misses > len(self.by_scene):
-                    raise ValueError(f"no usable training expression (skipped: {dict(self.skipped)})")
-                continue
-            misses = 0
-            batch.append(scene_batch)
-        return batch
+    def nothing_usable(self) -> str:
+        return f"no usable training expression (skipped: {dict(self.skipped)})"

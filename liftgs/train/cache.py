@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +25,8 @@ from torch import Tensor
 
 from liftgs.render import scale_intrinsics, viewmat_from_c2w
 from liftgs.scene import NO_INSTANCE, Frame, Scene
+
+Item = TypeVar("Item")
 
 LABEL_UPSAMPLE = 2
 """Instance maps are kept at this multiple of the render resolution; masks are area-pooled from it."""
@@ -118,8 +121,7 @@ class SceneTensors:
             images.append(F.interpolate(image, size=hw, mode="area")[0].permute(1, 2, 0))
             depths.append(resample_depth(frame, K, hw))
             if frame.instance is not None:
-                ids = torch.as_tensor(np.asarray(frame.instance, dtype=np.int64))[None, None].float()
-                instances.append(F.interpolate(ids, size=label_hw, mode="nearest-exact")[0, 0].short())
+                instances.append(resample_labels(frame.instance, label_hw))
         instance = torch.stack(instances) if instances else None
         return cls(
             scene_id=scene.scene_id,
@@ -143,7 +145,19 @@ class SceneTensors:
             raise ValueError(f"scene {self.scene_id}: has no 2D instance maps to build target masks from")
         labels = self.instance[frame_ids]  # [V, 2H, 2W]
         hits = torch.stack([(labels == object_id).float() for object_id in object_ids])  # [M, V, 2H, 2W]
-        return F.avg_pool2d(hits.flatten(0, 1)[:, None], LABEL_UPSAMPLE)[:, 0].unflatten(0, hits.shape[:2])
+        return label_coverage(hits.flatten(0, 1)).unflatten(0, hits.shape[:2])
+
+
+def resample_labels(labels: np.ndarray, label_hw: tuple[int, int]) -> Tensor:  # [h, w] int16
+    """An [H, W] integer id map (instances, segments; -1 = none) resampled to ``label_hw`` (nearest)."""
+    ids = torch.as_tensor(np.asarray(labels, dtype=np.int64))[None, None].float()
+    return F.interpolate(ids, size=label_hw, mode="nearest-exact")[0, 0].short()
+
+
+def label_coverage(values: Tensor) -> Tensor:  # [N, 2H, 2W] -> [N, H, W]
+    """Render-resolution means of values kept at ``LABEL_UPSAMPLE`` x the render resolution (a binary map
+    becomes the fraction of each render pixel it covers)."""
+    return F.avg_pool2d(values.float()[:, None], LABEL_UPSAMPLE)[:, 0]
 
 
 def _object_pixels(instance: Tensor | None) -> dict[int, Tensor]:
@@ -157,20 +171,21 @@ def _object_pixels(instance: Tensor | None) -> dict[int, Tensor]:
     return counts
 
 
-class SceneTensorCache:
-    """LRU cache of ``SceneTensors`` keyed by scene id, built on first use by ``build(scene_id)``."""
+class SceneTensorCache(Generic[Item]):
+    """LRU cache of per-scene items (``SceneTensors``, ``PseudoScene``) keyed by scene id, built on first use
+    by ``build(scene_id)``."""
 
-    def __init__(self, build: Callable[[str], SceneTensors], capacity: int = 512) -> None:
+    def __init__(self, build: Callable[[str], Item], capacity: int = 512) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._build = build
         self._capacity = capacity
-        self._items: OrderedDict[str, SceneTensors] = OrderedDict()
+        self._items: OrderedDict[str, Item] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, scene_id: str) -> SceneTensors:
+    def get(self, scene_id: str) -> Item:
         if scene_id in self._items:
             self._items.move_to_end(scene_id)
             return self._items[scene_id]

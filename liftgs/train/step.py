@@ -1,10 +1,11 @@
 """One training step's forward pass and losses over a ``TrainBatch`` (no nerfstudio here).
 
-Per scene: ``encode_scene`` once, ``encode_text`` + ``ground`` for all its expressions together, then one
-rasterize call renders RGB, depth and every supervised layer's mask probabilities into the views
-(``liftgs.losses.rendering``), and ``liftgs.losses.criterion.scene_losses`` compares them with the
-targets. A batch's losses are the means of its scenes' losses, so a data-parallel step over ranks with
-equal scene counts averages to the single-process step on the union batch.
+Per scene: ``encode_scene`` once, ``encode_text`` (or the batch's ready-made pseudo-queries) + ``ground`` for
+all its expressions together, then one rasterize call renders RGB, depth, features and every supervised
+layer's mask probabilities into the views (``liftgs.losses.rendering``), and
+``liftgs.losses.criterion.scene_losses`` compares them with the targets. A batch's losses are the means of
+its scenes' losses, so a data-parallel step over ranks with equal scene counts averages to the
+single-process step on the union batch.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
     RGB/depth are rendered whenever the batch has views.
     """
     scene = model.encode_scene(batch.points, batch.colors)
-    text = model.encode_text(batch.texts)
+    text = batch.queries if batch.queries is not None else model.encode_text(batch.texts)
     output = model.ground(scene, text)
     final = {key: getattr(output, key) for key in LAYER_KEYS}
     layers = (

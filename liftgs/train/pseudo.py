@@ -1,0 +1,275 @@
+"""Pretraining batches from 2D pseudo-labels (``liftgs pseudo-label``): no expression and no 3D label read.
+
+Per scene, V views are drawn among the frames that have segments. The pseudo-queries are embeddings of
+segments seen in those views (distinct ones: a candidate whose cosine with an already chosen query is
+>= ``tau`` is the same thing seen again and is passed over), each a 1-token ``TextFeatures`` built from the
+embedding itself (no text encoder runs). A query's target in every sampled view is the union of that
+view's segments whose embedding has cosine >= ``tau`` with the query's, so the same object seen in another
+view is a positive there, not a false negative. The views also carry per-pixel segment-embedding maps
+(``Views.features``) for feature distillation, projected to the Gaussians' feature width (see
+``feature_projection``).
+
+Bad input is skipped and counted (``PseudoBatchSampler.skipped``, one log line per scene): frames without
+pseudo-labels or segments, unreadable files, embeddings whose width is not the model's ``text_dim``.
+``scenes_with_pseudo_labels`` finds the scenes that have any, so a dataset never labelled fails early.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from liftgs.losses.targets import ExpressionTargets
+from liftgs.model.types import TextFeatures
+from liftgs.pseudo.segments import (
+    DEFAULT_FOLDER,
+    PseudoLabelError,
+    load_pseudo_labels,
+    pseudo_dir,
+    pseudo_path,
+)
+from liftgs.scene import Scene
+from liftgs.train.batch import EpochSampler, SamplerConfig, SceneBatch, scene_views
+from liftgs.train.cache import LABEL_UPSAMPLE, SceneTensorCache, SceneTensors, label_coverage, resample_labels
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_TOKEN = "<segment>"
+"""Token string of a pseudo-query (a special token: its one token is the positive of every target)."""
+SEGMENT_NAME = "segment"
+
+SKIP_NO_LABELS = "frame without pseudo-labels"
+SKIP_NO_SEGMENTS = "frame without segments"
+SKIP_WRONG_WIDTH = "embeddings of the wrong width"
+SKIP_UNREADABLE = "unreadable pseudo-labels"
+SKIP_NO_FRAMES = "scene without usable pseudo-labelled frames"
+SKIP_NO_PSEUDO_SCENE = "scene without pseudo-labels"
+
+
+@dataclass
+class PseudoConfig:
+    """Where pretraining's pseudo-labels are and how pseudo-queries find their targets."""
+
+    folder: str = DEFAULT_FOLDER
+    """Folder under each scene written by ``liftgs pseudo-label --folder``."""
+    tau: float = 0.9
+    """A segment is a positive of a query when their embeddings' cosine is >= tau."""
+    projection_seed: int = 0
+    """Seed of the fixed random projection of embeddings to the Gaussians' feature width."""
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.tau <= 1.0:
+            raise ValueError(f"tau must be a cosine in [-1, 1], got {self.tau}")
+
+
+@dataclass
+class PseudoScene:
+    """A scene's views with their pseudo-labels (K usable frames, render resolution H x W).
+
+    Attributes:
+        tensors: the scene at render resolution, its 2D instance maps removed (never used here).
+        frame_ids: [K] indices into ``tensors``' frames of the frames with segments.
+        segments: [K, 2H, 2W] int16 segment ids (-1 = none) at ``LABEL_UPSAMPLE`` x the render resolution.
+        embeddings: per usable frame, [S_k, D] float32 L2-normalised segment embeddings.
+        pixels: per usable frame, [S_k] int64 pixels of each segment in ``segments``.
+    """
+
+    tensors: SceneTensors
+    frame_ids: list[int]
+    segments: Tensor  # [K, 2H, 2W]
+    embeddings: list[Tensor]
+    pixels: list[Tensor]
+
+    @classmethod
+    def load(
+        cls,
+        scene: Scene,
+        scene_dir: Path,
+        height: int,
+        width: int,
+        folder: str,
+        embedding_dim: int,
+        skipped: Counter[str],
+    ) -> PseudoScene | None:
+        """Reads the scene's pseudo-labels; frames that cannot be used are counted in ``skipped``.
+
+        Returns None (counted as ``SKIP_NO_FRAMES``) when no frame has usable segments.
+        """
+        tensors = SceneTensors.from_scene(scene, height, width)
+        tensors = replace(tensors, instance=None, object_pixels={}, object_names={})
+        label_hw = (LABEL_UPSAMPLE * height, LABEL_UPSAMPLE * width)
+        frame_ids, segments, embeddings, pixels = [], [], [], []
+        local: Counter[str] = Counter()
+        for index, frame in enumerate(scene.frames):
+            try:
+                labels = load_pseudo_labels(scene_dir, frame.name, folder)
+            except PseudoLabelError as error:
+                missing = not pseudo_path(scene_dir, frame.name, folder).is_file()
+                local[SKIP_NO_LABELS if missing else SKIP_UNREADABLE] += 1
+                if not missing:
+                    logger.warning("%s", error)
+                continue
+            segment_map = resample_labels(labels.segment_map, label_hw)
+            counts = torch.bincount(segment_map.flatten().long() + 1, minlength=labels.num_segments + 1)[1:]
+            if labels.num_segments == 0 or not bool((counts > 0).any()):
+                local[SKIP_NO_SEGMENTS] += 1
+                continue
+            if labels.embedding_dim != embedding_dim:
+                local[SKIP_WRONG_WIDTH] += 1
+                continue
+            frame_ids.append(index)
+            segments.append(segment_map)
+            embeddings.append(F.normalize(torch.as_tensor(labels.embeddings), dim=-1))
+            pixels.append(counts)
+        if not frame_ids:
+            local[SKIP_NO_FRAMES] += 1
+        if local:
+            logger.warning("scene %s: skipped %s", scene.scene_id, dict(local))
+        skipped.update(local)
+        if not frame_ids:
+            return None
+        return cls(tensors, frame_ids, torch.stack(segments), embeddings, pixels)
+
+
+def scenes_with_pseudo_labels(root: Path, scene_ids: Sequence[str], folder: str) -> list[str]:
+    """The scenes of ``root/scans`` whose pseudo-label folder holds at least one frame file.
+
+    Raises:
+        ValueError: none of them has any (one line telling the user to run ``liftgs pseudo-label``).
+    """
+    labelled = [s for s in scene_ids if any(pseudo_dir(root / "scans" / s, folder).glob("*.npz"))]
+    if not labelled:
+        raise ValueError(
+            f"no pseudo-labels in {root}/scans/*/{folder} for any of {len(scene_ids)} scenes: "
+            f"run `liftgs pseudo-label --data {root} --folder {folder}` first"
+        )
+    return labelled
+
+
+def feature_projection(embedding_dim: int, feature_dim: int, seed: int = 0) -> Tensor | None:
+    """[D, F] map of segment embeddings to the Gaussians' feature width: None when F = 0 (no distillation),
+    the identity when F = D, else a fixed Gaussian random projection (Johnson-Lindenstrauss: cosines between
+    embeddings are roughly kept, which is what the 1 - cosine distillation loss compares)."""
+    if feature_dim == 0:
+        return None
+    if feature_dim == embedding_dim:
+        return torch.eye(embedding_dim)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(embedding_dim, feature_dim, generator=generator) / feature_dim**0.5
+
+
+def _lookup(table: Tensor, segment_map: Tensor) -> Tensor:  # [S, C], [h, w] -> [h, w, C]
+    """Per pixel, the row of its segment; pixels without a segment (id -1) get zeros."""
+    padded = torch.cat([table, table.new_zeros(1, table.shape[1])])  # row S (= index -1) is "none"
+    return padded[segment_map.long()]
+
+
+def query_features(embeddings: Tensor) -> TextFeatures:  # [E, D] -> 1-token TextFeatures
+    """Pseudo-queries as the decoder reads texts: one token each (the embedding), always valid."""
+    count = int(embeddings.shape[0])
+    return TextFeatures(
+        tokens=embeddings[:, None, :],
+        mask=torch.ones(count, 1, dtype=torch.bool),
+        pooled=embeddings,
+        token_strings=[[SEGMENT_TOKEN] for _ in range(count)],
+    )
+
+
+class PseudoBatchSampler(EpochSampler):
+    """Draws pretraining steps: S scenes (epochs over a shuffled list), <= E pseudo-queries each, V views.
+
+    Args:
+        cache: builds/keeps each scene's ``PseudoScene`` (None for a scene without usable frames), counting
+            skipped frames in ``skipped``.
+        scene_ids: the scenes with pseudo-labels.
+        config: batch sizes (``expressions_per_scene`` = pseudo-queries per scene; a query's segment must
+            cover ``min_target_pixels`` label pixels).
+        tau: cosine threshold of "the same thing".
+        projection: [D, F] embedding -> feature map projection, or None (views carry no feature maps).
+        skipped: the counter ``cache`` counts skipped frames and scenes in (reason -> count).
+        seed: sampling seed.
+    """
+
+    def __init__(
+        self,
+        cache: SceneTensorCache[PseudoScene | None],
+        scene_ids: Sequence[str],
+        config: SamplerConfig,
+        tau: float,
+        projection: Tensor | None,
+        skipped: Counter[str],
+        seed: int = 0,
+    ) -> None:
+        if not scene_ids:
+            raise ValueError("scene_ids: no scenes with pseudo-labels")
+        self.cache = cache
+        self.scene_ids = list(scene_ids)
+        self.config = config
+        self.tau = tau
+        self.projection = projection
+        self.skipped = skipped
+        self.rng = np.random.default_rng(seed)
+        self._order: list[str] = []
+
+    def _pick_queries(self, scene: PseudoScene, views: list[int]) -> Tensor | None:  # [E, D]
+        """Up to E distinct segment embeddings of the chosen views (large enough segments only)."""
+        candidates = [
+            (view, segment)
+            for view in views
+            for segment in torch.nonzero(scene.pixels[view] >= self.config.min_target_pixels)[:, 0].tolist()
+        ]
+        chosen: list[Tensor] = []
+        for index in self.rng.permutation(len(candidates)):
+            view, segment = candidates[index]
+            embedding = scene.embeddings[view][segment]
+            if all(float(embedding @ other) < self.tau for other in chosen):
+                chosen.append(embedding)
+            if len(chosen) == self.config.expressions_per_scene:
+                break
+        return torch.stack(chosen) if chosen else None
+
+    def sample_scene(self, scene_id: str) -> SceneBatch | None:
+        """One scene's batch, or None when the scene has no usable frame or no large enough segment."""
+        scene = self.cache.get(scene_id)
+        if scene is None:
+            return None
+        count = min(self.config.views_per_scene, len(scene.frame_ids))
+        views = [int(v) for v in self.rng.choice(len(scene.frame_ids), size=count, replace=False)]
+        queries = self._pick_queries(scene, views)
+        if queries is None:
+            return None
+        hits, features = [], []
+        for view in views:
+            positive = (scene.embeddings[view] @ queries.T >= self.tau).float()  # [S, E]
+            hits.append(_lookup(positive, scene.segments[view]))  # [2H, 2W, E]
+            if self.projection is not None:
+                features.append(_lookup(scene.embeddings[view] @ self.projection, scene.segments[view]))
+        masks = label_coverage(torch.stack(hits).permute(3, 0, 1, 2).flatten(0, 1))  # [E*V, H, W]
+        masks = masks.unflatten(0, (len(queries), len(views)))  # [E, V, H, W]
+        frame_ids = [scene.frame_ids[view] for view in views]
+        batch_views = scene_views(scene.tensors, frame_ids)
+        if features:
+            maps = label_coverage(torch.stack(features).permute(0, 3, 1, 2).flatten(0, 1))  # [V*F, H, W]
+            batch_views.features = maps.unflatten(0, (len(views), -1)).permute(0, 2, 3, 1)  # [V, H, W, F]
+        return SceneBatch(
+            scene_id=scene_id,
+            points=scene.tensors.points,
+            colors=scene.tensors.colors,
+            texts=[f"segment query {i}" for i in range(len(queries))],
+            targets=ExpressionTargets(
+                kind="views", masks=[mask[None] for mask in masks], names=[[SEGMENT_NAME]] * len(queries)
+            ),
+            views=batch_views,
+            queries=query_features(queries),
+        )
+
+    def nothing_usable(self) -> str:
+        return f"no scene gave a pseudo-labelled batch (skipped: {dict(self.skipped)})"
