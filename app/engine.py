@@ -60,7 +60,7 @@ class LoadedScene:
         connected part of the voxels whose probability (``point_probs`` [Pv]) reaches ``threshold``
         (``liftgs.model.grounded_voxels``); none when no voxel reaches it."""
         return grounded_voxels(
-            self.features.points.cpu(),
+            torch.from_numpy(self.voxel_points),
             torch.from_numpy(point_probs),
             threshold,
             link=2.0 * self.features.voxel_size,

@@ -233,7 +233,7 @@ class GroundingDecoder(nn.Module):
     ) -> GroundingOutput:
         """Decodes B texts against one scene; ``all_layers=False`` runs the heads after the last layer only
         (``aux`` then holds just the final outputs: for inference)."""
-        batch, num_tokens = text.mask.shape
+        batch = int(text.mask.shape[0])
         num_queries = self.config.num_queries
         points = prepared.embed.expand(batch, -1, -1)
         point_pos = prepared.pos.expand(batch, -1, -1)
