@@ -186,9 +186,7 @@ class ViewerEngine:
     @torch.inference_mode()
     def _encode(self, scene: Scene) -> LoadedScene:
         start = time.perf_counter()
-        points = torch.as_tensor(scene.points, dtype=torch.float32, device=self._device)
-        colors = torch.as_tensor(scene.colors, dtype=torch.float32, device=self._device)
-        features = self.model.encode_scene(points, colors)
+        features = self.model.encode(scene)
         return LoadedScene(
             scene=scene,
             features=features,

@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colours"),
     "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
     "pseudo-label": ("liftgs.pseudo.command:PseudoLabelCommand", "2D pseudo-labels (SAM+CLIP or stand-in)"),
+    "lift-features": (
+        "liftgs.pseudo.lift_dataset:LiftFeaturesCommand",
+        "lift stored pseudo-labels onto the points (encoder inputs)",
+    ),
     "experiments": ("liftgs.experiments.command:ExperimentsCommand", "train + score the grid: md/json/plots"),
 }
 

@@ -71,7 +71,7 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
         ValueError: an empty query or a scene the model cannot encode (e.g. too few points).
     """
     query = validate_query(query)
-    features = model.encode_scene(scene.points, scene.colors)
+    features = model.encode(scene)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (prediction,) = model.predict(features, [query], threshold)

@@ -96,6 +96,8 @@ class Scene:
             3D-supervised baseline only: the render-supervised path never reads it.
         frames: posed views, possibly empty when only the point cloud is needed.
         objects: object_id -> SceneObject.
+        point_features: [P, C] float32 per-point features lifted from 2D foundation-model pseudo-labels
+            (``liftgs.pseudo.lift``; the encoder's optional extra input), or None when the scene has none.
     """
 
     scene_id: str
@@ -104,6 +106,7 @@ class Scene:
     point_instance: np.ndarray
     frames: list[Frame] = field(default_factory=list)
     objects: dict[int, SceneObject] = field(default_factory=dict)
+    point_features: np.ndarray | None = None
 
     @property
     def num_points(self) -> int:

@@ -21,6 +21,7 @@ from liftgs.nerfstudio.datamanager import LiftGSDataManagerConfig
 from liftgs.nerfstudio.model import LiftGSModelConfig
 from liftgs.nerfstudio.pipeline import LiftGSPipelineConfig
 from liftgs.nerfstudio.schedule import WarmupCosineSchedulerConfig
+from liftgs.pseudo.lift import DEFAULT_DIM
 from liftgs.train.batch import SamplerConfig, Supervision
 
 
@@ -38,7 +39,8 @@ CPU core."""
 
 
 def training_network() -> LiftGSConfig:
-    """The network the default runs train: a small serialised point transformer over 0.1 m voxels."""
+    """The network the default runs train: a small serialised point transformer over 0.1 m voxels that
+    reads xyz, rgb and the points' lifted pseudo-label features (``liftgs.pseudo.lift``, 32 wide)."""
     return LiftGSConfig(
         voxel_size=0.1,
         max_points=3000,
@@ -49,6 +51,7 @@ def training_network() -> LiftGSConfig:
             dec_channels=(64, 64),
             dec_depths=(1, 1),
             patch_size=64,
+            extra_channels=DEFAULT_DIM,
         ),
         decoder=DecoderConfig(d_model=96, num_queries=8, num_layers=1, num_heads=4, align_dim=64),
         gaussians=GaussianConfig(hidden=32, feature_dim=16),

@@ -351,7 +351,7 @@ def test_encode_scene_rejects_tiny_scenes_and_wrong_extra():
     points, colors = room()
     with pytest.raises(ValueError, match="voxel"):
         model.encode_scene(points[:3], colors[:3])
-    with pytest.raises(ValueError, match="extra"):
+    with pytest.raises(ValueError, match="reads no per-point features"):
         model.encode_scene(points, colors, extra=np.zeros((points.shape[0], 2), np.float32))
 
 
@@ -365,6 +365,10 @@ def test_encode_scene_with_extra_features():
     a = model.encode_scene(points, colors, extra=extra)
     b = model.encode_scene(points, colors, extra=extra * 2)
     assert not torch.allclose(a.features, b.features)
+    with pytest.raises(ValueError, match="lifted features per point and the scene has none"):
+        model.encode_scene(points, colors)
+    with pytest.raises(ValueError, match="extra"):
+        model.encode_scene(points, colors, extra=extra[:, :1])
 
 
 def test_text_features_cache_and_device_move():

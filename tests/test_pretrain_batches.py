@@ -11,6 +11,7 @@ import torch
 from test_train_batching import toy_scene
 
 from liftgs.data.store import write_scene
+from liftgs.pseudo.lift import feature_projection
 from liftgs.pseudo.segments import PseudoLabels, pseudo_path, save_pseudo_labels
 from liftgs.scene import NO_INSTANCE
 from liftgs.train.batch import SamplerConfig
@@ -24,7 +25,6 @@ from liftgs.train.pseudo import (
     SKIP_WRONG_WIDTH,
     PseudoBatchSampler,
     PseudoScene,
-    feature_projection,
     scenes_with_pseudo_labels,
 )
 

@@ -20,8 +20,10 @@ def test_shipped_checkpoint_loads_and_predicts() -> None:
     rng = np.random.default_rng(0)
     points = torch.from_numpy(rng.uniform([0, 0, 0], [4, 3, 2], size=(3000, 3)).astype(np.float32))
     colors = torch.from_numpy(rng.uniform(0, 1, size=(3000, 3)).astype(np.float32))
+    width = model.config.encoder.extra_channels
+    extra = torch.from_numpy(rng.normal(size=(3000, width)).astype(np.float32)) if width else None
     with torch.no_grad():
-        scene = model.encode_scene(points, colors)
+        scene = model.encode_scene(points, colors, extra)
         (prediction,) = model.predict(scene, ["the red chair next to the table"])
 
     assert prediction.point_probs.shape == (scene.points.shape[0],)

@@ -1,7 +1,8 @@
 """``liftgs bench model``: encoder time per scene and query latency of the LIFT-GS network on CPU.
 
 Scenes are synthetic rooms (floor, two walls, a few boxes) sampled densely enough to fill exactly the
-requested number of voxels. Prints the median over ``repeats`` runs after one warm-up.
+requested number of voxels (with random lifted point features when the model reads them). Prints the
+median over ``repeats`` runs after one warm-up.
 Bars: query (text encode + decoder + mask) <= 150 ms and encoder <= 2 s for a 20k-voxel scene on 2 cores;
 goal: query <= 50 ms.
 """
@@ -81,11 +82,15 @@ class BenchModel:
         with torch.no_grad():
             for voxels, bar in ((self.train_voxels, "~50-100 ms"), (self.scene_voxels, "<= 2 s")):
                 points, colors = synthetic_room(voxels, model.config.voxel_size)
+                width = model.config.encoder.extra_channels
+                extra = torch.randn(points.shape[0], width) if model.reads_point_features else None
                 model.config.max_points = voxels
                 row(
-                    f"encode_scene, {voxels} voxels", lambda p=points, c=colors: model.encode_scene(p, c), bar
+                    f"encode_scene, {voxels} voxels",
+                    lambda p=points, c=colors, e=extra: model.encode_scene(p, c, e),
+                    bar,
                 )
-            scene = model.encode_scene(points, colors)  # the scene_voxels one
+            scene = model.encode_scene(points, colors, extra)  # the scene_voxels one
             model.encode_text(queries)  # loads the text encoder
             counter = iter(range(10**9))
 

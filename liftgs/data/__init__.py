@@ -39,8 +39,12 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
             anything asked for is missing.
         scene_ids: only these scenes must exist (e.g. ``["scan0000"]`` for the viewer, seconds); None means
             the whole default set (a few minutes the first time).
+
+    Scenes also get their lifted stand-in features (``liftgs.pseudo.lift_dataset``) when they lack them
+    and ``generate_if_missing`` is True (a dataset generated before lifting existed is upgraded in place).
     """
-    from liftgs.data.synthetic.generate import ensure_dataset, missing_scenes
+    from liftgs.data.synthetic.generate import ensure_dataset, missing_scenes, requested_scenes
+    from liftgs.pseudo.lift_dataset import ensure_lifted_features
 
     root = default_dataset_path()
     missing = missing_scenes(root, scene_ids)
@@ -50,6 +54,8 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
         )
     if missing:
         ensure_dataset(root, scene_ids, workers=min(8, os.cpu_count() or 1))
+    elif generate_if_missing:
+        ensure_lifted_features(root, requested_scenes(root, scene_ids))
     return root
 
 

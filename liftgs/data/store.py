@@ -42,6 +42,7 @@ from liftgs.data.rgbd_io import (
     read_pose,
     rgbd_frame,
 )
+from liftgs.pseudo.lift import LiftedFeaturesError, load_lifted_features
 from liftgs.scene import NO_INSTANCE, Expression, Frame, Scene, SceneObject
 
 logger = logging.getLogger(__name__)
@@ -316,11 +317,12 @@ def read_frames(scene_dir: str | Path) -> list[Frame]:
     return frames
 
 
-def load_scene(scene_dir: str | Path, load_frames: bool = True) -> Scene:
+def load_scene(scene_dir: str | Path, load_frames: bool = True, load_point_features: bool = True) -> Scene:
     """Reads a scene folder written by ``write_scene`` (or a ScanNet export in the same layout).
 
     The scene id is the folder's name. With ``load_frames=False`` only the point cloud and objects are
-    read (fast), and ``frames`` is empty.
+    read (fast), and ``frames`` is empty. ``point_features`` come from ``lifted_features.npz`` when the
+    folder has one (``liftgs lift-features``) and ``load_point_features`` is True.
     """
     scene_dir = Path(scene_dir)
     if not scene_dir.is_dir():
@@ -329,9 +331,13 @@ def load_scene(scene_dir: str | Path, load_frames: bool = True) -> Scene:
     points, colors, instance = read_points_ply(scene_dir / f"{scene_id}_points.ply")
     objects = load_objects(scene_dir)
     frames = read_frames(scene_dir) if load_frames else []
+    try:
+        point_features = load_lifted_features(scene_dir, len(points)) if load_point_features else None
+    except LiftedFeaturesError as error:
+        raise DatasetError(str(error)) from None
     return Scene(
         scene_id=scene_id, points=points, colors=colors, point_instance=instance, frames=frames,
-        objects=objects,
+        objects=objects, point_features=point_features,
     )  # fmt: skip
 
 

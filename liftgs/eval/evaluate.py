@@ -151,7 +151,7 @@ def _load_scene(dataset, scene_id: str) -> Scene | None:
 def _encode_scene(model, scene: Scene):
     """``model.encode_scene`` of the scene's cloud, or None (logged) when the model rejects the cloud."""
     try:
-        return model.encode_scene(scene.points, scene.colors)
+        return model.encode(scene)
     except ValueError as error:
         logger.warning("skipping the expressions of scene %r: %s", scene.scene_id, error)
         return None

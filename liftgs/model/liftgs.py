@@ -18,6 +18,7 @@ from liftgs.model.grounded_mask import grounded_voxels, mask_box
 from liftgs.model.text import TextEncoder, build_text_encoder
 from liftgs.model.types import GroundingOutput, Prediction, SceneFeatures, TextFeatures
 from liftgs.model.voxelize import voxelize
+from liftgs.scene import Scene
 
 
 class LiftGS(nn.Module):
@@ -69,9 +70,17 @@ class LiftGS(nn.Module):
         predicts its Gaussians. Differentiable w.r.t. the network (call ``.detach()`` on the result to cache).
 
         Raises:
-            ValueError: bad shapes or too few voxels (see ``voxelize``).
+            ValueError: bad shapes, too few voxels (see ``voxelize``), or ``extra`` missing for a model that
+                reads lifted point features (or given to one that does not).
         """
         cfg = self.config
+        if (extra is None) == self.reads_point_features:
+            raise ValueError(
+                f"this model reads {cfg.encoder.extra_channels} lifted features per point and the scene has "
+                "none (run `liftgs lift-features`)"
+                if extra is None
+                else "this model reads no per-point features besides xyz and rgb"
+            )
         device = self.device
         voxels = voxelize(
             torch.as_tensor(points, dtype=torch.float32, device=device),
@@ -93,6 +102,17 @@ class LiftGS(nn.Module):
             source_to_voxel=voxels.source_to_voxel,
             voxel_size=cfg.voxel_size,
         )
+
+    @property
+    def reads_point_features(self) -> bool:
+        """Whether the encoder takes lifted per-point features (``Scene.point_features``) besides xyz, rgb."""
+        return self.config.encoder.extra_channels > 0
+
+    def encode(self, scene: Scene) -> SceneFeatures:
+        """``encode_scene`` of a ``Scene``: its points, colours and, when the model reads them, its lifted
+        point features."""
+        extra = scene.point_features if self.reads_point_features else None
+        return self.encode_scene(scene.points, scene.colors, extra)
 
     def encode_text(self, texts: list[str]) -> TextFeatures:
         """Frozen text features of ``texts`` on the model's device (see ``TextEncoder.encode``)."""

@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 from liftgs.data import default_dataset_root
 from liftgs.data.dataset import GroundingDataset
 from liftgs.model.config import LiftGSConfig
+from liftgs.pseudo.lift import feature_projection
 from liftgs.scene import Expression, Scene
 from liftgs.train.batch import SamplerConfig, Supervision, TrainBatch, TrainBatchSampler
 from liftgs.train.cache import SceneTensorCache, SceneTensors
@@ -42,7 +43,6 @@ from liftgs.train.pseudo import (
     PseudoBatchSampler,
     PseudoConfig,
     PseudoScene,
-    feature_projection,
     scenes_with_pseudo_labels,
 )
 from liftgs.train.subset import labelled_subset

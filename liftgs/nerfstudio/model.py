@@ -22,6 +22,7 @@ from liftgs.losses.targets import Views
 from liftgs.model import LiftGS, LiftGSConfig, load_model
 from liftgs.model.types import SceneFeatures
 from liftgs.render import rasterize
+from liftgs.scene import Scene
 from liftgs.train.batch import TrainBatch
 from liftgs.train.step import batch_losses
 
@@ -73,7 +74,7 @@ class LiftGSModel(Model):
         else:
             self.network = LiftGS(self.config.network)
         self.network.text_cache_size = self.config.text_cache
-        self._viewer_scene: tuple[Tensor, Tensor, str] | None = None
+        self._viewer_scene: tuple[Scene, str] | None = None
         self._viewer_cache: tuple[int, SceneFeatures, Tensor] | None = None
         self._version = 0
         """Counts training forwards, so the viewer re-encodes its scene after the weights change."""
@@ -99,20 +100,20 @@ class LiftGSModel(Model):
 
     # ----------------------------------------------------------------------------------- viewing
 
-    def set_viewer_scene(self, points: Tensor, colors: Tensor, text: str) -> None:
-        """The scene ([P, 3] points, [P, 3] colours) and query that ``get_outputs_for_camera`` shows."""
-        self._viewer_scene = (points, colors, text)
+    def set_viewer_scene(self, scene: Scene, text: str) -> None:
+        """The scene and query that ``get_outputs_for_camera`` shows."""
+        self._viewer_scene = (scene, text)
         self._viewer_cache = None
 
     @torch.no_grad()
-    def ground_scene(self, points: Tensor, colors: Tensor, text: str) -> tuple[SceneFeatures, Tensor]:
-        """Encodes a scene ([P, 3] points and colours) in eval mode and grounds ``text``: the encoding and
-        the chosen query's per-voxel probabilities [Pv]."""
+    def ground_scene(self, scene: Scene, text: str) -> tuple[SceneFeatures, Tensor]:
+        """Encodes a scene in eval mode and grounds ``text``: the encoding and the chosen query's per-voxel
+        probabilities [Pv]."""
         was_training = self.network.training
         self.network.eval()
         try:
-            scene = self.network.encode_scene(points.to(self.device), colors.to(self.device))
-            return scene, self.network.predict(scene, [text])[0].point_probs
+            features = self.network.encode(scene)
+            return features, self.network.predict(features, [text])[0].point_probs
         finally:
             self.network.train(was_training)
 

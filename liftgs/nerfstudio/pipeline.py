@@ -98,7 +98,7 @@ class LiftGSPipeline(VanillaPipeline):
         self.model.to(device)
         if train_dataset is not None:
             scene, text = self.datamanager.viewer_query()
-            self.model.set_viewer_scene(torch.as_tensor(scene.points), torch.as_tensor(scene.colors), text)
+            self.model.set_viewer_scene(scene, text)
         if world_size > 1:
             device_ids = [local_rank] if torch.device(device).type == "cuda" else None
             self._model = typing.cast(
@@ -134,9 +134,7 @@ class LiftGSPipeline(VanillaPipeline):
             images=torch.zeros(1, frame.height, frame.width, 3),
             depths=torch.zeros(1, frame.height, frame.width),
         )
-        features, probs = self.model.ground_scene(
-            torch.as_tensor(scene.points), torch.as_tensor(scene.colors), expression.description
-        )
+        features, probs = self.model.ground_scene(scene, expression.description)
         outputs = {
             name: value[0] for name, value in self.model.render_prediction(features, probs, views).items()
         }

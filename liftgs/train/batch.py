@@ -45,6 +45,7 @@ class SceneBatch:
         views: V views at render resolution, or None when nothing is rendered.
         queries: ready-made query features for the E texts (pretraining's pseudo-queries, 1 token each), or
             None: the model's text encoder encodes ``texts``.
+        point_features: [P, C] lifted per-point features (``Scene.point_features``), or None.
     """
 
     scene_id: str
@@ -54,6 +55,7 @@ class SceneBatch:
     targets: ExpressionTargets
     views: Views | None
     queries: TextFeatures | None = None
+    point_features: Tensor | None = None  # [P, C]
 
     def to(self, device: torch.device | str) -> SceneBatch:
         return replace(
@@ -63,6 +65,7 @@ class SceneBatch:
             targets=self.targets.to(device),
             views=None if self.views is None else self.views.to(device),
             queries=None if self.queries is None else self.queries.to(device),
+            point_features=None if self.point_features is None else self.point_features.to(device),
         )
 
 
@@ -206,6 +209,7 @@ def build_scene_batch(
             names=[[target.name] * len(target.object_ids) for target in targets],
         ),
         views=None if frame_ids is None else scene_views(tensors, frame_ids),
+        point_features=tensors.point_features,
     )
 
 

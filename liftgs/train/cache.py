@@ -70,6 +70,7 @@ class SceneTensors:
         object_pixels: object id -> [F] int64 pixel count in ``instance`` (empty without 2D labels).
         object_names: object id -> category name.
         point_instance: [P] int64 object id per point (3D labels), None unless built with point_labels.
+        point_features: [P, C] float16 lifted per-point features (``Scene.point_features``), or None.
     """
 
     scene_id: str
@@ -83,6 +84,7 @@ class SceneTensors:
     object_pixels: dict[int, Tensor]
     object_names: dict[int, str]
     point_instance: Tensor | None = None
+    point_features: Tensor | None = None
 
     @property
     def num_frames(self) -> int:
@@ -136,6 +138,11 @@ class SceneTensors:
             object_names={object_id: obj.name for object_id, obj in scene.objects.items()},
             point_instance=(
                 torch.as_tensor(np.asarray(scene.point_instance), dtype=torch.int64) if point_labels else None
+            ),
+            point_features=(
+                None
+                if scene.point_features is None
+                else torch.as_tensor(np.asarray(scene.point_features), dtype=torch.float16)
             ),
         )
 

@@ -7,7 +7,7 @@ embedding itself (no text encoder runs). A query's target in every sampled view 
 view's segments whose embedding has cosine >= ``tau`` with the query's, so the same object seen in another
 view is a positive there, not a false negative. The views also carry per-pixel segment-embedding maps
 (``Views.features``) for feature distillation, projected to the Gaussians' feature width (see
-``feature_projection``).
+``liftgs.pseudo.lift.feature_projection``).
 
 Bad input is skipped and counted (``PseudoBatchSampler.skipped``, one log line per scene): frames without
 pseudo-labels or segments, unreadable files, embeddings whose width is not the model's ``text_dim``.
@@ -154,18 +154,6 @@ def scenes_with_pseudo_labels(root: Path, scene_ids: Sequence[str], folder: str)
     return labelled
 
 
-def feature_projection(embedding_dim: int, feature_dim: int, seed: int = 0) -> Tensor | None:
-    """[D, F] map of segment embeddings to the Gaussians' feature width: None when F = 0 (no distillation),
-    the identity when F = D, else a fixed Gaussian random projection (Johnson-Lindenstrauss: cosines between
-    embeddings are roughly kept, which is what the 1 - cosine distillation loss compares)."""
-    if feature_dim == 0:
-        return None
-    if feature_dim == embedding_dim:
-        return torch.eye(embedding_dim)
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(embedding_dim, feature_dim, generator=generator) / feature_dim**0.5
-
-
 def _lookup(table: Tensor, segment_map: Tensor) -> Tensor:  # [S, C], [h, w] -> [h, w, C]
     """Per pixel, the row of its segment; pixels without a segment (id -1) get zeros."""
     padded = torch.cat([table, table.new_zeros(1, table.shape[1])])  # row S (= index -1) is "none"
@@ -269,6 +257,7 @@ class PseudoBatchSampler(EpochSampler):
             ),
             views=batch_views,
             queries=query_features(queries),
+            point_features=scene.tensors.point_features,
         )
 
     def nothing_usable(self) -> str:

@@ -27,7 +27,8 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
     Masks are rendered only for 2D targets (every decoder layer when deep supervision is on, else the last);
     RGB/depth are rendered whenever the batch has views.
     """
-    scene = model.encode_scene(batch.points, batch.colors)
+    extra = batch.point_features if model.reads_point_features else None
+    scene = model.encode_scene(batch.points, batch.colors, None if extra is None else extra.float())
     text = batch.queries if batch.queries is not None else model.encode_text(batch.texts)
     output = model.ground(scene, text)
     final = {key: getattr(output, key) for key in LAYER_KEYS}

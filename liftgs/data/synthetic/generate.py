@@ -218,10 +218,15 @@ def _requested(spec: DatasetSpec, scene_ids: Sequence[str] | None) -> list[int]:
     return indices
 
 
+def requested_scenes(root: Path, scene_ids: Sequence[str] | None = None) -> list[str]:
+    """The scene ids asked for (all of the dataset's when None), checked against its size."""
+    spec = DatasetSpec.read(root) or DatasetSpec()
+    return [scene_id(i) for i in _requested(spec, scene_ids)]
+
+
 def missing_scenes(root: Path, scene_ids: Sequence[str] | None = None) -> list[str]:
     """Requested scenes (all when None) that have no scene folder under ``root/scans`` yet."""
-    spec = DatasetSpec.read(root) or DatasetSpec()
-    return [scene_id(i) for i in _requested(spec, scene_ids) if not (root / "scans" / scene_id(i)).is_dir()]
+    return [s for s in requested_scenes(root, scene_ids) if not (root / "scans" / s).is_dir()]
 
 
 def _dataset_meta(spec: DatasetSpec, present: list[int], counts: dict[str, Counter]) -> dict:
@@ -277,7 +282,9 @@ def ensure_dataset(
     workers: int = 1,
     progress: bool = True,
 ) -> dict:
-    """Generates the requested scenes (all when None) that are missing under ``root``, then the index.
+    """Generates the requested scenes (all when None) that are missing under ``root``, gives every requested
+    scene its lifted stand-in features (``liftgs.pseudo.lift_dataset.ensure_lifted_features``), then writes
+    the index.
 
     An existing root keeps the seed and options it was generated with; asking for another ``spec`` there
     raises ``DatasetError``. Returns the contents of ``meta.json``.
@@ -303,6 +310,9 @@ def ensure_dataset(
                 job.result()
                 bar.update()
     bar.close()
+    from liftgs.pseudo.lift_dataset import ensure_lifted_features
+
+    ensure_lifted_features(root, [scene_id(i) for i in _requested(spec, scene_ids)], progress=progress)
     return write_index(root, spec)
 
 
