@@ -29,6 +29,11 @@ def _percent(run: dict | None, key: str) -> str:
     return "-" if value is None else f"{100.0 * value:.1f}"
 
 
+def _paired_row(label: str, runs: dict[str, dict], first: str, second: str) -> list[str]:
+    """``label`` and the ``METRICS`` of run ``first``, then those of run ``second`` ("-" when missing)."""
+    return [label, *(_percent(runs.get(name), m) for name in (first, second) for m in METRICS)]
+
+
 def _with_full(fractions: list[float]) -> list[float]:
     """The fractions and 1.0 (scratch at 100%: what the data-efficiency claim compares with)."""
     return sorted({*fractions, 1.0})
@@ -67,11 +72,7 @@ def markdown(results: dict) -> str:
     noise0 = plan["pretrain_noise"]
     lines += ["", f"## (b) Data efficiency: from scratch vs pretrained (pseudo-label noise {noise0:g})", ""]
     rows = [
-        [
-            f"{100 * fraction:g}%",
-            *(_percent(runs.get(scratch_name(fraction)), m) for m in METRICS),
-            *(_percent(runs.get(finetune_name(fraction, noise0)), m) for m in METRICS),
-        ]
+        _paired_row(f"{100 * fraction:g}%", runs, scratch_name(fraction), finetune_name(fraction, noise0))
         for fraction in _with_full(plan["fractions"])
     ]
     header = ["labelled", "scratch Acc@0.25", "scratch Acc@0.5", "pretrained Acc@0.25", "pretrained Acc@0.5"]
@@ -79,11 +80,7 @@ def markdown(results: dict) -> str:
     fraction = plan["noise_fraction"]
     lines += ["", f"## (c) Pseudo-label noise (pretrain, then fine-tune on {100 * fraction:g}%)", ""]
     rows = [
-        [
-            f"{noise:g}",
-            *(_percent(runs.get(pretrain_name(noise)), m) for m in METRICS),
-            *(_percent(runs.get(finetune_name(fraction, noise)), m) for m in METRICS),
-        ]
+        _paired_row(f"{noise:g}", runs, pretrain_name(noise), finetune_name(fraction, noise))
         for noise in sorted(plan["noise_levels"])
     ]
     header = ["noise", "pretrained only Acc@0.25", "Acc@0.5", "fine-tuned Acc@0.25", "Acc@0.5"]
