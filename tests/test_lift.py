@@ -1,4 +1,4 @@
-"""Lifted per-point features: projection geometry, storage, the dataset command and the model's use of them."""
+"""Lifted per-point features: projection geometry, storage, the dataset command, the model reading them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from test_model import HashTextEncoder, tiny_config
 from test_train_step import tiny_network
 

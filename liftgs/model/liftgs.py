@@ -6,6 +6,8 @@ queries; ``predict`` reduces the decoder's queries to the best-scoring one per t
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -18,7 +20,14 @@ from liftgs.model.grounded_mask import grounded_voxels, mask_box
 from liftgs.model.text import TextEncoder, build_text_encoder
 from liftgs.model.types import GroundingOutput, Prediction, SceneFeatures, TextFeatures
 from liftgs.model.voxelize import voxelize
-from liftgs.scene import Scene
+
+
+class PointCloud(Protocol):
+    """What ``LiftGS.encode`` reads: a ``liftgs.scene.Scene`` or a training ``SceneBatch``."""
+
+    points: Tensor | np.ndarray  # [P, 3] world metres
+    colors: Tensor | np.ndarray  # [P, 3] RGB in [0, 1]
+    point_features: Tensor | np.ndarray | None  # [P, C] lifted features, or None
 
 
 class LiftGS(nn.Module):
@@ -108,9 +117,9 @@ class LiftGS(nn.Module):
         """Whether the encoder takes lifted per-point features (``Scene.point_features``) besides xyz, rgb."""
         return self.config.encoder.extra_channels > 0
 
-    def encode(self, scene: Scene) -> SceneFeatures:
-        """``encode_scene`` of a ``Scene``: its points, colours and, when the model reads them, its lifted
-        point features."""
+    def encode(self, scene: PointCloud) -> SceneFeatures:
+        """``encode_scene`` of a scene (or a training batch's scene): its points, colours and, when the model
+        reads them, its lifted point features."""
         extra = scene.point_features if self.reads_point_features else None
         return self.encode_scene(scene.points, scene.colors, extra)
 

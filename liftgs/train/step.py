@@ -1,6 +1,6 @@
 """One training step's forward pass and losses over a ``TrainBatch`` (no nerfstudio here).
 
-Per scene: ``encode_scene`` once, ``encode_text`` (or the batch's ready-made pseudo-queries) + ``ground`` for
+Per scene: ``encode`` once, ``encode_text`` (or the batch's ready-made pseudo-queries) + ``ground`` for
 all its expressions together, then one rasterize call renders RGB, depth, features and every supervised
 layer's mask probabilities into the views (``liftgs.losses.rendering``), and
 ``liftgs.losses.criterion.scene_losses`` compares them with the targets. A batch's losses are the means of
@@ -27,8 +27,7 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
     Masks are rendered only for 2D targets (every decoder layer when deep supervision is on, else the last);
     RGB/depth are rendered whenever the batch has views.
     """
-    extra = batch.point_features if model.reads_point_features else None
-    scene = model.encode_scene(batch.points, batch.colors, None if extra is None else extra.float())
+    scene = model.encode(batch)
     text = batch.queries if batch.queries is not None else model.encode_text(batch.texts)
     output = model.ground(scene, text)
     final = {key: getattr(output, key) for key in LAYER_KEYS}
