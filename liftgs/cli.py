@@ -20,6 +20,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench model": ("liftgs.benchmarks.model:BenchModel", "time the encoder per scene and query latency"),
     "bench render": ("liftgs.benchmarks.render:RenderBenchmark", "time rasterize: fwd, fwd+bwd, memory"),
     "bench train": ("liftgs.benchmarks.train:BenchTrain", "time ns-train liftgs steps: s/step, scenes/s"),
+    "bench gsplat": (
+        "liftgs.benchmarks.gsplat_parity:GsplatParity",
+        "torch backend vs gsplat CUDA kernels: agreement and speed (GPU)",
+    ),
     "export-checkpoint": ("liftgs.nerfstudio.export:ExportCheckpoint", "ns-train run -> LIFT-GS checkpoint"),
     "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colours"),
     "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
