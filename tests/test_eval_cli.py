@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_eval_toys import (
+from toys_eval import (
     NO_POINTS_OBJECT,
     SPLIT,
     make_oracle,

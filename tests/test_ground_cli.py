@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
-from test_eval_toys import make_oracle, save_tiny_checkpoint, tiny_config, toy_scene, write_toy_dataset
+from toys_eval import make_oracle, save_tiny_checkpoint, tiny_config, toy_scene, write_toy_dataset
 
 from liftgs import cli
 from liftgs.data.store import write_scene

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_model import HashTextEncoder, tiny_config
-from test_train_step import tiny_network
+from toys_model import HashTextEncoder, tiny_config
+from toys_training import tiny_network
 
 from liftgs.data.dataset import GroundingDataset
 from liftgs.data.store import DatasetError, load_scene

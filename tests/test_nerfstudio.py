@@ -10,18 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 from nerfstudio.configs import method_configs as ns_methods
-from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.scripts.eval import ComputePSNR
 from nerfstudio.scripts.train import main as ns_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_train_step import tiny_network
+from toys_training import tiny_trainer
 
 from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
 from liftgs.losses.targets import Views
 from liftgs.model import load_model
 from liftgs.nerfstudio.export import ExportCheckpoint, load_trained_pipeline
 from liftgs.render import viewmat_from_c2w
-from method_configs.liftgs import liftgs, trainer_config
+from method_configs.liftgs import liftgs
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +36,6 @@ def dataset_root(tmp_path_factory) -> Path:
         del os.environ["LIFTGS_DATA"]
     else:
         os.environ["LIFTGS_DATA"] = previous
-
-
-def tiny_trainer(method: str, output_dir: Path, iterations: int) -> TrainerConfig:
-    config = trainer_config(method, "views" if method == "liftgs" else "points")
-    config.machine.device_type = "cpu"
-    config.output_dir = output_dir
-    config.experiment_name = "tiny"
-    config.timestamp = "run"
-    config.max_num_iterations = iterations
-    config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = 2
-    config.steps_per_save = 100
-    config.optimizers["liftgs"]["scheduler"].warmup_steps = 1  # past warm-up: cosine factors get saved
-    pipeline = config.pipeline
-    pipeline.eval_max_scenes = 1
-    pipeline.model.network = tiny_network()
-    pipeline.datamanager.render_height, pipeline.datamanager.render_width = 16, 24
-    pipeline.datamanager.sampler.expressions_per_scene = 2
-    pipeline.datamanager.sampler.views_per_scene = 2
-    return config
 
 
 @pytest.fixture(scope="module")

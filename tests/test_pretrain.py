@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from nerfstudio.engine.trainer import TrainerConfig
-from test_nerfstudio import tiny_trainer
+from toys_training import tiny_trainer
 
 from liftgs.data.dataset import GroundingDataset
 from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset

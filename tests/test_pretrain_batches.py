@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from test_train_batching import toy_scene
+from toys_training import toy_scene
 
 from liftgs.data.store import write_scene
 from liftgs.pseudo.lift import feature_projection

@@ -7,9 +7,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from nerfstudio.data.scene_box import SceneBox
-from test_train_batching import poisoned, toy_expressions, toy_scene
-from test_train_step import tiny_network
 from torch.nn.parallel import DistributedDataParallel as DDP
+from toys_training import poisoned, tiny_network, toy_expressions, toy_scene
 
 from liftgs.nerfstudio.model import LiftGSModel, LiftGSModelConfig
 from liftgs.train.batch import TrainBatch, build_scene_batch, expression_targets

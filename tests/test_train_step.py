@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train_batching import poisoned, toy_expressions, toy_scene
+from toys_training import poisoned, tiny_network, toy_expressions, toy_scene
 
 from liftgs.losses.criterion import LossConfig, scene_losses
 from liftgs.losses.rendering import render_views
-from liftgs.model import DecoderConfig, EncoderConfig, GaussianConfig, LiftGS, LiftGSConfig
+from liftgs.model import LiftGS
 from liftgs.render import rasterize
 from liftgs.train.batch import build_scene_batch, expression_targets
 from liftgs.train.cache import SceneTensors
 from liftgs.train.step import batch_losses, forward_scene
-
-
-def tiny_network() -> LiftGSConfig:
-    return LiftGSConfig(
-        voxel_size=0.12,
-        max_points=600,
-        subsample="random",
-        encoder=EncoderConfig(
-            enc_channels=(32, 64), enc_depths=(1, 1), dec_channels=(32,), dec_depths=(1,), patch_size=32
-        ),
-        decoder=DecoderConfig(
-            d_model=32, point_dim=32, num_queries=4, num_layers=2, num_heads=2, align_dim=16
-        ),
-        gaussians=GaussianConfig(hidden=16),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from test_eval_toys import tiny_config
-from test_viewer_server import expected_colors, make_app, viewer_scenes
+from toys_eval import tiny_config
+from toys_viewer import expected_colors, make_app, viewer_scenes
 
 from app.screenshot import CHROMIUM, CHROMIUM_ARGS, READY_TEXT, labelled_input
 from app.wsclient import splat_rgba

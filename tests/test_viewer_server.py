@@ -12,87 +12,21 @@ import socket
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
-from test_eval_toys import save_tiny_checkpoint, tiny_config, toy_scene
+from toys_eval import save_tiny_checkpoint, tiny_config
+from toys_viewer import expected_colors, make_app, object_voxels, viewer_scenes
 
-from app.engine import ViewerEngine
-from app.highlight import highlight
 from app.viewer import ViewerConfig, entrypoint, start_viewer
 from app.wsclient import ViserTestClient, splat_centers, splat_rgba
 from liftgs.data.store import write_scene
 from liftgs.eval.metrics import points_box
 from liftgs.export_ply import gaussian_property_names
 from liftgs.model import LiftGS
-from liftgs.model.types import GroundingOutput
-from liftgs.scene import Frame, Scene
-
-MASK_LOGIT = 2.0
-"""Oracle mask logit on the named object's voxels: probability 0.88 (below a 0.9 threshold)."""
-
-
-# ----------------------------------------------------------------------------------------------- toys
-
-
-def viewer_scenes() -> dict[str, Scene]:
-    """Two toy scenes (floor + cubes, see ``test_eval_toys``) with three posed frames each."""
-    scenes = {
-        "toy0000": toy_scene("toy0000", ["chair", "chair", "table"], seed=0),
-        "toy0001": toy_scene("toy0001", ["lamp", "chair"], seed=1),
-    }
-    K = np.array([[24.0, 0.0, 16.0], [0.0, 24.0, 12.0], [0.0, 0.0, 1.0]])
-    for scene in scenes.values():
-        for index, x in enumerate((0.5, 1.0, 1.5)):
-            c2w = np.eye(4)
-            c2w[:3, :3] = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]  # looking along +y
-            c2w[:3, 3] = [x, -1.5, 0.8]
-            depth = np.full((24, 32), 2.0, dtype=np.float32)
-            scene.frames.append(Frame(str(index), np.zeros((24, 32, 3), np.uint8), depth, K, c2w))
-    return scenes
-
-
-def object_voxels(scene: Scene, xyz: torch.Tensor) -> torch.Tensor:
-    """[O, Pv] bool: which voxel centres lie in each object's box (objects in id order)."""
-    boxes = torch.tensor(np.stack([scene.objects[i].box for i in sorted(scene.objects)]), dtype=xyz.dtype)
-    return ((xyz[None] >= boxes[:, None, :3]) & (xyz[None] <= boxes[:, None, 3:])).all(-1)
-
-
-def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
-    """A drop-in for ``LiftGS.ground``: query q <-> object q, scored 3 - q/2 when its name is in the text."""
-    by_size = {scene.num_points: scene for scene in scenes.values()}
-    calls: list[list[str]] = []
-
-    def ground(features, text) -> GroundingOutput:
-        calls.append(list(text.token_strings[0]))
-        time.sleep(delay)
-        scene = by_size[int(features.source_to_voxel.shape[0])]
-        inside = object_voxels(scene, features.points)
-        batch, num_tokens = text.mask.shape
-        queries, voxels = 4, features.points.shape[0]
-        mask_logits = torch.full((batch, queries, voxels), -8.0)
-        scores = torch.full((batch, queries), -6.0)
-        token_logits = torch.full((batch, queries, num_tokens), -4.0)
-        names = [scene.objects[i].name for i in sorted(scene.objects)]
-        for b, tokens in enumerate(text.token_strings):
-            for q, name in enumerate(names[:queries]):
-                mask_logits[b, q, inside[q]] = MASK_LOGIT
-                if name in tokens:
-                    scores[b, q] = 3.0 - 0.5 * q
-                    token_logits[b, q, tokens.index(name)] = 4.0
-        return GroundingOutput(mask_logits, token_logits, scores, torch.zeros(batch, queries, 6))
-
-    ground.calls = calls
-    return ground
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from liftgs.scene import Scene
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +38,6 @@ def scenes():
 def model():
     torch.manual_seed(0)
     return LiftGS(tiny_config())
-
-
-def make_app(model, scenes, tmp_path: Path, delay: float = 0.0, scene: str = "toy0000"):
-    """A running viewer on a free port over the toy scenes with the keyword oracle; returns (app, oracle)."""
-    oracle = keyword_oracle(scenes, delay)
-    own = LiftGS(tiny_config(), text_encoder=model.text_encoder)  # shares the loaded MiniLM
-    own.load_state_dict(model.state_dict())
-    own.ground = oracle  # instance attribute: the engine calls model.ground
-    engine = ViewerEngine(own, list(scenes), scenes.__getitem__, top_k=4)
-    config = ViewerConfig(scene=scene, port=free_port(), export_dir=tmp_path / "export")
-    return start_viewer(config, engine), oracle
 
 
 @pytest.fixture(scope="module")
@@ -154,17 +77,6 @@ def type_query(client: ViserTestClient, text: str, expect: str, field: str = "Qu
 def last_splats(client: ViserTestClient) -> dict:
     with client._lock:
         return next(r.message for r in reversed(client.received) if r.type == "GaussianSplatsMessage")
-
-
-def expected_colors(app_, scene_id: str, object_id: int, threshold: float = 0.5) -> np.ndarray:
-    """[G, 3] uint8 colours the splats must show when object ``object_id`` is grounded."""
-    loaded = app_.engine.load(scene_id)
-    inside = object_voxels(loaded.scene, torch.as_tensor(loaded.voxel_points))[object_id].numpy()
-    point_probs = np.where(inside, 1.0 / (1.0 + np.exp(-MASK_LOGIT)), 1.0 / (1.0 + np.exp(8.0)))
-    colors, _ = highlight(
-        loaded.splats.colors, loaded.splats.opacities, loaded.gaussian_values(point_probs), threshold
-    )
-    return np.clip(colors * 255.0, 0, 255).astype(np.uint8)
 
 
 def object_box(scene: Scene, object_id: int) -> np.ndarray:
