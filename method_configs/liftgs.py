@@ -33,8 +33,8 @@ class AdamWOptimizerConfig(AdamOptimizerConfig):
     weight_decay: float = 1e-4
 
 
-MAX_STEPS = 4500
-"""Training steps of the default run (the cosine schedule decays over exactly these): about 55 min on one
+MAX_STEPS = 3000
+"""Training steps of the default run (the cosine schedule decays over exactly these): about 58 min on one
 CPU core."""
 
 
@@ -53,7 +53,7 @@ def training_network() -> LiftGSConfig:
             patch_size=64,
             extra_channels=DEFAULT_DIM,
         ),
-        decoder=DecoderConfig(d_model=96, num_queries=8, num_layers=1, num_heads=4, align_dim=64),
+        decoder=DecoderConfig(d_model=96, num_queries=8, num_layers=2, num_heads=4, align_dim=64),
         gaussians=GaussianConfig(hidden=32, feature_dim=16),
     )
 
