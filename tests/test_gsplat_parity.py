@@ -7,13 +7,12 @@ import torch
 
 from liftgs.benchmarks import gsplat_parity
 from liftgs.benchmarks.gsplat_parity import (
-    DIFFERENTIABLE,
     GsplatParity,
     agreement,
     median_ms,
     render_with_grads,
 )
-from liftgs.benchmarks.render import random_scene
+from liftgs.benchmarks.render import DIFFERENTIABLE, random_scene
 
 
 def test_agreement_of_two_backends_is_tight_and_detects_a_changed_scene():

@@ -27,10 +27,15 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-from liftgs.benchmarks.render import random_scene
+from liftgs.benchmarks.render import (
+    DIFFERENTIABLE,
+    benchmark_loss,
+    loss_weights,
+    passes,
+    random_scene,
+    scene_inputs,
+)
 from liftgs.render import gsplat_cuda_available, rasterize
-
-DIFFERENTIABLE = ("means", "quats", "scales", "opacities", "colors")
 
 
 @dataclass(frozen=True)
@@ -58,27 +63,11 @@ class Agreement:
     grad_rel_err: dict[str, float]
 
 
-def loss_weights(scene: dict, seed: int = 1) -> Tensor:
-    """[1, H, W, D] fixed random weights of the benchmark loss ``sum(colors * w) + sum(alphas)``."""
-    generator = torch.Generator().manual_seed(seed)
-    shape = (1, scene["height"], scene["width"], scene["colors"].shape[-1])
-    return torch.randn(*shape, generator=generator)
-
-
-def _inputs(scene: dict, device: torch.device | str) -> dict:
-    """The scene's tensors on ``device`` (float32), the differentiable ones as fresh leaves."""
-    inputs = {k: v.to(device, torch.float32) if isinstance(v, Tensor) else v for k, v in scene.items()}
-    for name in DIFFERENTIABLE:
-        inputs[name] = inputs[name].detach().requires_grad_()
-    return inputs
-
-
 def render_with_grads(scene: dict, backend: str, device: torch.device | str) -> Rendered:
     """Renders ``scene`` with ``backend`` on ``device`` and backpropagates the benchmark loss."""
-    inputs = _inputs(scene, device)
+    inputs = scene_inputs(scene, device)
     colors, alphas, meta = rasterize(**inputs, backend=backend)
-    weights = loss_weights(scene).to(colors.device)
-    ((colors * weights).sum() + alphas.sum()).backward()
+    benchmark_loss(colors, alphas, loss_weights(scene, colors.device)).backward()
     grads = {name: inputs[name].grad.detach().cpu() for name in DIFFERENTIABLE}
     return Rendered(colors.detach().cpu(), alphas.detach().cpu(), meta["radii"].detach().cpu(), grads)
 
@@ -118,18 +107,8 @@ def median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> f
 
 
 def timings(scene: dict, backend: str, device: torch.device, repeats: int) -> dict[str, float]:
-    """Median ms of a forward without autograd and of forward + backward of the benchmark loss."""
-    inputs = _inputs(scene, device)
-    weights = loss_weights(scene).to(device)
-
-    def forward() -> None:
-        with torch.no_grad():
-            rasterize(**inputs, backend=backend)
-
-    def forward_backward() -> None:
-        colors, alphas, _ = rasterize(**inputs, backend=backend)
-        ((colors * weights).sum() + alphas.sum()).backward()
-
+    """Median ms of a forward without autograd and of forward + backward of ``benchmark_loss``."""
+    forward, forward_backward = passes(scene, backend, device)
     return {
         "fwd_ms": median_ms(forward, repeats, device),
         "fwd_bwd_ms": median_ms(forward_backward, repeats, device),

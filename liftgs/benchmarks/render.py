@@ -75,8 +75,8 @@ def _peak_memory_child(n: int, size: int, channels: int, seed: int, threads: int
     render that initialises torch's lazily created state."""
     if threads is not None:
         torch.set_num_threads(threads)
-    _passes(random_scene(10, 16, channels, seed), "torch")[1]()
-    forward_backward = _passes(random_scene(n, size, channels, seed), "torch")[1]
+    passes(random_scene(10, 16, channels, seed), "torch")[1]()
+    forward_backward = passes(random_scene(n, size, channels, seed), "torch")[1]
     try:
         _CLEAR_REFS.write_text("5")  # reset the kernel's high-water mark (VmHWM)
     except OSError:
@@ -108,13 +108,35 @@ def _time(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> tuple
     return statistics.median(wall), statistics.median(cpu)
 
 
-def _passes(scene: dict, backend: str) -> tuple[Callable[[], object], Callable[[], object]]:
-    """(forward without autograd, forward + backward of a fixed random linear loss)."""
-    inputs = dict(scene)
-    for name in ("means", "quats", "scales", "opacities", "colors"):
-        inputs[name] = scene[name].clone().requires_grad_()
-    size, channels = scene["width"], scene["colors"].shape[-1]
-    weights = torch.randn(1, size, size, channels, generator=torch.Generator().manual_seed(1))
+DIFFERENTIABLE = ("means", "quats", "scales", "opacities", "colors")
+"""The ``rasterize`` inputs the benchmarks differentiate."""
+
+
+def scene_inputs(scene: dict, device: torch.device | str = "cpu") -> dict:
+    """``rasterize`` keyword arguments of ``scene`` on ``device`` (float32), ``DIFFERENTIABLE`` ones as fresh
+    leaves that require gradients (the scene's own tensors are left as they are)."""
+    inputs = {k: v.to(device, torch.float32) if isinstance(v, torch.Tensor) else v for k, v in scene.items()}
+    for name in DIFFERENTIABLE:
+        inputs[name] = inputs[name].detach().requires_grad_()
+    return inputs
+
+
+def loss_weights(scene: dict, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[1, H, W, D] fixed random weights ~ N(0, 1) (seeded) of the benchmark loss on ``device``."""
+    shape = (1, scene["height"], scene["width"], scene["colors"].shape[-1])
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(1)).to(device)
+
+
+def benchmark_loss(colors: torch.Tensor, alphas: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The fixed random linear loss ``sum(colors * weights) + sum(alphas)``."""
+    return (colors * weights).sum() + alphas.sum()
+
+
+def passes(
+    scene: dict, backend: str, device: torch.device | str = "cpu"
+) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(forward without autograd, forward + backward of ``benchmark_loss``) on ``device``."""
+    inputs, weights = scene_inputs(scene, device), loss_weights(scene, device)
 
     def forward() -> object:
         with torch.no_grad():
@@ -122,7 +144,7 @@ def _passes(scene: dict, backend: str) -> tuple[Callable[[], object], Callable[[
 
     def forward_backward() -> object:
         colors, alphas, _ = rasterize(**inputs, backend=backend)
-        ((colors * weights).sum() + alphas.sum()).backward()
+        benchmark_loss(colors, alphas, weights).backward()
         return None
 
     return forward, forward_backward
@@ -176,14 +198,14 @@ class RenderBenchmark:
 
     def _row(self, n: int, size: int, channels: int) -> list[str]:
         scene = random_scene(n, size, channels, self.seed)
-        forward, forward_backward = _passes(scene, "torch")
+        forward, forward_backward = passes(scene, "torch")
         isects = forward()[2]["n_isects"]
         fwd_wall, _ = _time(forward, self.repeats)
         fb_wall, fb_cpu = _time(forward_backward, self.repeats)
         peak = peak_memory_mib(n, size, channels, self.seed, self.threads) if self.memory else None
         dense, ratio = "-", "-"
         if n * size * size <= self.dense_max_pairs:
-            dense_wall, _ = _time(_passes(scene, "dense")[1], self.dense_repeats, warm_up=False)
+            dense_wall, _ = _time(passes(scene, "dense")[1], self.dense_repeats, warm_up=False)
             dense, ratio = f"{dense_wall * 1e3:.0f}", f"{dense_wall / fb_wall:.1f}x"
         return [
             f"{n}",
