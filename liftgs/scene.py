@@ -118,10 +118,12 @@ EvalType = Literal["unique", "multiple"]
 
 @dataclass
 class Expression:
-    """A referring expression in ScanRefer's fields (plus ``eval_type``).
+    """A referring expression in ScanRefer's fields (plus ``eval_type`` and an optional ``relation``).
 
     ``eval_type`` is "unique" when the target is the only object of its category in the scene, else
-    "multiple" (ScanRefer's definition).
+    "multiple" (ScanRefer's definition). ``relation`` names what kind of reference singles the target out
+    when the annotation says so (the embedded benchmark's ``relation`` field: "category", "color",
+    "closest", ...); evaluation then also reports accuracy per relation. None when unknown.
     """
 
     scene_id: str
@@ -131,9 +133,10 @@ class Expression:
     description: str
     token: list[str]
     eval_type: EvalType
+    relation: str | None = None
 
     def to_json(self) -> dict:
-        return {
+        record = {
             "scene_id": self.scene_id,
             "object_id": str(self.object_id),
             "object_name": self.object_name,
@@ -142,6 +145,9 @@ class Expression:
             "token": list(self.token),
             "eval_type": self.eval_type,
         }
+        if self.relation is not None:
+            record["relation"] = self.relation
+        return record
 
     @classmethod
     def from_json(cls, record: dict) -> Expression:
@@ -155,4 +161,5 @@ class Expression:
             description=description,
             token=list(record.get("token") or description.split()),
             eval_type=record.get("eval_type", "multiple"),
+            relation=None if record.get("relation") is None else str(record["relation"]),
         )

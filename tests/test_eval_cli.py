@@ -61,6 +61,7 @@ def test_eval_cli_writes_every_key_and_counts(toy, tmp_path):
         "table": 1,
         "lamp": 1,
     }
+    assert {name: row["count"] for name, row in result["per_relation"].items()} == {"category": 1, "near": 1}
     assert len(result["records"]) == 5
     assert {"box_iou", "mask_iou", "predicted_box", "target_box", "score"} <= set(result["records"][0])
     assert (tmp_path / "eval_plots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -76,6 +77,7 @@ def test_oracle_scores_one_and_wrong_object_scores_zero(toy, model, monkeypatch)
     assert result.summary["acc@0.5"] == {"overall": 1.0, "unique": 1.0, "multiple": 1.0}
     assert result.summary["mean_mask_iou"] == 1.0
     assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_category"].values())
+    assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_relation"].values())
 
     monkeypatch.setattr(LiftGS, "predict", make_oracle(scenes, expressions, shift=1))
     wrong = evaluate(model, dataset)

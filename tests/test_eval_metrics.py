@@ -84,6 +84,20 @@ def test_grounding_accuracy_splits_and_categories():
         {"count": 3, "acc@0.25": 2 / 3, "acc@0.5": 2 / 3}
     )
     assert summary["per_category"]["table"] == pytest.approx({"count": 2, "acc@0.25": 1.0, "acc@0.5": 0.0})
+    assert "per_relation" not in summary
+
+
+def test_grounding_accuracy_per_relation_counts_only_known_relations():
+    ious = [0.9, 0.3, 0.1, 0.6]
+    relations = ["color", None, "color", "near"]
+    summary = grounding_accuracy(ious, ["multiple"] * 4, relations=relations)
+    assert summary["per_relation"] == {
+        "color": {"count": 2, "acc@0.25": 0.5, "acc@0.5": 0.5},
+        "near": {"count": 1, "acc@0.25": 1.0, "acc@0.5": 1.0},
+    }
+    assert "per_relation" not in grounding_accuracy(ious, ["unique"] * 4, relations=[None] * 4)
+    with pytest.raises(ValueError, match="relations"):
+        grounding_accuracy(ious, ["unique"] * 4, relations=["color"])
 
 
 def test_grounding_accuracy_empty_groups_are_null_and_bad_input_raises():

@@ -65,13 +65,16 @@ def test_resume_with_load_dir(run):
     assert (config.get_checkpoint_dir() / "step-000000003.ckpt").is_file()
 
 
-def test_ns_eval_reports_grounding_metrics(run, tmp_path, monkeypatch):
+def test_ns_eval_reports_grounding_metrics(run, dataset_root, tmp_path, monkeypatch):
     monkeypatch.setitem(ns_methods.all_methods, "liftgs", liftgs.config)  # until the entry point is installed
     output = tmp_path / "eval.json"
     ComputePSNR(load_config=run, output_path=output, render_output_path=tmp_path / "records").main()
     results = json.loads(output.read_text())["results"]
     assert 0.0 <= results["acc@0.25"] <= 1.0 and 0.0 <= results["acc@0.5"] <= results["acc@0.25"]
     assert results["count"] > 0
+    relations = {key.split("/")[-1] for key in results if key.startswith("acc@0.25/relation/")}
+    written = json.loads((dataset_root / "annotations" / "test.json").read_text())
+    assert relations and relations <= {record["relation"] for record in written}  # the generator's kinds
     records = json.loads((tmp_path / "records" / "grounding_records.json").read_text())["records"]
     assert len(records) == results["count"] and {r["scene_id"] for r in records} == {"scan0009"}  # test split
 

@@ -81,12 +81,13 @@ def test_expression_round_trip_and_extras(tmp_path):
         Expression(
             "scan0007", 2, "trash can", 0, "the red trash can.", ["the", "red", "trash", "can", "."], "unique"
         ),
-        Expression("scan0007", 0, "chair", 1, "the chair next to the table", ["the", "chair"], "multiple"),
+        Expression("scan0007", 0, "chair", 1, "the chair next to the table", ["the"], "multiple", "near"),
     ]
     path = tmp_path / "annotations/train.json"
-    save_expressions(path, expressions, extras=[{"relation": "color"}, {"relation": "near"}])
+    save_expressions(path, expressions, extras=[{"anchor_ids": []}, {"anchor_ids": ["1"]}])
     records = json.loads(path.read_text())
-    assert records[0]["object_id"] == "2" and records[1]["relation"] == "near"
+    assert records[0]["object_id"] == "2" and "relation" not in records[0]
+    assert records[1]["relation"] == "near" and records[1]["anchor_ids"] == ["1"]
     assert load_expressions(path) == expressions
     with pytest.raises(ValueError, match="extras"):
         save_expressions(path, expressions, extras=[{}])

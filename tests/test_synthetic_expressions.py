@@ -81,6 +81,7 @@ def test_records_have_scanrefer_fields_and_eval_type(scenes):
             assert e.object_name == layout.by_id(e.object_id).category
             assert e.eval_type == ("unique" if counts[e.object_name] == 1 else "multiple")
             assert e.token == tokenize(e.description)
+            assert e.relation == g.relation.kind and "relation" not in g.extras()
             assert e.object_name in e.description or CATEGORIES[e.object_name].plural in e.description
             per_object[(e.scene_id, e.object_id)] += 1
         anns = [

@@ -51,7 +51,9 @@ def toy_scene(scene_id: str, names: list[str], seed: int = 0) -> Scene:
     )
 
 
-def _expression(scene: Scene, object_id: int, description: str, ann_id: int = 0) -> Expression:
+def _expression(
+    scene: Scene, object_id: int, description: str, ann_id: int = 0, relation: str | None = None
+) -> Expression:
     names = [o.name for o in scene.objects.values()]
     name = scene.objects[object_id].name
     return Expression(
@@ -62,12 +64,14 @@ def _expression(scene: Scene, object_id: int, description: str, ann_id: int = 0)
         description=description,
         token=description.split(),
         eval_type="unique" if names.count(name) == 1 else "multiple",
+        relation=relation,
     )
 
 
 def write_toy_dataset(root: Path) -> tuple[dict[str, Scene], list[Expression]]:
     """Two scenes and six expressions (five scorable: 3 unique, 2 multiple; one, unique, whose target
-    has no points) in the dataset-root layout: scans/, annotations/test.json, splits/test.txt."""
+    has no points) in the dataset-root layout: scans/, annotations/test.json, splits/test.txt. Two
+    scorable expressions say their relation ("category", "near"); the others do not."""
     scenes = {
         "toy0000": toy_scene("toy0000", ["chair", "chair", "table"], seed=0),
         "toy0001": toy_scene("toy0001", ["lamp", "chair"], seed=1),
@@ -80,8 +84,8 @@ def write_toy_dataset(root: Path) -> tuple[dict[str, Scene], list[Expression]]:
         _expression(a, 0, "the chair on the left"),
         _expression(a, 1, "the chair in the middle", 1),
         _expression(a, 2, "the table on the right", 2),
-        _expression(b, 0, "the lamp"),
-        _expression(b, 1, "the chair next to the lamp", 1),
+        _expression(b, 0, "the lamp", relation="category"),
+        _expression(b, 1, "the chair next to the lamp", 1, relation="near"),
     ]
     expressions.append(_expression(b, NO_POINTS_OBJECT, "the ghost that is not there", 2))
     save_expressions(root / "annotations" / f"{SPLIT}.json", expressions)

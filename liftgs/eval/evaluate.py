@@ -41,8 +41,8 @@ class EvalResult:
 
     Attributes:
         records: one ``GroundingRecord`` per scored expression, in input order within each scene.
-        summary: acc@0.25 / acc@0.5 (overall, unique, multiple), mean box and mask IoU, counts and
-            per-category accuracy.
+        summary: acc@0.25 / acc@0.5 (overall, unique, multiple), mean box and mask IoU, counts,
+            per-category accuracy and, when the expressions say their relation, per-relation accuracy.
         skipped: reason -> number of expressions that could not be scored.
         threshold: probability above which a point belongs to the predicted mask.
         num_scenes: scenes encoded.
@@ -135,6 +135,7 @@ def evaluate(
         [r.eval_type for r in records],
         [r.object_name for r in records],
         mask_ious=[r.mask_iou for r in records],
+        relations=[r.relation for r in records],
     )
     return EvalResult(records, summary, dict(skipped), threshold, num_scenes)
 
@@ -191,6 +192,7 @@ def _ground_scene(
                     score=float(prediction.score),
                     predicted_box=None if predicted_box is None else predicted_box.tolist(),
                     target_box=target_box.tolist(),
+                    relation=expression.relation,
                 )
             )
     return records

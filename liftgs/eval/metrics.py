@@ -72,7 +72,8 @@ class GroundingRecord:
     """The scored outcome of one referring expression.
 
     Attributes:
-        scene_id, object_id, ann_id, object_name, eval_type, description: the expression's fields.
+        scene_id, object_id, ann_id, object_name, eval_type, description, relation: the expression's
+            fields (``relation`` None when the annotation has none).
         box_iou: IoU of the predicted mask's box with the target's box (0 when the mask is empty).
         mask_iou: IoU of the predicted point mask with the target's point mask.
         score: the model's confidence for the chosen query.
@@ -91,6 +92,7 @@ class GroundingRecord:
     score: float
     predicted_box: list[float] | None
     target_box: list[float]
+    relation: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -135,6 +137,7 @@ def grounding_accuracy(
     categories: Sequence[str] | None = None,  # [N] object category names
     mask_ious: Sequence[float] | None = None,  # [N]
     thresholds: Sequence[float] = THRESHOLDS,
+    relations: Sequence[str | None] | None = None,  # [N] relation kinds, None where unknown
 ) -> dict:
     """The ScanRefer-style summary of N scored expressions.
 
@@ -144,9 +147,11 @@ def grounding_accuracy(
          "acc@0.25": {"overall": .., "unique": .., "multiple": ..},
          "acc@0.5": {...},
          "mean_box_iou": .., "mean_mask_iou": ..,              # mean_mask_iou only with mask_ious
-         "per_category": {name: {"count": n, "acc@0.25": .., "acc@0.5": ..}}}   # only with categories
+         "per_category": {name: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with categories
+         "per_relation": {kind: {"count": n, "acc@0.25": .., "acc@0.5": ..}}}   # only with a known relation
 
-    Accuracies of an empty group are None (there is nothing to be accurate about).
+    Accuracies of an empty group are None (there is nothing to be accurate about). ``per_relation`` covers
+    the expressions whose relation is known and is left out when none is.
     """
     ious = np.asarray(box_ious, dtype=np.float64).reshape(-1)
     types = np.asarray(list(eval_types), dtype=object)
@@ -174,13 +179,27 @@ def grounding_accuracy(
             raise ValueError(f"{ious.shape[0]} box IoUs but {masks.shape[0]} mask IoUs")
         summary["mean_mask_iou"] = float(masks.mean()) if masks.size else None
     if categories is not None:
-        names = np.asarray(list(categories), dtype=object)
-        if names.shape != ious.shape:
-            raise ValueError(f"{ious.shape[0]} IoUs but {names.shape[0]} categories")
-        per_category = {}
-        for name in sorted(set(names.tolist())):
-            group = ious[names == name]
-            per_category[name] = {"count": int(group.size)}
-            per_category[name].update({_threshold_key(t): _accuracy(group, t) for t in thresholds})
-        summary["per_category"] = per_category
+        summary["per_category"] = _per_group(ious, _labels(categories, ious, "categories"), thresholds)
+    if relations is not None:
+        per_relation = _per_group(ious, _labels(relations, ious, "relations"), thresholds)
+        if per_relation:
+            summary["per_relation"] = per_relation
     return summary
+
+
+def _labels(labels: Sequence[str | None], ious: np.ndarray, what: str) -> np.ndarray:
+    """[N] object array of per-expression labels, checked to match the N IoUs."""
+    names = np.asarray(list(labels), dtype=object)
+    if names.shape != ious.shape:
+        raise ValueError(f"{ious.shape[0]} IoUs but {names.shape[0]} {what}")
+    return names
+
+
+def _per_group(ious: np.ndarray, names: np.ndarray, thresholds: Sequence[float]) -> dict:
+    """{name: {"count": n, "acc@t": ...}} for every name in ``names`` (None names are left out), sorted."""
+    groups = {}
+    for name in sorted({n for n in names.tolist() if n is not None}):
+        group = ious[names == name]
+        groups[name] = {"count": int(group.size)}
+        groups[name].update({_threshold_key(t): _accuracy(group, t) for t in thresholds})
+    return groups

@@ -37,23 +37,25 @@ def summary_table(result: EvalResult, title: str = "LIFT-GS grounding") -> Table
     return table
 
 
-def category_table(result: EvalResult) -> Table:
-    """Per-category count and accuracies."""
-    table = Table(title="per category")
-    table.add_column("category")
+def group_table(result: EvalResult, group: str = "category") -> Table:
+    """Count and accuracies per category (``group="category"``) or per relation (``"relation"``)."""
+    table = Table(title=f"per {group}")
+    table.add_column(group)
     table.add_column("count", justify="right")
     for threshold in THRESHOLDS:
         table.add_column(f"Acc@{threshold:g} (%)", justify="right")
-    for name, row in result.summary.get("per_category", {}).items():
+    for name, row in result.summary.get(f"per_{group}", {}).items():
         table.add_row(name, str(row["count"]), *(_percent(row[f"acc@{t:g}"]) for t in THRESHOLDS))
     return table
 
 
 def print_report(result: EvalResult, console: Console | None = None) -> None:
-    """Print both tables and any skipped expressions."""
+    """Print the summary, the per-category table, the per-relation one (when known) and any skips."""
     console = console or Console()
     console.print(summary_table(result))
-    console.print(category_table(result))
+    console.print(group_table(result, "category"))
+    if "per_relation" in result.summary:
+        console.print(group_table(result, "relation"))
     for reason, count in result.skipped.items():
         console.print(f"[yellow]skipped {count} expression(s): {reason}[/yellow]")
 

@@ -48,13 +48,19 @@ class LiftGSPipelineConfig(VanillaPipelineConfig):
 
 def flatten_summary(summary: dict) -> dict[str, float]:
     """Scalar entries of ``liftgs.eval.metrics.grounding_accuracy``'s summary, e.g. ``acc@0.25``,
-    ``acc@0.25/unique``; groups without expressions are left out."""
+    ``acc@0.25/unique``, ``acc@0.25/relation/color`` (when relations are known); groups without
+    expressions are left out."""
     flat: dict[str, float] = {"count": float(summary["count"])}
     for threshold in THRESHOLDS:
         key = f"acc@{threshold:g}"
         for group, value in summary[key].items():
             if value is not None:
                 flat[key if group == "overall" else f"{key}/{group}"] = float(value)
+    for kind, row in summary.get("per_relation", {}).items():
+        for threshold in THRESHOLDS:
+            key = f"acc@{threshold:g}"
+            if row[key] is not None:
+                flat[f"{key}/relation/{kind}"] = float(row[key])
     for key in ("mean_box_iou", "mean_mask_iou"):
         if summary.get(key) is not None:
             flat[key] = float(summary[key])

@@ -265,9 +265,8 @@ class GeneratedExpression:
     held_out_template: bool
 
     def extras(self) -> dict:
-        """Fields added to the annotation record (beyond ScanRefer's)."""
+        """Fields added to the annotation record (beyond ``Expression.to_json``'s)."""
         return {
-            "relation": self.relation.kind,
             "anchor_ids": [str(i) for i in self.relation.anchors],
             "held_out_template": self.held_out_template,
         }
@@ -317,6 +316,7 @@ def describe_scene(
                 description=description,
                 token=tokenize(description),
                 eval_type=eval_type,
+                relation=relation.kind,
             )
             generated.append(GeneratedExpression(expression, relation, use_unseen))
     return generated
