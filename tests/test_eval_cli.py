@@ -78,11 +78,14 @@ def test_oracle_scores_one_and_wrong_object_scores_zero(toy, model, monkeypatch)
     assert result.summary["mean_mask_iou"] == 1.0
     assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_category"].values())
     assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_relation"].values())
+    assert result.summary["instance_ranking"] == {"count": 2, "target_first": 1.0, "chance": 0.5}  # 2 chairs
 
     monkeypatch.setattr(LiftGS, "predict", make_oracle(scenes, expressions, shift=1))
     wrong = evaluate(model, dataset)
     assert wrong.summary["acc@0.25"]["overall"] == 0.0
     assert wrong.summary["mean_mask_iou"] == 0.0
+    assert wrong.summary["instance_ranking"]["target_first"] == 0.0
+    assert [r.target_rank for r in wrong.records if r.target_rank is not None] == [2, 2]
 
 
 def test_max_scenes_and_annotation_file(toy, model, tmp_path):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from liftgs.eval.metrics import box_iou_3d, grounding_accuracy, mask_iou, points_box, score_prediction
+from liftgs.eval.metrics import (
+    box_iou_3d,
+    grounding_accuracy,
+    instance_rank,
+    mask_iou,
+    points_box,
+    score_prediction,
+)
 
 UNIT = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
 
@@ -110,3 +117,21 @@ def test_grounding_accuracy_empty_groups_are_null_and_bad_input_raises():
         grounding_accuracy([0.5], ["rare"])
     with pytest.raises(ValueError, match="categories"):
         grounding_accuracy([0.5], ["unique"], ["a", "b"])
+
+
+def test_instance_rank_counts_ties_against_the_target():
+    instance = np.array([0, 0, 1, 1, 2, 2, 5])
+    probs = np.array([0.9, 0.7, 0.2, 0.4, 0.8, 0.9, 1.0])  # means: 0 -> 0.8, 1 -> 0.3, 2 -> 0.85
+    assert instance_rank(probs, instance, 0, [0, 1, 2]) == 2
+    assert instance_rank(probs, instance, 2, [0, 1, 2, 7]) == 1  # 7 has no points: not ranked
+    assert instance_rank(np.full(7, 0.6), instance, 1, [0, 1, 2]) == 3  # covering all ranks it last
+    with pytest.raises(ValueError, match="no point"):
+        instance_rank(probs, instance, 7, [0, 7])
+
+
+def test_instance_ranking_summary_rate_and_chance():
+    summary = grounding_accuracy([0.1, 0.2, 0.3], ["multiple"] * 3, ranks=[(1, 2), (3, 4), None])
+    assert summary["instance_ranking"] == {"count": 2, "target_first": 0.5, "chance": 0.375}
+    assert "instance_ranking" not in grounding_accuracy([0.1], ["unique"], ranks=[None])
+    with pytest.raises(ValueError, match="ranks"):
+        grounding_accuracy([0.1, 0.2], ["unique"] * 2, ranks=[None])

@@ -25,7 +25,7 @@ import torch
 from rich.progress import Progress
 
 from liftgs.data.store import DatasetError
-from liftgs.eval.metrics import GroundingRecord, grounding_accuracy, score_prediction
+from liftgs.eval.metrics import GroundingRecord, grounding_accuracy, instance_rank, score_prediction
 from liftgs.scene import Expression, Scene
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class EvalResult:
     Attributes:
         records: one ``GroundingRecord`` per scored expression, in input order within each scene.
         summary: acc@0.25 / acc@0.5 (overall, unique, multiple), mean box and mask IoU, counts,
-            per-category accuracy and, when the expressions say their relation, per-relation accuracy.
+            per-category accuracy, per-relation accuracy when the expressions say their relation, and
+            how often the target outranks its same-category distractors (``instance_ranking``).
         skipped: reason -> number of expressions that could not be scored.
         threshold: probability above which a point belongs to the predicted mask.
         num_scenes: scenes encoded.
@@ -136,6 +137,7 @@ def evaluate(
         [r.object_name for r in records],
         mask_ious=[r.mask_iou for r in records],
         relations=[r.relation for r in records],
+        ranks=[None if r.target_rank is None else (r.target_rank, r.num_candidates) for r in records],
     )
     return EvalResult(records, summary, dict(skipped), threshold, num_scenes)
 
@@ -156,6 +158,21 @@ def _encode_scene(model, scene: Scene):
     except ValueError as error:
         logger.warning("skipping the expressions of scene %r: %s", scene.scene_id, error)
         return None
+
+
+def _rank_among_category(scene: Scene, object_id: int, prediction, features) -> tuple[int | None, int | None]:
+    """(target rank, number ranked) among the objects of the target's category present in the cloud, by
+    the prediction's mean point probability (``metrics.instance_rank``); (None, None) when the target has
+    no such distractor or the scene does not list its objects."""
+    target = scene.objects.get(object_id)
+    if target is None:
+        return None, None
+    present = set(np.unique(scene.point_instance).tolist())
+    candidates = [i for i, o in scene.objects.items() if o.name == target.name and i in present]
+    if len(candidates) < 2:
+        return None, None
+    probs = prediction.point_probs.detach()[features.source_to_voxel].cpu().numpy()
+    return instance_rank(probs, scene.point_instance, object_id, candidates), len(candidates)
 
 
 def _ground_scene(
@@ -179,6 +196,7 @@ def _ground_scene(
                 continue
             predicted = predicted_point_mask(prediction.mask, features.source_to_voxel)
             box_iou, mask_iou, predicted_box, target_box = score_prediction(scene.points, predicted, target)
+            rank, candidates = _rank_among_category(scene, expression.object_id, prediction, features)
             records.append(
                 GroundingRecord(
                     scene_id=expression.scene_id,
@@ -193,6 +211,8 @@ def _ground_scene(
                     predicted_box=None if predicted_box is None else predicted_box.tolist(),
                     target_box=target_box.tolist(),
                     relation=expression.relation,
+                    target_rank=rank,
+                    num_candidates=candidates,
                 )
             )
     return records

@@ -79,6 +79,10 @@ class GroundingRecord:
         score: the model's confidence for the chosen query.
         predicted_box: [6] as a list, or None when the predicted mask is empty.
         target_box: [6] as a list.
+        target_rank: where the target ranks (1 = first) among the objects of its category present in the
+            cloud by mean predicted probability over their points (``instance_rank``); None when it has
+            no same-category distractor or the scene lists no objects.
+        num_candidates: how many objects were ranked (target included); None with ``target_rank``.
     """
 
     scene_id: str
@@ -93,6 +97,8 @@ class GroundingRecord:
     predicted_box: list[float] | None
     target_box: list[float]
     relation: str | None = None
+    target_rank: int | None = None
+    num_candidates: int | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -122,6 +128,30 @@ def score_prediction(
     return box_iou, mask_iou(predicted_mask, target_mask), predicted_box, target_box
 
 
+def instance_rank(
+    point_probs: np.ndarray,  # [P] predicted probability per point of the cloud
+    point_instance: np.ndarray,  # [P] instance id per point
+    target_id: int,
+    candidate_ids: Sequence[int],  # the objects to rank, target included
+) -> int:
+    """Rank (1 = first) of the target among the candidates by mean probability over each one's points.
+
+    A candidate tied with the target counts as ahead of it, so a mask that covers every candidate equally
+    ranks the target last, not first. Candidates without points are skipped.
+    """
+    probs = np.asarray(point_probs, dtype=np.float64)
+    instance = np.asarray(point_instance)
+    means = {}
+    for object_id in candidate_ids:
+        inside = instance == object_id
+        if inside.any():
+            means[int(object_id)] = float(probs[inside].mean())
+    if int(target_id) not in means:
+        raise ValueError(f"the target object {target_id} has no point in the scene's cloud")
+    target = means.pop(int(target_id))
+    return 1 + sum(value >= target for value in means.values())
+
+
 def _accuracy(box_ious: np.ndarray, threshold: float) -> float | None:
     """Fraction of IoUs >= threshold; None (JSON null) for an empty group rather than a fake 0."""
     return float(np.mean(box_ious >= threshold)) if box_ious.size else None
@@ -138,6 +168,7 @@ def grounding_accuracy(
     mask_ious: Sequence[float] | None = None,  # [N]
     thresholds: Sequence[float] = THRESHOLDS,
     relations: Sequence[str | None] | None = None,  # [N] relation kinds, None where unknown
+    ranks: Sequence[tuple[int, int] | None] | None = None,  # [N] (target_rank, num_candidates) or None
 ) -> dict:
     """The ScanRefer-style summary of N scored expressions.
 
@@ -148,10 +179,14 @@ def grounding_accuracy(
          "acc@0.5": {...},
          "mean_box_iou": .., "mean_mask_iou": ..,              # mean_mask_iou only with mask_ious
          "per_category": {name: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with categories
-         "per_relation": {kind: {"count": n, "acc@0.25": .., "acc@0.5": ..}}}   # only with a known relation
+         "per_relation": {kind: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with a known relation
+         "instance_ranking": {"count": n, "target_first": .., "chance": ..}}   # only with ranked records
 
     Accuracies of an empty group are None (there is nothing to be accurate about). ``per_relation`` covers
-    the expressions whose relation is known and is left out when none is.
+    the expressions whose relation is known and is left out when none is. ``instance_ranking`` covers the
+    expressions given a ``(target_rank, num_candidates)`` pair (not None): how often the target ranks first
+    among the objects of its category, and the rate a uniformly random ranking would give (mean of
+    1 / num_candidates) — whether the model tells instances apart, independent of box quality.
     """
     ious = np.asarray(box_ious, dtype=np.float64).reshape(-1)
     types = np.asarray(list(eval_types), dtype=object)
@@ -184,6 +219,16 @@ def grounding_accuracy(
         per_relation = _per_group(ious, _labels(relations, ious, "relations"), thresholds)
         if per_relation:
             summary["per_relation"] = per_relation
+    if ranks is not None:
+        if len(ranks) != ious.shape[0]:
+            raise ValueError(f"{ious.shape[0]} IoUs but {len(ranks)} ranks")
+        ranked = [rank for rank in ranks if rank is not None]
+        if ranked:
+            summary["instance_ranking"] = {
+                "count": len(ranked),
+                "target_first": float(np.mean([rank == 1 for rank, _ in ranked])),
+                "chance": float(np.mean([1.0 / candidates for _, candidates in ranked])),
+            }
     return summary
 
 

@@ -56,6 +56,12 @@ def print_report(result: EvalResult, console: Console | None = None) -> None:
     console.print(group_table(result, "category"))
     if "per_relation" in result.summary:
         console.print(group_table(result, "relation"))
+    ranking = result.summary.get("instance_ranking")
+    if ranking is not None:
+        console.print(
+            f"target ranked first among the objects of its category: {_percent(ranking['target_first'])}% "
+            f"of {ranking['count']} expressions (a random ranking: {_percent(ranking['chance'])}%)"
+        )
     for reason, count in result.skipped.items():
         console.print(f"[yellow]skipped {count} expression(s): {reason}[/yellow]")
 

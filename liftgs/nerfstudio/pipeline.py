@@ -48,8 +48,8 @@ class LiftGSPipelineConfig(VanillaPipelineConfig):
 
 def flatten_summary(summary: dict) -> dict[str, float]:
     """Scalar entries of ``liftgs.eval.metrics.grounding_accuracy``'s summary, e.g. ``acc@0.25``,
-    ``acc@0.25/unique``, ``acc@0.25/relation/color`` (when relations are known); groups without
-    expressions are left out."""
+    ``acc@0.25/unique``, ``acc@0.25/relation/color`` (when relations are known), ``target_first`` (see
+    ``instance_ranking``); groups without expressions are left out."""
     flat: dict[str, float] = {"count": float(summary["count"])}
     for threshold in THRESHOLDS:
         key = f"acc@{threshold:g}"
@@ -64,6 +64,9 @@ def flatten_summary(summary: dict) -> dict[str, float]:
     for key in ("mean_box_iou", "mean_mask_iou"):
         if summary.get(key) is not None:
             flat[key] = float(summary[key])
+    if "instance_ranking" in summary:
+        flat["target_first"] = summary["instance_ranking"]["target_first"]
+        flat["target_first/chance"] = summary["instance_ranking"]["chance"]
     return flat
 
 
