@@ -26,6 +26,7 @@ from rich.progress import Progress
 
 from liftgs.data.store import DatasetError
 from liftgs.eval.metrics import GroundingRecord, grounding_accuracy, instance_rank, score_prediction
+from liftgs.model.types import Prediction, SceneFeatures
 from liftgs.scene import Expression, Scene
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,9 @@ def _encode_scene(model, scene: Scene):
         return None
 
 
-def _rank_among_category(scene: Scene, object_id: int, prediction, features) -> tuple[int | None, int | None]:
+def _rank_among_category(
+    scene: Scene, object_id: int, prediction: Prediction, features: SceneFeatures
+) -> tuple[int | None, int | None]:
     """(target rank, number ranked) among the objects of the target's category present in the cloud, by
     the prediction's mean point probability (``metrics.instance_rank``); (None, None) when the target has
     no such distractor or the scene does not list its objects."""
