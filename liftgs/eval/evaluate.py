@@ -161,18 +161,27 @@ def _encode_scene(model, scene: Scene):
         return None
 
 
-def _rank_among_category(
-    scene: Scene, object_id: int, prediction: Prediction, features: SceneFeatures
-) -> tuple[int | None, int | None]:
-    """(target rank, number ranked) among the objects of the target's category present in the cloud, by
-    the prediction's mean point probability (``metrics.instance_rank``); (None, None) when the target has
-    no such distractor or the scene does not list its objects."""
-    target = scene.objects.get(object_id)
-    if target is None:
-        return None, None
+def _same_category_objects(scene: Scene) -> dict[int, list[int]]:
+    """object id -> ids of the objects of its category present in the cloud (itself included), for the
+    objects that have at least one such distractor; empty when the scene does not list its objects."""
     present = set(np.unique(scene.point_instance).tolist())
-    candidates = [i for i, o in scene.objects.items() if o.name == target.name and i in present]
-    if len(candidates) < 2:
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for object_id, obj in scene.objects.items():
+        if object_id in present:
+            by_name[obj.name].append(object_id)
+    return {i: ids for ids in by_name.values() if len(ids) > 1 for i in ids}
+
+
+def _rank_among_category(
+    scene: Scene,
+    candidates: list[int] | None,
+    object_id: int,
+    prediction: Prediction,
+    features: SceneFeatures,
+) -> tuple[int | None, int | None]:
+    """(target rank, number ranked) among ``candidates`` (``_same_category_objects``' entry of the target) by
+    the prediction's mean point probability (``metrics.instance_rank``); (None, None) without candidates."""
+    if candidates is None:
         return None, None
     probs = prediction.point_probs.detach()[features.source_to_voxel].cpu().numpy()
     return instance_rank(probs, scene.point_instance, object_id, candidates), len(candidates)
@@ -189,6 +198,7 @@ def _ground_scene(
 ) -> list[GroundingRecord]:
     """Ground the scene's expressions in batches against its encoding; score each against its target."""
     records = []
+    rivals = _same_category_objects(scene)
     for start in range(0, len(expressions), batch_size):
         batch = expressions[start : start + batch_size]
         predictions = model.predict(features, [expression.description for expression in batch], threshold)
@@ -199,7 +209,9 @@ def _ground_scene(
                 continue
             predicted = predicted_point_mask(prediction.mask, features.source_to_voxel)
             box_iou, mask_iou, predicted_box, target_box = score_prediction(scene.points, predicted, target)
-            rank, candidates = _rank_among_category(scene, expression.object_id, prediction, features)
+            rank, candidates = _rank_among_category(
+                scene, rivals.get(expression.object_id), expression.object_id, prediction, features
+            )
             records.append(
                 GroundingRecord(
                     scene_id=expression.scene_id,
