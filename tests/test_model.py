@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from toys_model import VOXEL, HashTextEncoder, tiny_config, tiny_model
 
 from liftgs.model import (
@@ -16,10 +17,12 @@ from liftgs.model import (
     mask_box,
     voxelize,
 )
+from liftgs.model.affinity import AFFINITY_OFFSET_INIT, AFFINITY_SCALE_INIT, LiftedAffinity
 from liftgs.model.decoder import GroundingHeads
 from liftgs.model.encoder import PointEncoder, Rotary3D, build_levels
 from liftgs.model.serialization import ORDERS, hilbert_code, morton_code, serialize
 from liftgs.model.voxelize import grid_coords
+from liftgs.pseudo.lift import feature_projection
 
 
 def room(n: int = 3000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -362,3 +365,76 @@ def test_pooling_hierarchy_bookkeeping_and_alternating_orders():
     assert levels[-1].parent is None
     assert not torch.equal(levels[0].order(0)[0], levels[0].order(1)[0])
     assert levels[0].order(0) is levels[0].order(len(ORDERS))  # cycles through the curves, computed once
+
+
+# --- lifted affinity -----------------------------------------------------------------------------------
+
+
+def lifted_model(extra_channels: int = 8) -> LiftGS:
+    config = tiny_config()
+    config.encoder.extra_channels = extra_channels
+    config.decoder.lifted_affinity = True
+    torch.manual_seed(0)
+    return LiftGS(config, text_encoder=HashTextEncoder())
+
+
+def lifted_room(model: LiftGS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``room()`` whose cube points carry the projected embedding of the word "cube" as lifted feature and
+    the other points that of "floor" (as the stand-in labeller lifts names): points, colours, extra, and
+    the [P] bool cube mask."""
+    points, colors = room()
+    cube = torch.arange(points.shape[0]) >= 3000
+    words = model.encode_text(["cube", "floor"]).tokens[:, 0]  # [2, Dt]
+    lifted = words @ feature_projection(words.shape[1], model.config.encoder.extra_channels, 0)
+    return points, colors, torch.where(cube[:, None], lifted[0], lifted[1]), cube
+
+
+def test_lifted_affinity_scores_points_by_the_words_a_query_aligns_with():
+    affinity = LiftedAffinity(text_dim=24, lifted_dim=8, projection_seed=0)
+    tokens = HashTextEncoder().encode(["the cube"]).tokens  # [1, 2, 24]
+    lifted = F.normalize(tokens[0] @ affinity.projection, dim=-1)  # point 0 lifted "the", point 1 "cube"
+    on_cube = torch.tensor([[[-20.0, 20.0]]])  # [B, Q, T] token alignment logits
+    with torch.no_grad():
+        towards_cube = affinity(on_cube, tokens, lifted)[0, 0]
+        towards_the = affinity(on_cube.flip(-1), tokens, lifted)[0, 0]
+    assert towards_cube[1] > towards_cube[0] and towards_the[0] > towards_the[1]
+    expected = AFFINITY_SCALE_INIT * (1.0 - AFFINITY_OFFSET_INIT)  # cosine 1 at the initial scale/offset
+    assert towards_cube[1].item() == pytest.approx(expected, abs=1e-3)
+
+
+def test_lifted_affinity_lifts_the_named_objects_mask_logits():
+    model = lifted_model().eval()
+    points, colors, extra, cube = lifted_room(model)
+    with torch.no_grad():
+        scene = model.encode_scene(points, colors, extra)
+        text = model.encode_text(["cube", "floor"])
+        with_prior = model.ground(scene, text).mask_logits
+        affinity, model.decoder.heads.affinity = model.decoder.heads.affinity, None
+        without = model.ground(scene, text).mask_logits
+        model.decoder.heads.affinity = affinity
+    norms = scene.decoder_points.lifted.norm(dim=-1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    voxel_cube = torch.zeros(scene.num_points, dtype=torch.bool)
+    voxel_cube[scene.source_to_voxel[cube]] = True
+    prior = (with_prior - without).mean(1)  # [2 texts, Pv], averaged over queries
+    assert prior[0, voxel_cube].mean() > prior[0, ~voxel_cube].mean() + 1.0
+    assert prior[1, ~voxel_cube].mean() > prior[1, voxel_cube].mean() + 1.0
+
+
+def test_lifted_affinity_trains_the_token_alignment_through_the_masks():
+    model = lifted_model().train()
+    points, colors, extra, _ = lifted_room(model)
+    out = model.ground(model.encode_scene(points, colors, extra), model.encode_text(["the red cube"]))
+    out.mask_logits.sigmoid().sum().backward()  # a mask loss only: no token loss
+    heads = model.decoder.heads
+    assert heads.affinity.log_scale.grad.abs() > 0 and heads.affinity.offset.grad.abs() > 0
+    assert heads.token_align.weight.grad.abs().sum() > 0
+
+
+def test_lifted_affinity_needs_lifted_features():
+    with pytest.raises(ValueError, match="lifted_affinity needs lifted features"):
+        lifted_model(extra_channels=0)
+    model = lifted_model()
+    points, _ = room()
+    with pytest.raises(ValueError, match="no lifted point features"):
+        model.decoder.prepare(torch.randn(10, model.encoder.out_channels), points[:10])

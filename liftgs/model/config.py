@@ -55,6 +55,12 @@ class DecoderConfig:
     align_dim: int = 64
     """Width of the query/token projections whose cosine similarity gives ``token_logits``."""
     dropout: float = 0.0
+    lifted_affinity: bool = False
+    """Add to the mask logits a learned multiple of the cosine between each point's lifted feature and the
+    words each query aligns with (``liftgs.model.affinity``). Needs lifted features that are projections
+    of embeddings in the text encoder's token space (``encoder.extra_channels`` > 0)."""
+    lifted_projection_seed: int = 0
+    """Seed of the lifted features' random projection (``liftgs.pseudo.lift.feature_projection``)."""
 
 
 @dataclass

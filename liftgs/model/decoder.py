@@ -12,7 +12,8 @@ the text before the first layer. After every layer the shared heads predict, for
 mask logits (``MLP(query) . point_features / sqrt(point_dim)``, times a learned scale, plus a learned
 bias), query <-> token alignment logits (cosine of projections times a learned inverse temperature), a
 grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
-statistics). All layers' outputs are kept for deep supervision.
+statistics). With ``lifted_affinity`` the mask logits also get the open-vocabulary prior of
+``liftgs.model.affinity`` (before the boxes read them). All layers' outputs are kept for deep supervision.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.config import DecoderConfig
 from liftgs.model.types import DecoderPoints, GroundingOutput, TextFeatures
 
@@ -146,9 +148,11 @@ class DecoderLayer(nn.Module):
 class GroundingHeads(nn.Module):
     """Per-layer predictions from query features, text-token features and point features."""
 
-    def __init__(self, config: DecoderConfig) -> None:
+    def __init__(self, config: DecoderConfig, text_dim: int, lifted_dim: int) -> None:
         super().__init__()
         d, dp = config.d_model, config.point_dim
+        seed = config.lifted_projection_seed
+        self.affinity = LiftedAffinity(text_dim, lifted_dim, seed) if config.lifted_affinity else None
         self.query_norm = nn.LayerNorm(d)
         self.point_norm = nn.LayerNorm(dp)
         self.token_norm = nn.LayerNorm(d)
@@ -165,18 +169,22 @@ class GroundingHeads(nn.Module):
         self,
         queries: Tensor,  # [B, Q, d_model]
         tokens: Tensor,  # [B, T, d_model]
-        token_mask: Tensor,  # [B, T] True = real token
+        text: TextFeatures,
         points: Tensor,  # [B, P, point_dim]
+        prepared: DecoderPoints,
         xyz: Tensor,  # [P, 3] metres
     ) -> dict[str, Tensor]:
         q = self.query_norm(queries)
         p = self.point_norm(points)
-        similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
-        mask_logits = similarity * self.mask_log_scale.exp() + self.mask_bias
         qa = F.normalize(self.query_align(q), dim=-1)
         ta = F.normalize(self.token_align(self.token_norm(tokens)), dim=-1)
         token_logits = qa @ ta.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q, T]
-        token_logits = token_logits.masked_fill(~token_mask.unsqueeze(1), PAD_LOGIT)
+        token_logits = token_logits.masked_fill(~text.mask.unsqueeze(1), PAD_LOGIT)
+        similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
+        mask_logits = similarity * self.mask_log_scale.exp() + self.mask_bias
+        if self.affinity is not None:
+            assert prepared.lifted is not None  # ``prepare`` requires it
+            mask_logits = mask_logits + self.affinity(token_logits, text.tokens, prepared.lifted)
         return {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
@@ -202,7 +210,7 @@ class GroundingHeads(nn.Module):
 class GroundingDecoder(nn.Module):
     """Point features + text tokens -> ``GroundingOutput`` (mask, token, score and box predictions)."""
 
-    def __init__(self, config: DecoderConfig, point_dim: int, text_dim: int) -> None:
+    def __init__(self, config: DecoderConfig, point_dim: int, text_dim: int, lifted_dim: int = 0) -> None:
         super().__init__()
         d, dp = config.d_model, config.point_dim
         self.config = config
@@ -213,16 +221,28 @@ class GroundingDecoder(nn.Module):
         self.query_from_text = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.query_pos = nn.Embedding(config.num_queries, d)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
-        self.heads = GroundingHeads(config)
+        self.heads = GroundingHeads(config, text_dim, lifted_dim)
 
     def prepare(
         self,
         point_features: Tensor,  # [P, point_dim of the encoder]
         xyz: Tensor,  # [P, 3] metres
+        lifted: Tensor | None = None,  # [P, E] lifted features (needed with ``lifted_affinity``)
     ) -> DecoderPoints:
-        """The text-independent point inputs of ``forward``: computed once per scene, reused per query."""
+        """The text-independent point inputs of ``forward``: computed once per scene, reused per query.
+
+        Raises:
+            ValueError: the decoder has a lifted affinity and ``lifted`` is None.
+        """
         centre = torch.cat([xyz[:, :2].mean(0), xyz.new_zeros(1)])
-        return DecoderPoints(embed=self.point_proj(point_features), pos=self.point_pos(xyz - centre))
+        unit_lifted = None
+        if self.heads.affinity is not None:
+            if lifted is None:
+                raise ValueError("decoder.lifted_affinity: the scene has no lifted point features")
+            unit_lifted = F.normalize(lifted, dim=-1)
+        return DecoderPoints(
+            embed=self.point_proj(point_features), pos=self.point_pos(xyz - centre), lifted=unit_lifted
+        )
 
     def forward(
         self,
@@ -248,5 +268,6 @@ class GroundingDecoder(nn.Module):
         for i, layer in enumerate(self.layers):
             seq, points = layer(seq, seq_pos, seq_ignore, points, point_pos)
             if all_layers or i == len(self.layers) - 1:
-                aux.append(self.heads(seq[:, :num_queries], seq[:, num_queries:], text.mask, points, xyz))
+                queries, tokens = seq[:, :num_queries], seq[:, num_queries:]
+                aux.append(self.heads(queries, tokens, text, points, prepared, xyz))
         return GroundingOutput(**aux[-1], aux=aux)

@@ -45,7 +45,9 @@ class LiftGS(nn.Module):
         self.config = config
         self.encoder = PointEncoder(config.encoder)
         self.gaussian_head = GaussianHead(config.gaussians, self.encoder.out_channels)
-        self.decoder = GroundingDecoder(config.decoder, self.encoder.out_channels, config.text_dim)
+        self.decoder = GroundingDecoder(
+            config.decoder, self.encoder.out_channels, config.text_dim, config.encoder.extra_channels
+        )
         self._text_encoder = None
         if text_encoder is not None:
             self.text_encoder = text_encoder
@@ -107,7 +109,7 @@ class LiftGS(nn.Module):
             colors=voxels.colors,
             features=features,
             gaussians=gaussians,
-            decoder_points=self.decoder.prepare(features, voxels.points),
+            decoder_points=self.decoder.prepare(features, voxels.points, voxels.extra),
             source_to_voxel=voxels.source_to_voxel,
             voxel_size=cfg.voxel_size,
         )

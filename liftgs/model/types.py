@@ -89,10 +89,13 @@ class DecoderPoints:
     Attributes:
         embed: [Pv, point_dim] point features projected to the decoder's point width.
         pos: [Pv, point_dim] positional embedding of the voxel centres (relative to the floor centre).
+        lifted: [Pv, E] unit lifted features of the voxels (zero rows where none), for the decoder's
+            lifted affinity; None when the decoder has none.
     """
 
     embed: Tensor  # [Pv, point_dim]
     pos: Tensor  # [Pv, point_dim]
+    lifted: Tensor | None = None  # [Pv, E]
 
 
 @dataclass
