@@ -34,7 +34,7 @@ class AdamWOptimizerConfig(AdamOptimizerConfig):
 
 
 MAX_STEPS = 3000
-"""Training steps of the default run (the cosine schedule decays over exactly these): about 58 min on one
+"""Training steps of the default run (the cosine schedule decays over exactly these): 58-61 min on one
 CPU core."""
 
 
@@ -53,7 +53,9 @@ def training_network() -> LiftGSConfig:
             patch_size=64,
             extra_channels=DEFAULT_DIM,
         ),
-        decoder=DecoderConfig(d_model=96, num_queries=8, num_layers=2, num_heads=4, align_dim=64),
+        decoder=DecoderConfig(
+            d_model=96, num_queries=8, num_layers=2, num_heads=4, align_dim=64, lifted_affinity=True
+        ),
         gaussians=GaussianConfig(hidden=32, feature_dim=16),
     )
 
