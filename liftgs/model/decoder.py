@@ -171,7 +171,7 @@ class GroundingHeads(nn.Module):
         tokens: Tensor,  # [B, T, d_model]
         text: TextFeatures,
         points: Tensor,  # [B, P, point_dim]
-        prepared: DecoderPoints,
+        lifted: Tensor | None,  # [P, E] unit lifted features (``DecoderPoints.lifted``)
         xyz: Tensor,  # [P, 3] metres
     ) -> dict[str, Tensor]:
         q = self.query_norm(queries)
@@ -183,8 +183,8 @@ class GroundingHeads(nn.Module):
         similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
         mask_logits = similarity * self.mask_log_scale.exp() + self.mask_bias
         if self.affinity is not None:
-            assert prepared.lifted is not None  # ``prepare`` requires it
-            mask_logits = mask_logits + self.affinity(token_logits, text.tokens, prepared.lifted)
+            assert lifted is not None  # ``GroundingDecoder.prepare`` requires it
+            mask_logits = mask_logits + self.affinity(token_logits, text.tokens, lifted)
         return {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
@@ -269,5 +269,5 @@ class GroundingDecoder(nn.Module):
             seq, points = layer(seq, seq_pos, seq_ignore, points, point_pos)
             if all_layers or i == len(self.layers) - 1:
                 queries, tokens = seq[:, :num_queries], seq[:, num_queries:]
-                aux.append(self.heads(queries, tokens, text, points, prepared, xyz))
+                aux.append(self.heads(queries, tokens, text, points, prepared.lifted, xyz))
         return GroundingOutput(**aux[-1], aux=aux)
