@@ -1,8 +1,9 @@
 """``liftgs experiments``: train and score issue 6's grid, write ``results.json``, ``results.md`` and plots.
 
 Each run is the registered ``ns-train`` method's TrainerConfig with the run's flags (``grid.ns_train_args``),
-trained in-process, exported, and scored with ``liftgs.eval.evaluate`` on ``--eval-split`` (val by default:
-never tune on test; ``--eval-split test`` for the final table). Resumable: a run whose result in
+trained (in this process, or ``--jobs`` at once in worker processes: ``liftgs.experiments.schedule``),
+exported, and scored with ``liftgs.eval.evaluate`` on ``--eval-split`` (val by default: never tune on test;
+``--eval-split test`` for the final table). Resumable: a run whose result in
 ``results.json`` and checkpoint were made by the same command and evaluation is not recomputed.
 """
 
@@ -53,6 +54,8 @@ class ExperimentsCommand:
     """auto (cuda when available), cpu or cuda."""
     threads: int = 1
     """torch CPU threads per run."""
+    jobs: int = 1
+    """Runs trained at once, each in its own process (logs in ``<work-dir>/logs``); 1: in this process."""
 
     def command(self, data: Path) -> str:
         """The canonical command line of this invocation (every option spelt out)."""
@@ -64,7 +67,7 @@ class ExperimentsCommand:
             "--noise-levels", *(f"{n:g}" for n in self.noise_levels),
             "--pretrain-noise", f"{self.pretrain_noise:g}", "--eval-split", self.eval_split,
             "--eval-max-scenes", str(self.eval_max_scenes), "--device", self.device,
-            "--threads", str(self.threads),
+            "--threads", str(self.threads), "--jobs", str(self.jobs),
         ]  # fmt: skip
         return shlex.join(args)
 
@@ -82,11 +85,11 @@ class ExperimentsCommand:
         """Trains and scores every run not done yet; returns the results document."""
         import torch
 
-        from liftgs.experiments.runner import score, train, trained_checkpoint
-        from liftgs.nerfstudio.pipeline import flatten_summary
+        from liftgs.experiments.runner import RunTask, trained_checkpoint
+        from liftgs.experiments.schedule import execute
 
-        if min(self.steps_per_run, self.pretrain_steps, self.threads) < 1:
-            raise ValueError("--steps-per-run, --pretrain-steps and --threads must be >= 1")
+        if min(self.steps_per_run, self.pretrain_steps, self.threads, self.jobs) < 1:
+            raise ValueError("--steps-per-run, --pretrain-steps, --threads and --jobs must be >= 1")
         runs = plan_runs(self.fractions, self.noise_levels, self.pretrain_noise)
         data = (self.data or default_dataset_root(generate_if_missing=True)).resolve()
         device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
@@ -108,42 +111,35 @@ class ExperimentsCommand:
                 "noise_fraction": min(self.fractions),
             },
         }
-        for index, run in enumerate(runs):
-            command = command_line(run, settings)
+        pending, trained_s = [], {}
+        for run in runs:
             record = records.get(run.name)
-            trained = trained_checkpoint(run, settings) is not None
-            same = record is not None and record["command"] == command
-            if trained and same and record["eval"] == evaluation:
-                print(f"[{index + 1}/{len(runs)}] {run.name}: done before, kept")
-                continue
-            print(f"[{index + 1}/{len(runs)}] {run.name}: {command}")
-            train_s = record["train_s"] if trained and same else train(run, settings)
-            scored = score(settings.checkpoint(run.name), data, self.eval_split, self.eval_max_scenes, device)
-            records[run.name] = self._record(run, command, evaluation, train_s, scored.seconds)
-            records[run.name]["metrics"] = flatten_summary(scored.result.summary)
-            records[run.name]["skipped"] = dict(scored.result.skipped)
+            same = record is not None and record["command"] == command_line(run, settings)
+            if same and trained_checkpoint(run, settings) is not None:
+                if record["eval"] == evaluation:
+                    print(f"{run.name}: done before, kept")
+                    continue
+                trained_s[run.name] = record["train_s"]
+            pending.append(run)
+        finished = {run.name for run in runs} - {run.name for run in pending}
+        task = RunTask(settings, self.eval_split, self.eval_max_scenes, trained_s)
+        log_dir = settings.work_dir / "logs"
+        for index, (run, record) in enumerate(execute(pending, task, self.jobs, finished, log_dir)):
+            records[run.name] = record
+            metrics = record["metrics"]
+            print(
+                f"[{index + 1}/{len(pending)}] {run.name}: Acc@0.25 {100 * metrics.get('acc@0.25', 0):.1f}, "
+                f"Acc@0.5 {100 * metrics.get('acc@0.5', 0):.1f} ({record['train_s'] / 60:.1f} min training)"
+            )
             self._write(results, records, runs)
         return self._write(results, records, runs)
-
-    @staticmethod
-    def _record(run: RunSpec, command: str, evaluation: dict, train_s: float, eval_s: float) -> dict:
-        return {
-            "method": run.method,
-            "fraction": run.fraction,
-            "noise": run.noise,
-            "init": run.init,
-            "command": command,
-            "eval": evaluation,
-            "train_s": train_s,
-            "eval_s": eval_s,
-        }
 
     def _write(self, results: dict, records: dict[str, dict], runs: list[RunSpec]) -> dict:
         """results.json (plan runs first, earlier runs outside the plan kept), results.md, results.png."""
         planned = [run.name for run in runs if run.name in records]
         ordered = {name: records[name] for name in planned}
         ordered.update({name: record for name, record in records.items() if name not in ordered})
-        document = {**results, "wall_s": sum(records[n]["train_s"] + records[n]["eval_s"] for n in planned)}
+        document = {**results, "run_s": sum(records[n]["train_s"] + records[n]["eval_s"] for n in planned)}
         document["runs"] = ordered
         _write_atomic(self.out / "results.json", json.dumps(document, indent=1))
         shown = {**document, "runs": {name: records[name] for name in planned}}

@@ -3,7 +3,8 @@ time) and ``results.png`` (accuracy vs labelled fraction, vs pseudo-label noise,
 
 Both read the ``results.json`` document that ``liftgs.experiments.command`` keeps::
 
-    {"command": "liftgs experiments ...", "eval": {"split", "max_scenes"}, "wall_s": total seconds,
+    {"command": "liftgs experiments ...", "eval": {"split", "max_scenes"}, "run_s": training + scoring
+     seconds summed over the plan's runs (with ``--jobs`` > 1 more than the wall time),
      "plan": {"fractions", "noise_levels", "pretrain_noise", "noise_fraction"},
      "runs": {name: {"method", "fraction", "noise", "init", "command", "train_s", "eval_s",
                      "metrics": {"acc@0.25", "acc@0.5", "acc@0.25/unique", ..., "mean_mask_iou", "count"},
@@ -54,7 +55,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# LIFT-GS experiments",
         "",
-        f"Command (total wall time {results['wall_s'] / 60:.1f} min):",
+        f"Command (training and scoring summed over the runs: {results['run_s'] / 60:.1f} min):",
         "",
         f"    {results['command']}",
         "",

@@ -23,6 +23,7 @@ from liftgs.eval.evaluate import EvalResult, evaluate
 from liftgs.experiments.grid import RunSettings, RunSpec, command_line, ns_train_args, pseudo_folder
 from liftgs.model import CheckpointError, load_model, save_checkpoint
 from liftgs.nerfstudio.export import load_trained_pipeline
+from liftgs.nerfstudio.pipeline import flatten_summary
 from liftgs.pseudo.command import label_dataset
 from liftgs.pseudo.noise import NoiseConfig
 from liftgs.pseudo.synthetic import SyntheticLabeller
@@ -95,3 +96,43 @@ def score(checkpoint: Path, data: Path, split: str, max_scenes: int | None, devi
     with torch.no_grad():
         result = evaluate(model.to(device), GroundingDataset(data, split), max_scenes=max_scenes)
     return Scored(result, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Trains one run (unless its checkpoint is current) and scores it; returns the run's ``results.json``
+    record. A plain dataclass, so it travels to worker processes.
+
+    Attributes:
+        settings: what every run shares.
+        split: the split scored.
+        max_scenes: score only its first N scenes (None: all).
+        trained_s: runs whose checkpoint was made by their current command, with their recorded training
+            seconds (these are scored again, not retrained).
+    """
+
+    settings: RunSettings
+    split: str
+    max_scenes: int | None
+    trained_s: dict[str, float]
+
+    def __call__(self, run: RunSpec) -> dict:
+        train_s = self.trained_s.get(run.name)
+        if train_s is None:
+            train_s = train(run, self.settings)
+        scored = score(
+            self.settings.checkpoint(run.name), self.settings.data, self.split, self.max_scenes,
+            self.settings.device,
+        )  # fmt: skip
+        return {
+            "method": run.method,
+            "fraction": run.fraction,
+            "noise": run.noise,
+            "init": run.init,
+            "command": command_line(run, self.settings),
+            "eval": {"split": self.split, "max_scenes": self.max_scenes},
+            "train_s": train_s,
+            "eval_s": scored.seconds,
+            "metrics": flatten_summary(scored.result.summary),
+            "skipped": dict(scored.result.skipped),
+        }
