@@ -127,19 +127,24 @@ def test_hf_encoder_missing_directory(tmp_path):
         HFTextEncoder(tmp_path / "nothing")
 
 
-def test_tiny_open_clip_tokens_before_pooling(tiny_clip_name):
+def test_tiny_open_clip_tokens_in_the_joint_space(tiny_clip_name):
+    import open_clip
+
     torch.manual_seed(0)
     encoder = OpenCLIPTextEncoder(tiny_clip_name)
-    assert encoder.dim == 32 and encoder.max_length == 12
+    assert encoder.dim == 16 and encoder.max_length == 12  # embed_dim (joint space), not the width 32
     out = encoder.encode(["a red chair", "the lamp near the window"])
-    assert out.tokens.shape == (2, 7, 32) and out.mask.sum(1).tolist() == [5, 7]
+    assert out.tokens.shape == (2, 7, 16) and out.mask.sum(1).tolist() == [5, 7]
     assert out.token_strings[0] == ["<start_of_text>", "a", "red", "chair", "<end_of_text>"]
-    assert torch.allclose(out.pooled[0], out.tokens[0, 4])  # end-of-text token, before projection
+    assert torch.allclose(out.pooled[0], out.tokens[0, 4])  # the end-of-text token
+    with torch.no_grad():  # ... is CLIP's own text embedding, comparable with its image embeddings
+        clip_text = encoder.model.encode_text(open_clip.get_tokenizer(tiny_clip_name)(["a red chair"]))
+    assert torch.allclose(out.pooled[0], clip_text[0], atol=1e-5)
     # causal tower: a token's embedding depends only on the tokens before it
     assert torch.allclose(out.tokens[0, :2], encoder.encode(["a blue sofa"]).tokens[0, :2], atol=1e-6)
     assert not torch.allclose(out.tokens[0, 2], out.tokens[1, 2])
     with pytest.warns(UserWarning, match="truncated"):
-        assert encoder.encode(["chair " * 20]).tokens.shape == (1, 12, 32)
+        assert encoder.encode(["chair " * 20]).tokens.shape == (1, 12, 16)
 
 
 def test_open_clip_local_checkpoint(tiny_clip_name, tmp_path):

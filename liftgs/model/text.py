@@ -5,8 +5,10 @@
 - ``HFTextEncoder(local_path)``: any ``transformers`` encoder saved on disk (tokens = last hidden state,
   pooled = masked mean).
 - ``OpenCLIPTextEncoder(model_name, pretrained | checkpoint_path)``: an open_clip CLIP text tower; tokens are
-  the transformer's outputs after the final layer norm and before pooling/projection, pooled = the
-  end-of-text token (same width, not projected).
+  the transformer's outputs after the final layer norm, each mapped by the tower's ``text_projection`` into
+  CLIP's joint image-text space (width ``embed_dim``); pooled = the end-of-text token, which is therefore
+  exactly CLIP's text embedding (``encode_text``). Tokens, pooled text and CLIP image embeddings (the
+  pseudo-labels' segment embeddings, and the features lifted from them) thus share one space.
 
 Encoders are frozen (eval mode, no gradients) and keep an LRU cache of encoded strings, so repeated queries
 cost a dictionary lookup. Queries longer than the encoder's maximum length are truncated with a warning;
@@ -178,7 +180,19 @@ class OpenCLIPTextEncoder(TextEncoder):
             raise ValueError(f"OpenCLIPTextEncoder: {model_name} has no CLIP-style text transformer")
         self.tower = tower
         self.tokenizer = open_clip.get_tokenizer(model_name)
-        super().__init__(model, tower.transformer.width, tower.context_length, cache_size)
+        projection = getattr(tower, "text_projection", None)
+        if isinstance(projection, nn.Linear):
+            dim = projection.out_features
+        else:
+            dim = tower.transformer.width if projection is None else projection.shape[1]
+        super().__init__(model, dim, tower.context_length, cache_size)
+
+    def _to_joint_space(self, x: Tensor) -> Tensor:
+        """[..., width] transformer outputs -> [..., dim] through the tower's text projection (if any)."""
+        projection = getattr(self.tower, "text_projection", None)
+        if isinstance(projection, nn.Linear):
+            return projection(x)
+        return x if projection is None else x @ projection
 
     def _encode_batch(self, texts: list[str]) -> list[EncodedText]:
         for text in texts:
@@ -188,7 +202,8 @@ class OpenCLIPTextEncoder(TextEncoder):
         ids = self.tokenizer(texts).to(self.device)  # [B, context_length], end token = highest id
         tower = self.tower
         x = tower.token_embedding(ids) + tower.positional_embedding
-        x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask))  # [B, L, Dt]
+        x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask))  # [B, L, width]
+        x = self._to_joint_space(x)  # [B, L, Dt]
         ends = ids.argmax(dim=-1)
         out = []
         for i in range(len(texts)):
