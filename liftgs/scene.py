@@ -84,6 +84,16 @@ class SceneObject:
         return (self.box[:3] + self.box[3:]) / 2.0
 
 
+@dataclass(frozen=True)
+class PointFeatureSpace:
+    """Where a scene's lifted point features come from: ``embedding_dim``-d L2-normalised embeddings (CLIP
+    image embeddings, or the stand-in labeller's text embeddings) mapped to the stored width by the fixed
+    random projection ``liftgs.pseudo.lift.feature_projection(embedding_dim, C, projection_seed)``."""
+
+    embedding_dim: int
+    projection_seed: int
+
+
 @dataclass
 class Scene:
     """A scene: a lifted point cloud, its posed frames and its objects.
@@ -98,6 +108,8 @@ class Scene:
         objects: object_id -> SceneObject.
         point_features: [P, C] float32 per-point features lifted from 2D foundation-model pseudo-labels
             (``liftgs.pseudo.lift``; the encoder's optional extra input), or None when the scene has none.
+        point_feature_space: what ``point_features`` are projections of (from the lifting's meta), or None
+            when unknown.
     """
 
     scene_id: str
@@ -107,6 +119,7 @@ class Scene:
     frames: list[Frame] = field(default_factory=list)
     objects: dict[int, SceneObject] = field(default_factory=dict)
     point_features: np.ndarray | None = None
+    point_feature_space: PointFeatureSpace | None = None
 
     @property
     def num_points(self) -> int:

@@ -21,6 +21,7 @@ from liftgs.pseudo.lift import (
     LiftedFeaturesError,
     lift_segment_embeddings,
     load_lifted_features,
+    load_lifted_space,
     project_features,
     save_lifted_features,
 )
@@ -28,7 +29,7 @@ from liftgs.pseudo.lift_dataset import LiftFeaturesCommand, lift_dataset
 from liftgs.pseudo.noise import NoiseConfig
 from liftgs.pseudo.segments import PseudoLabels
 from liftgs.pseudo.synthetic import SyntheticLabeller
-from liftgs.scene import Frame
+from liftgs.scene import Frame, PointFeatureSpace
 from liftgs.train.batch import SamplerConfig, TrainBatchSampler
 from liftgs.train.cache import SceneTensorCache, SceneTensors
 from liftgs.train.step import batch_losses
@@ -85,12 +86,17 @@ def test_store_round_trip_and_row_count_check(tmp_path: Path) -> None:
     assert features.shape == (4, 3)
     save_lifted_features(tmp_path, features, {"source": "test"})
     np.testing.assert_allclose(load_lifted_features(tmp_path, 4), features, atol=1e-3)  # float16 on disk
+    assert load_lifted_space(tmp_path) is None  # the meta does not say what was projected
+    save_lifted_features(tmp_path, features, {"embedding_dim": 6, "projection_seed": 3})
+    assert load_lifted_space(tmp_path) == PointFeatureSpace(6, 3)
     with pytest.raises(LiftedFeaturesError, match="cloud of 5 points"):
         load_lifted_features(tmp_path, 5)
     assert load_lifted_features(tmp_path / "nowhere", 4) is None
     (tmp_path / LIFTED_FILE).write_bytes(b"truncated")
     with pytest.raises(LiftedFeaturesError, match="unreadable"):
         load_lifted_features(tmp_path, 4)
+    with pytest.raises(LiftedFeaturesError, match="unreadable meta"):
+        load_lifted_space(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +176,22 @@ def test_model_reads_the_scene_features_and_trains_through_them(small_root: Path
     bare_scene.point_features = None
     with pytest.raises(ValueError, match="run `liftgs lift-features`"):
         model.encode(bare_scene)
+
+
+def test_the_lifted_affinity_refuses_features_lifted_from_another_embedding_space(small_root: Path) -> None:
+    scene = load_scene(small_root / "scans" / "scan0000")
+    meta = json.loads(str(np.load(small_root / "scans" / "scan0000" / LIFTED_FILE)["meta"]))
+    width = meta["embedding_dim"]  # MiniLM's 384 as generated (16 once another test re-lifted it)
+    assert scene.point_feature_space == PointFeatureSpace(width, 0) and width != 24
+    config = tiny_config()  # 24-d text tokens
+    config.encoder.extra_channels, config.decoder.lifted_affinity = 32, True
+    with pytest.raises(ValueError, match=f"project {width}-d embeddings .* with its 24-d text tokens"):
+        LiftGS(config, text_encoder=HashTextEncoder()).encode(scene)
+    tensors = SceneTensors.from_scene(scene, 12, 16)
+    assert tensors.point_feature_space == scene.point_feature_space  # training batches carry it too
+    config.text_dim = width
+    matching = LiftGS(config, text_encoder=HashTextEncoder(dim=width))
+    assert matching.encode(scene).decoder_points.lifted is not None
+    config.decoder.lifted_projection_seed = 1  # same width, another projection: not comparable either
+    with pytest.raises(ValueError, match=r"\(seed 0\).*\(seed 1\)"):
+        LiftGS(config, text_encoder=HashTextEncoder(dim=width)).encode(scene)

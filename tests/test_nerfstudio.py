@@ -115,3 +115,13 @@ def test_three_d_baseline_trains(dataset_root, tmp_path):
     ns_train(config)
     assert (config.get_checkpoint_dir() / "step-000000001.ckpt").is_file()
     assert config.pipeline.datamanager.supervision == "points"
+
+
+def test_ns_train_stops_in_one_line_when_the_lifted_features_do_not_fit_the_affinity(dataset_root, tmp_path):
+    config = tiny_trainer("liftgs", tmp_path, 1)
+    network = config.pipeline.model.network
+    network.encoder.extra_channels, network.decoder.lifted_affinity = 32, True
+    network.decoder.lifted_projection_seed = 7  # the benchmark's features were projected with seed 0
+    with pytest.raises(SystemExit, match=r"^ns-train: the scene's lifted features project 384-d embeddings"):
+        ns_train(config)
+    assert not config.get_checkpoint_dir().exists()

@@ -42,7 +42,7 @@ from liftgs.data.rgbd_io import (
     read_pose,
     rgbd_frame,
 )
-from liftgs.pseudo.lift import LiftedFeaturesError, load_lifted_features
+from liftgs.pseudo.lift import LiftedFeaturesError, load_lifted_features, load_lifted_space
 from liftgs.scene import NO_INSTANCE, Expression, Frame, Scene, SceneObject
 
 logger = logging.getLogger(__name__)
@@ -333,11 +333,12 @@ def load_scene(scene_dir: str | Path, load_frames: bool = True, load_point_featu
     frames = read_frames(scene_dir) if load_frames else []
     try:
         point_features = load_lifted_features(scene_dir, len(points)) if load_point_features else None
+        space = None if point_features is None else load_lifted_space(scene_dir)
     except LiftedFeaturesError as error:
         raise DatasetError(str(error)) from None
     return Scene(
         scene_id=scene_id, points=points, colors=colors, point_instance=instance, frames=frames,
-        objects=objects, point_features=point_features,
+        objects=objects, point_features=point_features, point_feature_space=space,
     )  # fmt: skip
 
 

@@ -58,7 +58,8 @@ class DecoderConfig:
     lifted_affinity: bool = False
     """Add to the mask logits a learned multiple of the cosine between each point's lifted feature and the
     words each query aligns with (``liftgs.model.affinity``). Needs lifted features that are projections
-    of embeddings in the text encoder's token space (``encoder.extra_channels`` > 0)."""
+    of embeddings in the text encoder's token space (``encoder.extra_channels`` > 0); ``LiftGS.encode``
+    refuses scenes whose lifting meta says otherwise (``check_point_feature_space``)."""
     lifted_projection_seed: int = 0
     """Seed of the lifted features' random projection (``liftgs.pseudo.lift.feature_projection``)."""
 

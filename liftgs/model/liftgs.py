@@ -20,6 +20,7 @@ from liftgs.model.grounded_mask import grounded_voxels, mask_box
 from liftgs.model.text import TextEncoder, build_text_encoder
 from liftgs.model.types import GroundingOutput, Prediction, SceneFeatures, TextFeatures
 from liftgs.model.voxelize import voxelize
+from liftgs.scene import PointFeatureSpace
 
 
 class PointCloud(Protocol):
@@ -28,6 +29,7 @@ class PointCloud(Protocol):
     points: Tensor | np.ndarray  # [P, 3] world metres
     colors: Tensor | np.ndarray  # [P, 3] RGB in [0, 1]
     point_features: Tensor | np.ndarray | None  # [P, C] lifted features, or None
+    point_feature_space: PointFeatureSpace | None  # what point_features are projections of, if known
 
 
 class LiftGS(nn.Module):
@@ -121,9 +123,39 @@ class LiftGS(nn.Module):
 
     def encode(self, scene: PointCloud) -> SceneFeatures:
         """``encode_scene`` of a scene (or a training batch's scene): its points, colours and, when the model
-        reads them, its lifted point features."""
-        extra = scene.point_features if self.reads_point_features else None
+        reads them, its lifted point features.
+
+        Raises:
+            ValueError: as ``encode_scene``, or the model's lifted affinity cannot compare the scene's lifted
+                features with its text tokens (``check_point_feature_space``).
+        """
+        extra = None
+        if self.reads_point_features:
+            self.check_point_feature_space(scene.point_feature_space)
+            extra = scene.point_features
         return self.encode_scene(scene.points, scene.colors, extra)
+
+    def check_point_feature_space(self, space: PointFeatureSpace | None) -> None:
+        """The lifted affinity scores points by the cosine between their lifted features and the projected
+        text tokens, so the features must be projections of embeddings in the text encoder's space
+        (``text_dim`` wide) through the same random projection (``decoder.lifted_projection_seed``).
+
+        Raises:
+            ValueError (one line): ``space`` is known and differs. Nothing is checked when it is unknown or
+                the model has no affinity.
+        """
+        decoder, text_dim = self.config.decoder, self.config.text_dim
+        if not decoder.lifted_affinity or space is None:
+            return
+        if (space.embedding_dim, space.projection_seed) != (text_dim, decoder.lifted_projection_seed):
+            raise ValueError(
+                f"the scene's lifted features project {space.embedding_dim}-d embeddings (seed "
+                f"{space.projection_seed}), but this model's lifted affinity compares them with its "
+                f"{text_dim}-d text tokens (seed {decoder.lifted_projection_seed}): lift features whose "
+                "embeddings share the text encoder's space (e.g. CLIP image embeddings with an open_clip "
+                "text encoder of the same model), or train a model without the affinity "
+                "(--pipeline.model.network.decoder.lifted-affinity False)"
+            )
 
     def encode_text(self, texts: list[str]) -> TextFeatures:
         """Frozen text features of ``texts`` on the model's device (see ``TextEncoder.encode``)."""

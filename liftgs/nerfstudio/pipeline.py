@@ -107,6 +107,10 @@ class LiftGSPipeline(VanillaPipeline):
         self.model.to(device)
         if train_dataset is not None:
             scene, text = self.datamanager.viewer_query()
+            try:  # the first training scene's lifted features fit the network (each batch checks its own)
+                self.model.network.check_point_feature_space(scene.point_feature_space)
+            except ValueError as error:
+                raise SystemExit(f"ns-train: {error}") from None
             self.model.set_viewer_scene(scene, text)
         if world_size > 1:
             device_ids = [local_rank] if torch.device(device).type == "cuda" else None

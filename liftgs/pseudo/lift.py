@@ -33,7 +33,7 @@ from scipy import sparse
 from torch import Tensor
 
 from liftgs.pseudo.segments import PseudoLabels
-from liftgs.scene import Frame, Scene
+from liftgs.scene import Frame, PointFeatureSpace, Scene
 
 LIFTED_FILE = "lifted_features.npz"
 """File name of a scene's lifted per-point features (in the scene folder)."""
@@ -178,6 +178,26 @@ def load_lifted_features(scene_dir: str | Path, num_points: int) -> np.ndarray |
             "run `liftgs lift-features --overwrite` again"
         )
     return features
+
+
+def load_lifted_space(scene_dir: str | Path) -> PointFeatureSpace | None:
+    """What the scene's lifted features are projections of (their meta's ``embedding_dim`` and
+    ``projection_seed``), or None when the scene has no lifted features or their meta does not say.
+
+    Raises:
+        LiftedFeaturesError: the file or its meta is unreadable.
+    """
+    path = Path(scene_dir) / LIFTED_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise LiftedFeaturesError(f"{path}: unreadable meta ({error})") from None
+    if "embedding_dim" not in meta or "projection_seed" not in meta:
+        return None
+    return PointFeatureSpace(int(meta["embedding_dim"]), int(meta["projection_seed"]))
 
 
 def lift_scene(

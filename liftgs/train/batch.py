@@ -24,7 +24,7 @@ from torch import Tensor
 
 from liftgs.losses.targets import ExpressionTargets, Views
 from liftgs.model.types import TextFeatures
-from liftgs.scene import Expression
+from liftgs.scene import Expression, PointFeatureSpace
 from liftgs.train.cache import SceneTensorCache, SceneTensors
 
 Supervision = Literal["views", "points"]
@@ -46,6 +46,7 @@ class SceneBatch:
         queries: ready-made query features for the E texts (pretraining's pseudo-queries, 1 token each), or
             None: the model's text encoder encodes ``texts``.
         point_features: [P, C] lifted per-point features (``Scene.point_features``), or None.
+        point_feature_space: ``Scene.point_feature_space``.
     """
 
     scene_id: str
@@ -56,6 +57,7 @@ class SceneBatch:
     views: Views | None
     queries: TextFeatures | None = None
     point_features: Tensor | None = None  # [P, C]
+    point_feature_space: PointFeatureSpace | None = None
 
     def to(self, device: torch.device | str) -> SceneBatch:
         return replace(
@@ -210,6 +212,7 @@ def build_scene_batch(
         ),
         views=None if frame_ids is None else scene_views(tensors, frame_ids),
         point_features=tensors.point_features,
+        point_feature_space=tensors.point_feature_space,
     )
 
 

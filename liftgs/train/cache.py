@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from liftgs.render import scale_intrinsics, viewmat_from_c2w
-from liftgs.scene import NO_INSTANCE, Frame, Scene
+from liftgs.scene import NO_INSTANCE, Frame, PointFeatureSpace, Scene
 
 Item = TypeVar("Item")
 
@@ -71,6 +71,7 @@ class SceneTensors:
         object_names: object id -> category name.
         point_instance: [P] int64 object id per point (3D labels), None unless built with point_labels.
         point_features: [P, C] float16 lifted per-point features (``Scene.point_features``), or None.
+        point_feature_space: ``Scene.point_feature_space``.
     """
 
     scene_id: str
@@ -85,6 +86,7 @@ class SceneTensors:
     object_names: dict[int, str]
     point_instance: Tensor | None = None
     point_features: Tensor | None = None
+    point_feature_space: PointFeatureSpace | None = None
 
     @property
     def num_frames(self) -> int:
@@ -144,6 +146,7 @@ class SceneTensors:
                 if scene.point_features is None
                 else torch.as_tensor(np.asarray(scene.point_features), dtype=torch.float16)
             ),
+            point_feature_space=scene.point_feature_space,
         )
 
     def target_masks(self, object_ids: list[int], frame_ids: list[int]) -> Tensor:  # [M, V, H, W] float

@@ -258,6 +258,7 @@ class PseudoBatchSampler(EpochSampler):
             views=batch_views,
             queries=query_features(queries),
             point_features=scene.tensors.point_features,
+            point_feature_space=scene.tensors.point_feature_space,
         )
 
     def nothing_usable(self) -> str:
