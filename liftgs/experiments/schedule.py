@@ -56,6 +56,7 @@ def execute(
         raise ValueError(f"runs {orphans} start from a pretraining run that is neither done nor planned")
     if jobs == 1:
         for run in pending:
+            print(f"{run.name}: started", flush=True)
             yield run, task(run)
         return
     done = set(finished)
