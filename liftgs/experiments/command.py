@@ -85,7 +85,7 @@ class ExperimentsCommand:
         """Trains and scores every run not done yet; returns the results document."""
         import torch
 
-        from liftgs.experiments.runner import RunTask, trained_checkpoint
+        from liftgs.experiments.runner import RunTask, evaluation_record, trained_checkpoint
         from liftgs.experiments.schedule import execute
 
         if min(self.steps_per_run, self.pretrain_steps, self.threads, self.jobs) < 1:
@@ -100,7 +100,7 @@ class ExperimentsCommand:
         (settings.work_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         path = self.out / "results.json"
         records: dict[str, dict] = json.loads(path.read_text())["runs"] if path.is_file() else {}
-        evaluation = {"split": self.eval_split, "max_scenes": self.eval_max_scenes}
+        evaluation = evaluation_record(self.eval_split, self.eval_max_scenes)
         results = {
             "command": self.command(data),
             "eval": evaluation,

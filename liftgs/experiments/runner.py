@@ -98,6 +98,11 @@ def score(checkpoint: Path, data: Path, split: str, max_scenes: int | None, devi
     return Scored(result, time.perf_counter() - start)
 
 
+def evaluation_record(split: str, max_scenes: int | None) -> dict:
+    """How a run was scored, as ``results.json`` records it (a kept result must match it)."""
+    return {"split": split, "max_scenes": max_scenes}
+
+
 @dataclass(frozen=True)
 class RunTask:
     """Trains one run (unless its checkpoint is current) and scores it; returns the run's ``results.json``
@@ -130,7 +135,7 @@ class RunTask:
             "noise": run.noise,
             "init": run.init,
             "command": command_line(run, self.settings),
-            "eval": {"split": self.split, "max_scenes": self.max_scenes},
+            "eval": evaluation_record(self.split, self.max_scenes),
             "train_s": train_s,
             "eval_s": scored.seconds,
             "metrics": flatten_summary(scored.result.summary),
