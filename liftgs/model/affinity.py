@@ -47,7 +47,16 @@ class LiftedAffinity(nn.Module):
         tokens: Tensor,  # [B, T, Dt] the text encoder's token embeddings
         lifted: Tensor,  # [Pv, E] unit lifted features (zero rows: points no labelled frame saw)
     ) -> Tensor:
-        named = token_logits.softmax(-1) @ tokens  # [B, Q, Dt] the words each query aligns with
-        text = F.normalize(named @ self.projection, dim=-1)  # [B, Q, E]
-        cosine = text @ lifted.T  # [B, Q, Pv]
+        cosine = self.cosine(token_logits.softmax(-1), tokens, lifted)
         return self.log_scale.exp() * (cosine - self.offset)
+
+    def cosine(
+        self,
+        token_weights: Tensor,  # [B, N, T] for each of N readers, weights over the tokens (sum 1)
+        tokens: Tensor,  # [B, T, Dt]
+        lifted: Tensor,  # [Pv, E] unit lifted features
+    ) -> Tensor:
+        """[B, N, Pv] cosine between each point's lifted feature and the projected weighted words."""
+        named = token_weights @ tokens  # [B, N, Dt] the words each reader chose
+        text = F.normalize(named @ self.projection, dim=-1)  # [B, N, E]
+        return text @ lifted.T

@@ -62,6 +62,13 @@ class DecoderConfig:
     refuses scenes whose lifting meta says otherwise (``check_point_feature_space``)."""
     lifted_projection_seed: int = 0
     """Seed of the lifted features' random projection (``liftgs.pseudo.lift.feature_projection``)."""
+    anchor_slots: int = 0
+    """Anchors per query of the relational geometry term (``liftgs.model.relations.AnchorGeometry``): each
+    picks words of the sentence, locates the voxels they name through the lifted affinity, and adds to the
+    mask logits query-weighted distances and heights relative to them. 0 = off; needs ``lifted_affinity``."""
+    colour_channels: int = 0
+    """Width of the voxel-colour term (``liftgs.model.relations.VoxelColour``): an embedding of each voxel's
+    RGB dotted with a query projection, added to the mask logits. 0 = off."""
 
 
 @dataclass

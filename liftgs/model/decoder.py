@@ -13,7 +13,9 @@ mask logits (``MLP(query) . point_features / sqrt(point_dim)``, times a learned 
 bias), query <-> token alignment logits (cosine of projections times a learned inverse temperature), a
 grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
 statistics). With ``lifted_affinity`` the mask logits also get the open-vocabulary prior of
-``liftgs.model.affinity`` (before the boxes read them). All layers' outputs are kept for deep supervision.
+``liftgs.model.affinity``, and with ``anchor_slots`` / ``colour_channels`` the relational terms of
+``liftgs.model.relations`` (all before the boxes read them). All layers' outputs are kept for deep
+supervision.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import Tensor, nn
 
 from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.config import DecoderConfig
+from liftgs.model.relations import AnchorGeometry, VoxelColour
 from liftgs.model.types import DecoderPoints, GroundingOutput, TextFeatures
 
 PAD_LOGIT = -1e4
@@ -153,6 +156,11 @@ class GroundingHeads(nn.Module):
         d, dp = config.d_model, config.point_dim
         seed = config.lifted_projection_seed
         self.affinity = LiftedAffinity(text_dim, lifted_dim, seed) if config.lifted_affinity else None
+        if config.anchor_slots and self.affinity is None:
+            raise ValueError("decoder.anchor_slots needs decoder.lifted_affinity (anchors are found by it)")
+        slots = config.anchor_slots
+        self.anchors = AnchorGeometry(d, config.align_dim, slots) if slots else None
+        self.colour = VoxelColour(d, config.colour_channels) if config.colour_channels else None
         self.query_norm = nn.LayerNorm(d)
         self.point_norm = nn.LayerNorm(dp)
         self.token_norm = nn.LayerNorm(d)
@@ -170,21 +178,29 @@ class GroundingHeads(nn.Module):
         queries: Tensor,  # [B, Q, d_model]
         tokens: Tensor,  # [B, T, d_model]
         text: TextFeatures,
-        points: Tensor,  # [B, P, point_dim]
-        lifted: Tensor | None,  # [P, E] unit lifted features (``DecoderPoints.lifted``)
+        points: Tensor,  # [B, P, point_dim] the point stream after the layer
+        prepared: DecoderPoints,  # the scene's text-independent inputs (lifted features, colours)
         xyz: Tensor,  # [P, 3] metres
     ) -> dict[str, Tensor]:
         q = self.query_norm(queries)
         p = self.point_norm(points)
         qa = F.normalize(self.query_align(q), dim=-1)
-        ta = F.normalize(self.token_align(self.token_norm(tokens)), dim=-1)
+        words = self.token_norm(tokens)
+        ta = F.normalize(self.token_align(words), dim=-1)
         token_logits = qa @ ta.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q, T]
         token_logits = token_logits.masked_fill(~text.mask.unsqueeze(1), PAD_LOGIT)
         similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
         mask_logits = similarity * self.mask_log_scale.exp() + self.mask_bias
         if self.affinity is not None:
+            lifted = prepared.lifted
             assert lifted is not None  # ``GroundingDecoder.prepare`` requires it
             mask_logits = mask_logits + self.affinity(token_logits, text.tokens, lifted)
+            if self.anchors is not None:
+                geometry = self.anchors(q, words, token_logits, text, lifted, xyz, self.affinity)
+                mask_logits = mask_logits + geometry
+        if self.colour is not None:
+            assert prepared.colour is not None  # ``GroundingDecoder.prepare`` requires it
+            mask_logits = mask_logits + self.colour(q, prepared.colour)
         return {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
@@ -228,11 +244,13 @@ class GroundingDecoder(nn.Module):
         point_features: Tensor,  # [P, point_dim of the encoder]
         xyz: Tensor,  # [P, 3] metres
         lifted: Tensor | None = None,  # [P, E] lifted features (needed with ``lifted_affinity``)
+        colors: Tensor | None = None,  # [P, 3] RGB in [0, 1] (needed with ``colour_channels``)
     ) -> DecoderPoints:
         """The text-independent point inputs of ``forward``: computed once per scene, reused per query.
 
         Raises:
-            ValueError: the decoder has a lifted affinity and ``lifted`` is None.
+            ValueError: the decoder has a lifted affinity and ``lifted`` is None, or a colour term and
+                ``colors`` is None.
         """
         centre = torch.cat([xyz[:, :2].mean(0), xyz.new_zeros(1)])
         unit_lifted = None
@@ -240,8 +258,16 @@ class GroundingDecoder(nn.Module):
             if lifted is None:
                 raise ValueError("decoder.lifted_affinity: the scene has no lifted point features")
             unit_lifted = F.normalize(lifted, dim=-1)
+        colour = None
+        if self.heads.colour is not None:
+            if colors is None:
+                raise ValueError("decoder.colour_channels: no voxel colours given")
+            colour = self.heads.colour.embed_colours(colors)
         return DecoderPoints(
-            embed=self.point_proj(point_features), pos=self.point_pos(xyz - centre), lifted=unit_lifted
+            embed=self.point_proj(point_features),
+            pos=self.point_pos(xyz - centre),
+            lifted=unit_lifted,
+            colour=colour,
         )
 
     def forward(
@@ -269,5 +295,5 @@ class GroundingDecoder(nn.Module):
             seq, points = layer(seq, seq_pos, seq_ignore, points, point_pos)
             if all_layers or i == len(self.layers) - 1:
                 queries, tokens = seq[:, :num_queries], seq[:, num_queries:]
-                aux.append(self.heads(queries, tokens, text, points, prepared.lifted, xyz))
+                aux.append(self.heads(queries, tokens, text, points, prepared, xyz))
         return GroundingOutput(**aux[-1], aux=aux)

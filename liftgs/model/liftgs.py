@@ -111,7 +111,7 @@ class LiftGS(nn.Module):
             colors=voxels.colors,
             features=features,
             gaussians=gaussians,
-            decoder_points=self.decoder.prepare(features, voxels.points, voxels.extra),
+            decoder_points=self.decoder.prepare(features, voxels.points, voxels.extra, voxels.colors),
             source_to_voxel=voxels.source_to_voxel,
             voxel_size=cfg.voxel_size,
         )

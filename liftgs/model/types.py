@@ -91,11 +91,13 @@ class DecoderPoints:
         pos: [Pv, point_dim] positional embedding of the voxel centres (relative to the floor centre).
         lifted: [Pv, E] unit lifted features of the voxels (zero rows where none), for the decoder's
             lifted affinity; None when the decoder has none.
+        colour: [Pv, C] embedding of the voxels' RGB for the decoder's colour term; None when it has none.
     """
 
     embed: Tensor  # [Pv, point_dim]
     pos: Tensor  # [Pv, point_dim]
     lifted: Tensor | None = None  # [Pv, E]
+    colour: Tensor | None = None  # [Pv, C]
 
 
 @dataclass
