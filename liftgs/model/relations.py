@@ -6,17 +6,17 @@ chair"). Attention in the decoder sees positions only in its queries and keys, s
 door but cannot carry *where* the door is into the mask it paints. Two terms make that explicit:
 
 ``AnchorGeometry`` gives every query ``slots`` anchors. Each anchor chooses words of the sentence (its own
-softmax over the text tokens), the lifted affinity turns those words into a soft map of the voxels they
-name (``LiftedAffinity.cosine``), and the map's weighted centre and spread locate the anchor object. Every
-voxel then gets two numbers per anchor, in metres: its horizontal distance to the anchor's centre minus the
-anchor's horizontal spread (about the footprint gap) and its height above the anchor's centre. The query
-predicts one coefficient per number, so "closest to" can lower the logits of far voxels, "farthest from"
-raise them, "between" penalise the distance to two anchors, "on top of" reward height.
+softmax over the text tokens, steered away from the words the query reads as its target), the lifted
+affinity turns those words into a soft map of the voxels they name (``LiftedAffinity.cosine``), and the
+map's weighted centre and spread locate the anchor object. Every voxel then gets two numbers per anchor,
+in metres: its horizontal distance to the anchor's centre minus the anchor's horizontal spread (about the
+footprint gap) and its height above the anchor's centre. The query predicts one coefficient per number, so
+"closest to" can lower the logits of far voxels, "farthest from" raise them, "between" penalise the
+distance to two anchors, "on top of" reward height.
 
 ``VoxelColour`` embeds each voxel's mean RGB with a small MLP (once per scene; layer-normalised, so the
 term does not start negligibly small) and adds the dot product of that embedding with a projection of the
-query: a colour word can score voxels directly instead of through
-the encoder's features.
+query: a colour word can score voxels directly instead of through the encoder's features.
 
 Both start neutral: the query-side projections are zero-initialised, so a fresh model's logits equal those
 of the decoder without them.
@@ -81,13 +81,10 @@ class AnchorGeometry(nn.Module):
         """[B, Q, K, T]: each anchor's softmax over the real tokens, steered away from the words the query
         reads as its target (their alignment probability ``p`` adds ``log(1 - p)`` to the anchor's logits;
         the alignment itself is not trained through this). Shapes as in ``forward``."""
-        anchors = F.normalize(
-            self.anchor_align(queries).unflatten(-1, (self.slots, -1)), dim=-1
-        )  # [B, Q, K, A]
+        anchors = self.anchor_align(queries).unflatten(-1, (self.slots, -1))  # [B, Q, K, A]
+        anchors = F.normalize(anchors, dim=-1).flatten(1, 2)  # [B, Q * K, A]
         keys = F.normalize(self.token_align(words), dim=-1)  # [B, T, A]
-        logits = (
-            anchors.flatten(1, 2) @ keys.transpose(1, 2) * self.log_inv_temperature.exp()
-        )  # [B, Q * K, T]
+        logits = anchors @ keys.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q * K, T]
         target = target_logits.detach().softmax(-1).repeat_interleave(self.slots, dim=1)
         logits = logits + torch.log1p(-target.clamp(max=1 - 1e-4))
         logits = logits.masked_fill(~token_mask.unsqueeze(1), float("-inf"))
