@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from toys_model import HashTextEncoder, tiny_config
 
-from liftgs.losses.criterion import bce_loss, dice_loss
 from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.relations import AnchorGeometry, VoxelColour
@@ -41,7 +40,7 @@ def name_features(model: LiftGS) -> torch.Tensor:
 
 def cubes_and_pillar(
     g: torch.Generator, task: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, str]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, str]:
     """A 3 m floor with three coloured 0.3 m cubes and a grey pillar, at random places at least 0.7 m apart.
 
     Returns points [P, 3], colours [P, 3], name index [P] (into ``NAMES``), object id [P] (-1 floor, cubes
@@ -99,8 +98,12 @@ def train_and_rank(anchor_slots: int, colour_channels: int, task: str, steps: in
         truth = (voxel_ids == target).float()
         loss = torch.zeros(())
         for layer in model.ground(scene, model.encode_text([text])).aux:
-            probs = layer["mask_logits"][0].sigmoid()  # [Q, Pv]
-            bce, dice = bce_loss(probs, truth.expand_as(probs)), dice_loss(probs, truth.expand_as(probs))
+            logits = layer["mask_logits"][0]  # [Q, Pv]
+            probs = logits.sigmoid()
+            bce = F.binary_cross_entropy_with_logits(logits, truth.expand_as(logits), reduction="none").mean(
+                -1
+            )
+            dice = 1 - (2 * (probs * truth).sum(-1) + 1) / (probs.sum(-1) + truth.sum() + 1)
             best = int((bce + dice).argmin())
             score_loss = F.cross_entropy(layer["scores"][0][None], torch.tensor([best]))
             loss = loss + bce[best] + dice[best] + score_loss
@@ -121,7 +124,7 @@ def train_and_rank(anchor_slots: int, colour_channels: int, task: str, steps: in
 
 @pytest.mark.parametrize("task, slots, channels", [("distance", 2, 0), ("colour", 0, 16)])
 def test_a_relational_term_learns_across_scenes_what_the_plain_decoder_does_not(task, slots, channels):
-    trials = 60  # measured at 300 steps: distance 18 plain vs 34 anchored, colour 20 plain vs 38 coloured
+    trials = 60  # measured at 300 steps: distance 18 plain vs 33 anchored, colour 22 plain vs 42 coloured
     plain = train_and_rank(0, 0, task, steps=300, trials=trials)
     relational = train_and_rank(slots, channels, task, steps=300, trials=trials)
     assert plain < 0.45 * trials  # about chance (1 in 3)
