@@ -40,7 +40,7 @@ def name_features(model: LiftGS) -> torch.Tensor:
 
 def cubes_and_pillar(
     g: torch.Generator, task: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, str]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, str]:
     """A 3 m floor with three coloured 0.3 m cubes and a grey pillar, at random places at least 0.7 m apart.
 
     Returns points [P, 3], colours [P, 3], name index [P] (into ``NAMES``), object id [P] (-1 floor, cubes
@@ -80,7 +80,20 @@ def cubes_and_pillar(
 def train_and_rank(anchor_slots: int, colour_channels: int, task: str, steps: int, trials: int) -> int:
     """Trains a tiny relational model on ``steps`` random scenes with a mask loss on voxel labels (BCE + dice
     of the best-matching query, plus its score, at every layer) and counts, over ``trials`` fresh scenes,
-    how often the best-scoring query's mean probability is highest on the target cube (chance: 1 in 3)."""
+    how often the best-scoring query's mean probability is highest on the target cube (chance: 1 in 3).
+
+    Runs on one thread: the training trajectory depends on the order of floating-point sums, so the count
+    would otherwise change with the machine's core count. The BCE is computed from logits (not the
+    probability-clamping ``liftgs.losses.criterion.bce_loss``), so saturated voxels keep their gradients."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_and_rank(anchor_slots, colour_channels, task, steps, trials)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_rank(anchor_slots: int, colour_channels: int, task: str, steps: int, trials: int) -> int:
     model = relational_model(anchor_slots, colour_channels)
     lifted = name_features(model)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
