@@ -1,6 +1,9 @@
-"""The decoder's relational terms (``liftgs.model.relations``): anchor geometry and voxel colour."""
+"""The decoder's relational terms (``liftgs.model.relations``): anchor geometry and voxel colour; and the
+heads' reading of the target words' own embeddings (``DecoderConfig.read_target_words``)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -22,12 +25,15 @@ COLOURS = {
 }
 
 
-def relational_model(anchor_slots: int, colour_channels: int, seed: int = 0) -> LiftGS:
+def relational_model(
+    anchor_slots: int, colour_channels: int, seed: int = 0, read_target_words: bool = False
+) -> LiftGS:
     config = tiny_config()
     config.encoder.extra_channels = LIFTED_DIM
     config.decoder.lifted_affinity = True
     config.decoder.anchor_slots = anchor_slots
     config.decoder.colour_channels = colour_channels
+    config.decoder.read_target_words = read_target_words
     torch.manual_seed(seed)
     return LiftGS(config, text_encoder=HashTextEncoder())
 
@@ -145,17 +151,44 @@ def test_a_relational_term_learns_across_scenes_what_the_plain_decoder_does_not(
 
 
 def test_relational_terms_start_neutral():
-    model = relational_model(anchor_slots=2, colour_channels=8).eval()
+    model = relational_model(anchor_slots=2, colour_channels=8, read_target_words=True).eval()
     g = torch.Generator().manual_seed(0)
     points, colours, names, _, _, text = cubes_and_pillar(g, "distance")
     heads = model.decoder.heads
     with torch.no_grad():
         scene = model.encode_scene(points, colours, name_features(model)[names])
-        with_terms = model.ground(scene, model.encode_text([text])).mask_logits
-        anchors, colour, heads.anchors, heads.colour = heads.anchors, heads.colour, None, None
-        without = model.ground(scene, model.encode_text([text])).mask_logits
-        heads.anchors, heads.colour = anchors, colour
-    assert torch.equal(with_terms, without)
+        with_terms = model.ground(scene, model.encode_text([text]))
+        heads.anchors = heads.colour = heads.target_words = None
+        without = model.ground(scene, model.encode_text([text]))
+    for key in ("mask_logits", "scores", "boxes"):
+        assert torch.equal(getattr(with_terms, key), getattr(without, key))
+
+
+def test_heads_read_the_text_encoders_embedding_of_the_target_words():
+    """The mask depends on the encoder's own embeddings of the words the query aligns with, even when the
+    decoder's attention stream is unchanged; without ``read_target_words`` it does not (the lifted affinity,
+    which reads those embeddings too, is switched off here)."""
+    model = relational_model(anchor_slots=0, colour_channels=0, read_target_words=True).eval()
+    heads = model.decoder.heads
+    heads.affinity = None
+    torch.nn.init.normal_(heads.target_words.weight)
+    g = torch.Generator().manual_seed(0)
+    points, colours, names, _, _, text = cubes_and_pillar(g, "colour")
+    with torch.no_grad():
+        scene = model.encode_scene(points, colours, name_features(model)[names])
+        words = model.encode_text([text])
+        reworded = replace(words, tokens=words.tokens + torch.randn(words.tokens.shape, generator=g))
+        d, dp = model.config.decoder.d_model, model.config.decoder.point_dim
+        stream = (torch.randn(1, 4, d, generator=g), torch.randn(1, words.tokens.shape[1], d, generator=g))
+        points_stream = torch.randn(1, scene.num_points, dp, generator=g)
+
+        def mask(text_features):
+            inputs = (*stream, text_features, points_stream, scene.decoder_points, scene.points)
+            return heads(*inputs)["mask_logits"]
+
+        assert not torch.allclose(mask(words), mask(reworded))
+        heads.target_words = None
+        assert torch.equal(mask(words), mask(reworded))
 
 
 def test_anchor_features_locate_the_object_its_words_name():

@@ -69,6 +69,11 @@ class DecoderConfig:
     colour_channels: int = 0
     """Width of the voxel-colour term (``liftgs.model.relations.VoxelColour``): an embedding of each voxel's
     RGB dotted with a query projection, added to the mask logits. 0 = off."""
+    read_target_words: bool = False
+    """Add to each query, before the mask, score, box and relational heads, a projection of the text
+    encoder's embeddings of the words it aligns with (``softmax(token_logits)`` over its tokens). The
+    attention stream keeps little of a modifier ("red" in "the red chair"); the encoder's contextual
+    embedding of the target's name keeps it. Zero-initialised: a fresh model's outputs are unchanged."""
 
 
 @dataclass

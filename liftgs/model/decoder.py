@@ -161,6 +161,10 @@ class GroundingHeads(nn.Module):
         slots = config.anchor_slots
         self.anchors = AnchorGeometry(d, config.align_dim, slots) if slots else None
         self.colour = VoxelColour(d, config.colour_channels) if config.colour_channels else None
+        self.target_words = nn.Linear(text_dim, d) if config.read_target_words else None
+        if self.target_words is not None:
+            nn.init.zeros_(self.target_words.weight)
+            nn.init.zeros_(self.target_words.bias)
         self.query_norm = nn.LayerNorm(d)
         self.point_norm = nn.LayerNorm(dp)
         self.token_norm = nn.LayerNorm(d)
@@ -189,6 +193,8 @@ class GroundingHeads(nn.Module):
         ta = F.normalize(self.token_align(words), dim=-1)
         token_logits = qa @ ta.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q, T]
         token_logits = token_logits.masked_fill(~text.mask.unsqueeze(1), PAD_LOGIT)
+        if self.target_words is not None:
+            q = q + self.target_words(token_logits.softmax(-1) @ text.tokens)
         similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
         mask_logits = similarity * self.mask_log_scale.exp() + self.mask_bias
         if self.affinity is not None:
