@@ -40,7 +40,9 @@ CPU core."""
 
 def training_network() -> LiftGSConfig:
     """The network the default runs train: a small serialised point transformer over 0.1 m voxels that
-    reads xyz, rgb and the points' lifted pseudo-label features (``liftgs.pseudo.lift``, 32 wide)."""
+    reads xyz, rgb and the points' lifted pseudo-label features (``liftgs.pseudo.lift``, 32 wide); a
+    two-layer decoder with the lifted affinity, the relational terms (two anchors per query, a 16-wide
+    voxel-colour term) and heads that read the target words' own embeddings."""
     return LiftGSConfig(
         voxel_size=0.1,
         max_points=3000,
@@ -54,7 +56,15 @@ def training_network() -> LiftGSConfig:
             extra_channels=DEFAULT_DIM,
         ),
         decoder=DecoderConfig(
-            d_model=96, num_queries=8, num_layers=2, num_heads=4, align_dim=64, lifted_affinity=True
+            d_model=96,
+            num_queries=8,
+            num_layers=2,
+            num_heads=4,
+            align_dim=64,
+            lifted_affinity=True,
+            anchor_slots=2,
+            colour_channels=16,
+            read_target_words=True,
         ),
         gaussians=GaussianConfig(hidden=32, feature_dim=16),
     )
