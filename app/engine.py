@@ -210,7 +210,8 @@ class ViewerEngine:
         texts = [text, *negatives]
         with self._text_lock:
             text_features = self.model.encode_text(texts)
-        output = self.model.ground(loaded.features, text_features.to(self._device))
+        # final layer only: the intermediate layers' heads (deep supervision) are training-time outputs
+        output = self.model.ground(loaded.features, text_features.to(self._device), all_layers=False)
         scores = torch.sigmoid(output.scores.float()).cpu().numpy()  # [B, Q]
         probs = torch.sigmoid(output.mask_logits.float()).cpu().numpy()  # [B, Q, Pv]
         token_scores = torch.sigmoid(output.token_logits[0].float()).cpu().numpy()  # [Q, T]

@@ -53,7 +53,7 @@ def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
     by_size = {scene.num_points: scene for scene in scenes.values()}
     calls: list[list[str]] = []
 
-    def ground(features, text) -> GroundingOutput:
+    def ground(features, text, all_layers: bool = True) -> GroundingOutput:
         calls.append(list(text.token_strings[0]))
         time.sleep(delay)
         scene = by_size[int(features.source_to_voxel.shape[0])]
