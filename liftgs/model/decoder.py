@@ -14,7 +14,9 @@ bias), query <-> token alignment logits (cosine of projections times a learned i
 grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
 statistics). With ``lifted_affinity`` the mask logits also get the open-vocabulary prior of
 ``liftgs.model.affinity``, and with ``anchor_slots`` / ``colour_channels`` the relational terms of
-``liftgs.model.relations`` (all before the boxes read them). All layers' outputs are kept for deep
+``liftgs.model.relations`` (all before the boxes read them). With ``read_target_words`` each query, after
+its token alignment, adds a projection of the text encoder's embeddings of the words it aligns with, and
+the mask, score, box and relational heads read that query. All layers' outputs are kept for deep
 supervision.
 """
 
