@@ -47,8 +47,16 @@ class LiftedAffinity(nn.Module):
         tokens: Tensor,  # [B, T, Dt] the text encoder's token embeddings
         lifted: Tensor,  # [Pv, E] unit lifted features (zero rows: points no labelled frame saw)
     ) -> Tensor:
-        cosine = self.cosine(token_logits.softmax(-1), tokens, lifted)
-        return self.log_scale.exp() * (cosine - self.offset)
+        return self.prior(token_logits.softmax(-1), tokens, lifted)
+
+    def prior(
+        self,
+        token_weights: Tensor,  # [B, N, T] for each of N readers, weights over the tokens (sum 1)
+        tokens: Tensor,  # [B, T, Dt]
+        lifted: Tensor,  # [Pv, E] unit lifted features
+    ) -> Tensor:
+        """[B, N, Pv] the prior's logits for readers that weigh the words themselves."""
+        return self.log_scale.exp() * (self.cosine(token_weights, tokens, lifted) - self.offset)
 
     def cosine(
         self,

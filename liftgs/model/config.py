@@ -74,6 +74,18 @@ class DecoderConfig:
     encoder's embeddings of the words it aligns with (``softmax(token_logits)`` over its tokens). The
     attention stream keeps little of a modifier ("red" in "the red chair"); the encoder's contextual
     embedding of the target's name keeps it. Zero-initialised: a fresh model's outputs are unchanged."""
+    anchors_grounded: bool = False
+    """Locate each anchor with the grounding heads themselves: its referent map is the mask the heads paint
+    for a query made of the anchor's words (their decoder features plus, with ``read_target_words``, their
+    encoder embeddings), instead of the lifted affinity of those words alone. The heads have learned to
+    find named objects from point features; the lifted features of a voxel are a noisy label. With it,
+    ``anchor_slots`` does not need ``lifted_affinity``."""
+    candidate_relative: bool = False
+    """Also measure the relational terms against the query's candidates: each anchor's distance and height
+    standardised over the voxels the query's other mask terms already favour (mean 0, spread 1 under the
+    weights ``sigmoid(logits)``), and each voxel's colour embedding minus their mean. "Closest to the door"
+    then raises the nearest look-alike and lowers the others whatever the room's scale, instead of
+    shifting all of them by their distance in metres. Needs ``anchor_slots`` or ``colour_channels``."""
 
 
 @dataclass

@@ -14,7 +14,8 @@ bias), query <-> token alignment logits (cosine of projections times a learned i
 grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
 statistics). With ``lifted_affinity`` the mask logits also get the open-vocabulary prior of
 ``liftgs.model.affinity``, and with ``anchor_slots`` / ``colour_channels`` the relational terms of
-``liftgs.model.relations`` (all before the boxes read them). With ``read_target_words`` each query, after
+``liftgs.model.relations`` (all before the boxes read them; with ``candidate_relative`` they are also measured
+against the voxels the other terms favour). With ``read_target_words`` each query, after
 its token alignment, adds a projection of the text encoder's embeddings of the words it aligns with, and
 the mask, score, box and relational heads read that query. All layers' outputs are kept for deep
 supervision.
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 
 from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.config import DecoderConfig
-from liftgs.model.relations import AnchorGeometry, VoxelColour
+from liftgs.model.relations import AnchorGeometry, VoxelColour, candidate_weights
 from liftgs.model.types import DecoderPoints, GroundingOutput, TextFeatures
 
 PAD_LOGIT = -1e4
@@ -158,10 +159,21 @@ class GroundingHeads(nn.Module):
         d, dp = config.d_model, config.point_dim
         seed = config.lifted_projection_seed
         self.affinity = LiftedAffinity(text_dim, lifted_dim, seed) if config.lifted_affinity else None
-        if config.anchor_slots and self.affinity is None:
+        if config.anchor_slots and self.affinity is None and not config.anchors_grounded:
             raise ValueError("decoder.anchor_slots needs decoder.lifted_affinity (anchors are found by it)")
-        slots = config.anchor_slots
-        self.anchors = AnchorGeometry(d, config.align_dim, slots) if slots else None
+        if config.candidate_relative and not (config.anchor_slots or config.colour_channels):
+            raise ValueError("decoder.candidate_relative needs anchor_slots or colour_channels")
+        self.candidate_relative = config.candidate_relative
+        self.anchors_grounded = config.anchors_grounded
+        self.anchors = None
+        if config.anchor_slots:
+            self.anchors = AnchorGeometry(
+                d,
+                config.align_dim,
+                config.anchor_slots,
+                relative=config.candidate_relative,
+                lifted_referents=not config.anchors_grounded,
+            )
         self.colour = VoxelColour(d, config.colour_channels) if config.colour_channels else None
         self.target_words = nn.Linear(text_dim, d) if config.read_target_words else None
         if self.target_words is not None:
@@ -195,26 +207,57 @@ class GroundingHeads(nn.Module):
         ta = F.normalize(self.token_align(words), dim=-1)
         token_logits = qa @ ta.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q, T]
         token_logits = token_logits.masked_fill(~text.mask.unsqueeze(1), PAD_LOGIT)
-        if self.target_words is not None:
-            q = q + self.target_words(token_logits.softmax(-1) @ text.tokens)
-        similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])  # [B, Q, P]
-        mask_logits = similarity * self.mask_log_scale.exp() + self.mask_bias
-        if self.affinity is not None:
-            lifted = prepared.lifted
-            assert lifted is not None  # ``GroundingDecoder.prepare`` requires it
-            mask_logits = mask_logits + self.affinity(token_logits, text.tokens, lifted)
-            if self.anchors is not None:
-                geometry = self.anchors(q, words, token_logits, text, lifted, xyz, self.affinity)
-                mask_logits = mask_logits + geometry
+        token_weights = token_logits.softmax(-1)
+        q = self._read_words(q, token_weights, text)
+        mask_logits = self._mask_logits(q, p, token_weights, text, prepared)  # [B, Q, P]
+        candidates = candidate_weights(mask_logits) if self.candidate_relative else None
+        if self.anchors is not None:
+            anchor_weights = self.anchors.token_weights(q, words, token_logits, text.mask)  # [B, Q, K, T]
+            referents = self._anchor_referents(anchor_weights, words, text, p, prepared)
+            mask_logits = mask_logits + self.anchors(q, referents, xyz, candidates)
         if self.colour is not None:
             assert prepared.colour is not None  # ``GroundingDecoder.prepare`` requires it
-            mask_logits = mask_logits + self.colour(q, prepared.colour)
+            mask_logits = mask_logits + self.colour(q, prepared.colour, candidates)
         return {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
             "scores": self.score(q).squeeze(-1),
             "boxes": self._boxes(self.box(q), mask_logits, xyz),
         }
+
+    def _read_words(self, q: Tensor, token_weights: Tensor, text: TextFeatures) -> Tensor:
+        """q [B, N, d_model] plus, with ``read_target_words``, the projected encoder embeddings of the words
+        each reader weighs (token_weights [B, N, T])."""
+        if self.target_words is None:
+            return q
+        return q + self.target_words(token_weights @ text.tokens)
+
+    def _mask_logits(
+        self, q: Tensor, p: Tensor, token_weights: Tensor, text: TextFeatures, prepared: DecoderPoints
+    ) -> Tensor:
+        """[B, N, P] mask logits of N readers (features q [B, N, d_model], words token_weights [B, N, T])
+        over the normalised points p [B, P, point_dim]: the scaled mask-embedding dot product, the bias and,
+        with ``lifted_affinity``, the lifted prior of the readers' words. The relational terms come on top."""
+        similarity = self.mask_embed(q) @ p.transpose(1, 2) / math.sqrt(p.shape[-1])
+        logits = similarity * self.mask_log_scale.exp() + self.mask_bias
+        if self.affinity is not None:
+            assert prepared.lifted is not None  # ``GroundingDecoder.prepare`` requires it
+            logits = logits + self.affinity.prior(token_weights, text.tokens, prepared.lifted)
+        return logits
+
+    def _anchor_referents(
+        self, weights: Tensor, words: Tensor, text: TextFeatures, p: Tensor, prepared: DecoderPoints
+    ) -> Tensor:
+        """[B, Q, K, P] referent logits of the anchors reading the words ``weights`` [B, Q, K, T]: the mask
+        the heads paint for a reader made of those words (``anchors_grounded``), else the lifted affinity of
+        the words (``AnchorGeometry.lifted_referent_logits``). words [B, T, d_model] normalised."""
+        assert self.anchors is not None
+        if not self.anchors_grounded:
+            assert self.affinity is not None and prepared.lifted is not None  # checked in ``__init__``
+            return self.anchors.lifted_referent_logits(weights, text.tokens, prepared.lifted, self.affinity)
+        flat = weights.flatten(1, 2)  # [B, Q * K, T]
+        readers = self._read_words(flat @ words, flat, text)
+        return self._mask_logits(readers, p, flat, text, prepared).unflatten(1, weights.shape[1:3])
 
     @staticmethod
     def _boxes(raw: Tensor, mask_logits: Tensor, xyz: Tensor) -> Tensor:

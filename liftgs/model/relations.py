@@ -6,8 +6,9 @@ chair"). Attention in the decoder sees positions only in its queries and keys, s
 door but cannot carry *where* the door is into the mask it paints. Two terms make that explicit:
 
 ``AnchorGeometry`` gives every query ``slots`` anchors. Each anchor chooses words of the sentence (its own
-softmax over the text tokens, steered away from the words the query reads as its target), the lifted
-affinity turns those words into a soft map of the voxels they name (``LiftedAffinity.cosine``), and the
+softmax over the text tokens, steered away from the words the query reads as its target), those words
+become a soft map of the voxels they name (the referent map: by default the lifted affinity of the words,
+``LiftedAffinity.cosine``; with ``anchors_grounded`` the mask the decoder's heads paint for them), and the
 map's weighted centre and spread locate the anchor object. Every voxel then gets two numbers per anchor,
 in metres: its horizontal distance to the anchor's centre minus the anchor's horizontal spread (about the
 footprint gap) and its height above the anchor's centre. The query predicts one coefficient per number, so
@@ -17,6 +18,12 @@ distance to two anchors, "on top of" reward height.
 ``VoxelColour`` embeds each voxel's mean RGB with a small MLP (once per scene; layer-normalised, so the
 term does not start negligibly small) and adds the dot product of that embedding with a projection of the
 query: a colour word can score voxels directly instead of through the encoder's features.
+
+With ``candidate_relative`` both terms also see their numbers relative to the query's *candidates*, the
+voxels its other mask terms already favour (``candidate_weights``): distances and heights standardised
+over them (``standardise``), colour embeddings minus their mean. An absolute distance shifts every chair's
+logits by its metres, so which chairs cross the mask threshold depends on the room; the standardised one
+raises the nearest look-alike and lowers the farthest by about the same amount in every room.
 
 Both start neutral: the query-side projections are zero-initialised, so a fresh model's logits equal those
 of the decoder without them.
@@ -31,7 +38,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liftgs.model.affinity import LiftedAffinity
-from liftgs.model.types import TextFeatures
 
 REFERENT_SCALE_INIT = 10.0
 """Initial multiplier of the anchor words' cosine before the sigmoid that makes the referent map (learned):
@@ -40,47 +46,85 @@ REFERENT_OFFSET_INIT = 0.5
 """Initial cosine at which a voxel is half in the anchor's referent map (learned)."""
 GEOMETRY_FEATURES = 2
 """Numbers per voxel and anchor: horizontal gap to the anchor, height above it (metres)."""
+RELATIVE_SPREAD_FLOOR = 0.1
+"""Smallest spread (metres) ``standardise`` divides by: when a query's candidates are one small object, its
+look-alikes' standardised distances stay finite."""
+
+
+def candidate_weights(mask_logits: Tensor) -> Tensor:
+    """[B, Q, Pv] mask logits -> [B, Q, Pv] weights over the voxels, summing to 1 per query:
+    ``sigmoid(logits)`` normalised and detached (the candidates steer the relational terms; they are not
+    trained through them)."""
+    weights = torch.sigmoid(mask_logits.detach())
+    return weights / weights.sum(-1, keepdim=True).clamp_min(1e-6)
+
+
+def standardise(
+    features: Tensor,  # [B, Q, K, Pv, F]
+    weights: Tensor,  # [B, Q, Pv] candidate weights (sum 1 per query)
+) -> Tensor:
+    """[B, Q, K, Pv, F]: each feature minus its weighted mean over the voxels, divided by its weighted
+    standard deviation (at least ``RELATIVE_SPREAD_FLOOR``)."""
+    w = weights[:, :, None, :, None]
+    mean = (w * features).sum(3, keepdim=True)
+    centred = features - mean
+    spread = (w * centred.square()).sum(3, keepdim=True).sqrt().clamp_min(RELATIVE_SPREAD_FLOOR)
+    return centred / spread
 
 
 class AnchorGeometry(nn.Module):
-    """Mask-logit term [B, Q, Pv] from each query's ``slots`` anchors (see the module docstring)."""
+    """Mask-logit term [B, Q, Pv] from each query's ``slots`` anchors (see the module docstring).
 
-    def __init__(self, d_model: int, align_dim: int, slots: int) -> None:
+    The caller locates the anchors: ``token_weights`` says which words each anchor reads, and their referent
+    logits come either from ``lifted_referent_logits`` (the lifted affinity of those words; needs
+    ``lifted_referents``) or from the decoder's own mask heads (``DecoderConfig.anchors_grounded``).
+    """
+
+    def __init__(
+        self, d_model: int, align_dim: int, slots: int, relative: bool = False, lifted_referents: bool = True
+    ) -> None:
         super().__init__()
         if slots < 1:
             raise ValueError(f"decoder.anchor_slots must be >= 1 to build AnchorGeometry, got {slots}")
         self.slots = slots
+        self.relative = relative
+        self.features_per_anchor = GEOMETRY_FEATURES * (2 if relative else 1)
         self.anchor_align = nn.Linear(d_model, slots * align_dim)
         self.token_align = nn.Linear(d_model, align_dim)
         self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        self.referent_log_scale = nn.Parameter(torch.tensor(math.log(REFERENT_SCALE_INIT)))
-        self.referent_offset = nn.Parameter(torch.tensor(REFERENT_OFFSET_INIT))
-        self.coefficients = nn.Linear(d_model, slots * GEOMETRY_FEATURES)
+        if lifted_referents:
+            self.referent_log_scale = nn.Parameter(torch.tensor(math.log(REFERENT_SCALE_INIT)))
+            self.referent_offset = nn.Parameter(torch.tensor(REFERENT_OFFSET_INIT))
+        self.coefficients = nn.Linear(d_model, slots * self.features_per_anchor)
         nn.init.zeros_(self.coefficients.weight)
         nn.init.zeros_(self.coefficients.bias)
 
     def forward(
         self,
         queries: Tensor,  # [B, Q, d_model] normalised query features
-        words: Tensor,  # [B, T, d_model] normalised token features of the decoder's sequence
-        target_logits: Tensor,  # [B, Q, T] the query's token alignment (the words naming its target)
-        text: TextFeatures,  # the text encoder's tokens [B, T, Dt] and mask [B, T]
-        lifted: Tensor,  # [Pv, E] unit lifted features
+        referent_logits: Tensor,  # [B, Q, K, Pv] where each anchor's object is (logit per voxel)
         xyz: Tensor,  # [Pv, 3] metres, z up
-        affinity: LiftedAffinity,
+        candidates: Tensor | None = None,  # [B, Q, Pv] ``candidate_weights``; required iff ``relative``
     ) -> Tensor:
+        if (candidates is None) == self.relative:
+            raise ValueError("AnchorGeometry: candidate weights are needed exactly when it is relative")
         batch, num_queries = queries.shape[:2]
-        weights = self.token_weights(queries, words, target_logits, text.mask)
-        features = self.features(weights, text.tokens, lifted, xyz, affinity)  # [B, Q, K, Pv, F]
-        coefficients = self.coefficients(queries).view(batch, num_queries, self.slots, 1, GEOMETRY_FEATURES)
-        return (coefficients * features).sum(dim=(2, 4))
+        features = self.features(referent_logits, xyz)  # [B, Q, K, Pv, 2]
+        if candidates is not None:
+            features = torch.cat([features, standardise(features, candidates)], dim=-1)
+        shape = (batch, num_queries, self.slots, 1, self.features_per_anchor)
+        return (self.coefficients(queries).view(shape) * features).sum(dim=(2, 4))
 
     def token_weights(
         self, queries: Tensor, words: Tensor, target_logits: Tensor, token_mask: Tensor
     ) -> Tensor:
         """[B, Q, K, T]: each anchor's softmax over the real tokens, steered away from the words the query
         reads as its target (their alignment probability ``p`` adds ``log(1 - p)`` to the anchor's logits;
-        the alignment itself is not trained through this). Shapes as in ``forward``."""
+        the alignment itself is not trained through this).
+
+        Args: queries [B, Q, d_model] normalised query features; words [B, T, d_model] normalised token
+        features of the decoder's sequence; target_logits [B, Q, T] the query's token alignment; token_mask
+        [B, T] True = real token."""
         anchors = self.anchor_align(queries).unflatten(-1, (self.slots, -1))  # [B, Q, K, A]
         anchors = F.normalize(anchors, dim=-1).flatten(1, 2)  # [B, Q * K, A]
         keys = F.normalize(self.token_align(words), dim=-1)  # [B, T, A]
@@ -90,28 +134,36 @@ class AnchorGeometry(nn.Module):
         logits = logits.masked_fill(~token_mask.unsqueeze(1), float("-inf"))
         return logits.softmax(-1).unflatten(1, (queries.shape[1], self.slots))
 
-    def features(
+    def lifted_referent_logits(
         self,
         token_weights: Tensor,  # [B, Q, K, T]
-        tokens: Tensor,  # [B, T, Dt]
-        lifted: Tensor,  # [Pv, E]
-        xyz: Tensor,  # [Pv, 3] metres, z up
+        tokens: Tensor,  # [B, T, Dt] the text encoder's token embeddings
+        lifted: Tensor,  # [Pv, E] unit lifted features
         affinity: LiftedAffinity,
+    ) -> Tensor:
+        """[B, Q, K, Pv]: ``scale * (cosine - offset)`` of the anchor's words and each voxel's lifted feature
+        (``LiftedAffinity.cosine``); scale and offset are learned."""
+        cosine = affinity.cosine(token_weights.flatten(1, 2), tokens, lifted)  # [B, Q * K, Pv]
+        logits = self.referent_log_scale.exp() * (cosine - self.referent_offset)
+        return logits.unflatten(1, token_weights.shape[1:3])
+
+    @staticmethod
+    def features(
+        referent_logits: Tensor,  # [B, Q, K, Pv]
+        xyz: Tensor,  # [Pv, 3] metres, z up
     ) -> Tensor:
         """[B, Q, K, Pv, 2]: per voxel and anchor, the horizontal distance to the anchor's centre minus the
         anchor's horizontal spread (RMS distance of its referent voxels to the centre), and the height above
-        the centre; metres. The referent map is ``sigmoid(scale * (cosine - offset))`` of the anchor's
-        words (``LiftedAffinity.cosine``), the centre its weighted mean position."""
-        cosine = affinity.cosine(token_weights.flatten(1, 2), tokens, lifted)  # [B, Q * K, Pv]
-        referent = torch.sigmoid(self.referent_log_scale.exp() * (cosine - self.referent_offset))
+        the centre; metres. The referent map is ``sigmoid(referent_logits)``, the centre its weighted mean
+        position."""
+        referent = torch.sigmoid(referent_logits)
         weights = referent / referent.sum(-1, keepdim=True).clamp_min(1e-6)
-        centre = weights @ xyz  # [B, Q * K, 3]
-        horizontal = xyz[:, :2] - centre[..., None, :2]  # [B, Q * K, Pv, 2]
-        distance = (horizontal.square().sum(-1) + 1e-6).sqrt()  # [B, Q * K, Pv]
-        spread = (weights * distance.square()).sum(-1, keepdim=True).sqrt()  # [B, Q * K, 1]
-        height = xyz[:, 2] - centre[..., 2:]  # [B, Q * K, Pv]
-        features = torch.stack([distance - spread, height], dim=-1)  # [B, Q * K, Pv, F]
-        return features.unflatten(1, token_weights.shape[1:3])
+        centre = weights @ xyz  # [B, Q, K, 3]
+        horizontal = xyz[:, :2] - centre[..., None, :2]  # [B, Q, K, Pv, 2]
+        distance = (horizontal.square().sum(-1) + 1e-6).sqrt()  # [B, Q, K, Pv]
+        spread = (weights * distance.square()).sum(-1, keepdim=True).sqrt()  # [B, Q, K, 1]
+        height = xyz[:, 2] - centre[..., 2:]  # [B, Q, K, Pv]
+        return torch.stack([distance - spread, height], dim=-1)
 
 
 class VoxelColour(nn.Module):
@@ -132,6 +184,11 @@ class VoxelColour(nn.Module):
         """[Pv, 3] RGB in [0, 1] -> [Pv, channels]; text-independent, computed once per scene."""
         return self.embed(colors - 0.5)
 
-    def forward(self, queries: Tensor, colour_embed: Tensor) -> Tensor:
-        """queries [B, Q, d_model], colour_embed [Pv, C] -> [B, Q, Pv]."""
-        return self.query(queries) @ colour_embed.T / math.sqrt(colour_embed.shape[-1])
+    def forward(self, queries: Tensor, colour_embed: Tensor, candidates: Tensor | None = None) -> Tensor:
+        """queries [B, Q, d_model], colour_embed [Pv, C] -> [B, Q, Pv]; with ``candidates`` ([B, Q, Pv]
+        ``candidate_weights``) each voxel's embedding is taken relative to the candidates' mean one."""
+        projected = self.query(queries)  # [B, Q, C]
+        term = projected @ colour_embed.T  # [B, Q, Pv]
+        if candidates is not None:
+            term = term - (projected * (candidates @ colour_embed)).sum(-1, keepdim=True)
+        return term / math.sqrt(colour_embed.shape[-1])
