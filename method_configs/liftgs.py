@@ -34,15 +34,16 @@ class AdamWOptimizerConfig(AdamOptimizerConfig):
 
 
 MAX_STEPS = 3000
-"""Training steps of the default run (the cosine schedule decays over exactly these): 58-61 min on one
-CPU core."""
+"""Training steps of the default run (the cosine schedule decays over exactly these): 44-61 min on one
+CPU core, depending on the machine and what shares it (README)."""
 
 
 def training_network() -> LiftGSConfig:
     """The network the default runs train: a small serialised point transformer over 0.1 m voxels that
     reads xyz, rgb and the points' lifted pseudo-label features (``liftgs.pseudo.lift``, 32 wide); a
-    two-layer decoder with the lifted affinity, the relational terms (two anchors per query, a 16-wide
-    voxel-colour term) and heads that read the target words' own embeddings."""
+    two-layer decoder with the lifted affinity, the relational terms (two anchors per query, located by the
+    decoder's own mask heads, and a 16-wide voxel-colour term, both also measured relative to the query's
+    candidates) and heads that read the target words' own embeddings."""
     return LiftGSConfig(
         voxel_size=0.1,
         max_points=3000,
@@ -65,6 +66,8 @@ def training_network() -> LiftGSConfig:
             anchor_slots=2,
             colour_channels=16,
             read_target_words=True,
+            anchors_grounded=True,
+            candidate_relative=True,
         ),
         gaussians=GaussianConfig(hidden=32, feature_dim=16),
     )
