@@ -15,9 +15,10 @@ grounding score and an axis-aligned box (centre and size refine the query's mask
 statistics). With ``lifted_affinity`` the mask logits also get the open-vocabulary prior of
 ``liftgs.model.affinity``, and with ``anchor_slots`` / ``colour_channels`` the relational terms of
 ``liftgs.model.relations`` (all before the boxes read them; with ``candidate_relative`` they are also measured
-against the voxels the other terms favour). With ``read_target_words`` each query, after
-its token alignment, adds a projection of the text encoder's embeddings of the words it aligns with, and
-the mask, score, box and relational heads read that query. All layers' outputs are kept for deep
+against the voxels the other terms favour, and with ``anchors_grounded`` these same heads locate the
+anchors: each anchor's referent map is the mask they paint for its words). With ``read_target_words`` each
+query, after its token alignment, adds a projection of the text encoder's embeddings of the words it aligns
+with, and the mask, score, box and relational heads read that query. All layers' outputs are kept for deep
 supervision.
 """
 
