@@ -393,7 +393,7 @@ def test_lifted_affinity_scores_points_by_the_words_a_query_aligns_with():
     affinity = LiftedAffinity(text_dim=24, lifted_dim=8, projection_seed=0)
     tokens = HashTextEncoder().encode(["the cube"]).tokens  # [1, 2, 24]
     lifted = F.normalize(tokens[0] @ affinity.projection, dim=-1)  # point 0 lifted "the", point 1 "cube"
-    on_cube = torch.tensor([[[-20.0, 20.0]]])  # [B, Q, T] token alignment logits
+    on_cube = torch.tensor([[[-20.0, 20.0]]]).softmax(-1)  # [B, Q, T] weights from token alignment logits
     with torch.no_grad():
         towards_cube = affinity(on_cube, tokens, lifted)[0, 0]
         towards_the = affinity(on_cube.flip(-1), tokens, lifted)[0, 0]

@@ -43,19 +43,12 @@ class LiftedAffinity(nn.Module):
 
     def forward(
         self,
-        token_logits: Tensor,  # [B, Q, T], padded tokens at a very negative logit
+        token_weights: Tensor,  # [B, N, T] for each of N readers (queries, anchors), weights over the tokens
         tokens: Tensor,  # [B, T, Dt] the text encoder's token embeddings
         lifted: Tensor,  # [Pv, E] unit lifted features (zero rows: points no labelled frame saw)
     ) -> Tensor:
-        return self.prior(token_logits.softmax(-1), tokens, lifted)
-
-    def prior(
-        self,
-        token_weights: Tensor,  # [B, N, T] for each of N readers, weights over the tokens (sum 1)
-        tokens: Tensor,  # [B, T, Dt]
-        lifted: Tensor,  # [Pv, E] unit lifted features
-    ) -> Tensor:
-        """[B, N, Pv] the prior's logits for readers that weigh the words themselves."""
+        """[B, N, Pv] the prior's logits: ``scale * (cosine - offset)``. A query's weights are
+        ``softmax(token_logits)`` over its tokens."""
         return self.log_scale.exp() * (self.cosine(token_weights, tokens, lifted) - self.offset)
 
     def cosine(

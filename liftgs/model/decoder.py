@@ -243,7 +243,7 @@ class GroundingHeads(nn.Module):
         logits = similarity * self.mask_log_scale.exp() + self.mask_bias
         if self.affinity is not None:
             assert prepared.lifted is not None  # ``GroundingDecoder.prepare`` requires it
-            logits = logits + self.affinity.prior(token_weights, text.tokens, prepared.lifted)
+            logits = logits + self.affinity(token_weights, text.tokens, prepared.lifted)
         return logits
 
     def _anchor_referents(
