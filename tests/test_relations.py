@@ -170,6 +170,19 @@ def test_a_relational_term_learns_across_scenes_what_the_plain_decoder_does_not(
     assert relational > 0.5 * trials
 
 
+def test_a_colour_term_keyed_on_words_learns_colour_words_in_fewer_steps():
+    """``colour_from_words``: the colour vector comes from the encoder embeddings of the words the query
+    picks, not from the query stream that mixes the whole sentence. Measured at 100 steps on an AMD EPYC
+    core: 60 of 60 keyed on words, 26 keyed on the query (18 at 200 steps)."""
+    trials = 60
+    from_query = train_and_rank(0, 16, "colour", steps=100, trials=trials, candidate_relative=True)
+    from_words = train_and_rank(
+        0, 16, "colour", steps=100, trials=trials, candidate_relative=True, colour_from_words=True
+    )
+    assert from_words > 0.8 * trials
+    assert from_words > from_query + 0.2 * trials
+
+
 def test_grounded_anchors_learn_where_the_anchor_is_from_expressions_that_name_it():
     """With ``anchors_grounded`` an anchor's referent map is the heads' own mask for its words, which the
     heads learn from the expressions whose target it is ("the pillar", every other training scene here).
@@ -185,7 +198,19 @@ def test_grounded_anchors_learn_where_the_anchor_is_from_expressions_that_name_i
     assert grounded > 0.5 * trials
 
 
-@pytest.mark.parametrize("options", [{}, {"candidate_relative": True, "anchors_grounded": True}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"candidate_relative": True, "anchors_grounded": True},
+        {
+            "candidate_relative": True,
+            "anchors_grounded": True,
+            "colour_from_words": True,
+            "colour_anchors": True,
+        },
+    ],
+)
 def test_relational_terms_start_neutral(options):
     model = relational_model(2, 8, read_target_words=True, **options).eval()
     g = torch.Generator().manual_seed(0)
@@ -280,6 +305,54 @@ def test_colour_term_scores_voxels_by_their_colour_alone():
     assert not torch.allclose(scores[..., 0], scores[..., 1])
 
 
+def test_colour_term_from_words_reads_the_words_its_reader_picks():
+    """Each reader's softmax covers the real tokens only, and its colour vector is a projection of the
+    picked words' embeddings: padding does not matter, a real word does."""
+    torch.manual_seed(0)
+    term = VoxelColour(d_model=8, channels=4, text_dim=6, from_words=True)
+    with torch.no_grad():
+        term.query.weight.normal_()
+    colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])
+    readers = torch.randn(1, 2, 8)
+    tokens = torch.randn(1, 3, 6)
+    mask = torch.tensor([[True, True, False]])
+    weights = term.word_weights(readers, tokens, mask)  # [B, N, T]
+    assert torch.allclose(weights.sum(-1), torch.ones(1, 2)) and (weights[..., 2] == 0).all()
+    scores = term(readers, term.embed_colours(colours), None, tokens, mask)
+    padded_differently = tokens.clone()
+    padded_differently[0, 2] = 100.0
+    assert torch.equal(term(readers, term.embed_colours(colours), None, padded_differently, mask), scores)
+    changed_word = tokens.clone()
+    changed_word[0, 1] = torch.randn(6)
+    assert not torch.allclose(term(readers, term.embed_colours(colours), None, changed_word, mask), scores)
+    with pytest.raises(ValueError, match="needs the text tokens"):
+        term(readers, term.embed_colours(colours))
+
+
+def test_colour_anchors_add_the_colour_term_to_the_anchors_referent_maps():
+    """With ``colour_anchors`` a grounded anchor's referent logits are the heads' mask for its words plus the
+    colour term of that reader, so voxels of one colour shift alike and voxels of another differently."""
+    model = relational_model(
+        2, 8, read_target_words=True, anchors_grounded=True, colour_from_words=True, colour_anchors=True
+    ).eval()
+    heads = model.decoder.heads
+    with torch.no_grad():
+        heads.colour.query.weight.normal_()
+    points, colours, names, ids, _, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
+    captured = []
+    heads.anchors.register_forward_pre_hook(lambda module, args: captured.append(args[1]))
+    with torch.no_grad():
+        scene = model.encode_scene(points, colours, name_features(model)[names])
+        model.ground(scene, model.encode_text([text]), all_layers=False)
+        heads.colour_anchors = False
+        model.ground(scene, model.encode_text([text]), all_layers=False)
+    shift = captured[0] - captured[1]  # [B, Q, K, Pv]
+    voxel_colours = scene.colors
+    pillar = (voxel_colours - 0.5).abs().sum(-1) < 1e-4  # the grey pillar's voxels
+    assert shift[..., pillar].std(-1).max() < 1e-4  # one colour: one shift
+    assert (shift.std(-1) > 1e-2).all()  # the room's other colours shift otherwise
+
+
 def test_relational_terms_refuse_what_they_cannot_use():
     config = tiny_config()
     config.decoder.anchor_slots = 2
@@ -288,6 +361,15 @@ def test_relational_terms_refuse_what_they_cannot_use():
     config.decoder.anchor_slots, config.decoder.candidate_relative = 0, True
     with pytest.raises(ValueError, match="candidate_relative needs anchor_slots or colour_channels"):
         LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.candidate_relative, config.decoder.colour_from_words = False, True
+    with pytest.raises(ValueError, match="colour_from_words and decoder.colour_anchors need colour_channels"):
+        LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.colour_from_words, config.decoder.colour_anchors = False, True
+    config.decoder.colour_channels = 4
+    with pytest.raises(ValueError, match="colour_anchors needs anchor_slots with anchors_grounded"):
+        LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.colour_anchors, config.decoder.colour_channels = False, 0
+    config.decoder.candidate_relative = True
     config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True  # the heads find the anchors
     model = LiftGS(config, text_encoder=HashTextEncoder()).eval()
     points, colours, *_, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")

@@ -86,6 +86,14 @@ class DecoderConfig:
     weights ``sigmoid(logits)``), and each voxel's colour embedding minus their mean. "Closest to the door"
     then raises the nearest look-alike and lowers the others whatever the room's scale, instead of
     shifting all of them by their distance in metres. Needs ``anchor_slots`` or ``colour_channels``."""
+    colour_from_words: bool = False
+    """Key the colour term on words instead of the query's features: each query picks words of the sentence
+    (its own softmax over the tokens) and a projection of their text-encoder embeddings is dotted with the
+    voxels' colour embeddings. The query stream mixes the whole sentence; the encoder's embedding of "red"
+    is red. Needs ``colour_channels``."""
+    colour_anchors: bool = False
+    """Add the colour term to each grounded anchor's referent map too, so "the white shelf" finds the white
+    one of two shelves. Needs ``anchors_grounded`` and ``colour_channels``."""
 
 
 @dataclass

@@ -16,10 +16,10 @@ statistics). With ``lifted_affinity`` the mask logits also get the open-vocabula
 ``liftgs.model.affinity``, and with ``anchor_slots`` / ``colour_channels`` the relational terms of
 ``liftgs.model.relations`` (all before the boxes read them; with ``candidate_relative`` they are also measured
 against the voxels the other terms favour, and with ``anchors_grounded`` these same heads locate the
-anchors: each anchor's referent map is the mask they paint for its words). With ``read_target_words`` each
-query, after its token alignment, adds a projection of the text encoder's embeddings of the words it aligns
-with, and the mask, score, box and relational heads read that query. All layers' outputs are kept for deep
-supervision.
+anchors: each anchor's referent map is the mask they paint for its words, with ``colour_anchors`` plus the
+colour term). With ``read_target_words`` each query, after its token alignment, adds a projection of the
+text encoder's embeddings of the words it aligns with, and the mask, score, box and relational heads read
+that query. All layers' outputs are kept for deep supervision.
 """
 
 from __future__ import annotations
@@ -175,7 +175,16 @@ class GroundingHeads(nn.Module):
                 relative=config.candidate_relative,
                 lifted_referents=not config.anchors_grounded,
             )
-        self.colour = VoxelColour(d, config.colour_channels) if config.colour_channels else None
+        if (config.colour_from_words or config.colour_anchors) and not config.colour_channels:
+            raise ValueError("decoder.colour_from_words and decoder.colour_anchors need colour_channels")
+        if config.colour_anchors and not (config.anchor_slots and config.anchors_grounded):
+            raise ValueError("decoder.colour_anchors needs anchor_slots with anchors_grounded")
+        self.colour_anchors = config.colour_anchors
+        self.colour = None
+        if config.colour_channels:
+            self.colour = VoxelColour(
+                d, config.colour_channels, text_dim, config.colour_from_words, config.align_dim
+            )
         self.target_words = nn.Linear(text_dim, d) if config.read_target_words else None
         if self.target_words is not None:
             nn.init.zeros_(self.target_words.weight)
@@ -218,7 +227,7 @@ class GroundingHeads(nn.Module):
             mask_logits = mask_logits + self.anchors(q, referents, xyz, candidates)
         if self.colour is not None:
             assert prepared.colour is not None  # ``GroundingDecoder.prepare`` requires it
-            mask_logits = mask_logits + self.colour(q, prepared.colour, candidates)
+            mask_logits = mask_logits + self.colour(q, prepared.colour, candidates, text.tokens, text.mask)
         return {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
@@ -258,7 +267,11 @@ class GroundingHeads(nn.Module):
             return self.anchors.lifted_referent_logits(weights, text.tokens, prepared.lifted, self.affinity)
         flat = weights.flatten(1, 2)  # [B, Q * K, T]
         readers = self._read_words(flat @ words, flat, text)
-        return self._mask_logits(readers, p, flat, text, prepared).unflatten(1, weights.shape[1:3])
+        logits = self._mask_logits(readers, p, flat, text, prepared)
+        if self.colour_anchors:
+            assert self.colour is not None and prepared.colour is not None  # checked in ``__init__``
+            logits = logits + self.colour(readers, prepared.colour, None, text.tokens, text.mask)
+        return logits.unflatten(1, weights.shape[1:3])
 
     @staticmethod
     def _boxes(raw: Tensor, mask_logits: Tensor, xyz: Tensor) -> Tensor:

@@ -17,7 +17,10 @@ distance to two anchors, "on top of" reward height.
 
 ``VoxelColour`` embeds each voxel's mean RGB with a small MLP (once per scene; layer-normalised, so the
 term does not start negligibly small) and adds the dot product of that embedding with a projection of the
-query: a colour word can score voxels directly instead of through the encoder's features.
+query: a colour word can score voxels directly instead of through the encoder's features. With
+``from_words`` the query side is a projection of the text-encoder embeddings of words the query picks
+itself (its softmax over the tokens): "red" keeps its meaning there, while the query stream mixes the whole
+sentence. The same term can also paint the grounded anchors' referent maps ("the white shelf").
 
 With ``candidate_relative`` both terms also see their numbers relative to the query's *candidates*, the
 voxels its other mask terms already favour (``candidate_weights``): distances and heights standardised
@@ -167,16 +170,29 @@ class AnchorGeometry(nn.Module):
 
 
 class VoxelColour(nn.Module):
-    """Mask-logit term [B, Q, Pv]: a query projection dotted with an embedding of each voxel's RGB."""
+    """Mask-logit term [B, N, Pv] of N readers (queries or grounded anchors): a colour vector per reader
+    dotted with an embedding of each voxel's RGB.
 
-    def __init__(self, d_model: int, channels: int) -> None:
+    The reader's colour vector is a projection of its features, or with ``from_words`` a projection of the
+    text-encoder embeddings of the words it picks (a softmax over the sentence's tokens from the reader's
+    features: "red" in "the red chair", "white" in "the chair near the white door").
+    """
+
+    def __init__(
+        self, d_model: int, channels: int, text_dim: int = 0, from_words: bool = False, pick_dim: int = 64
+    ) -> None:
         super().__init__()
         if channels < 1:
             raise ValueError(f"decoder.colour_channels must be >= 1 to build VoxelColour, got {channels}")
         self.embed = nn.Sequential(
             nn.Linear(3, channels), nn.ReLU(), nn.Linear(channels, channels), nn.LayerNorm(channels)
         )
-        self.query = nn.Linear(d_model, channels)
+        self.from_words = from_words
+        if from_words:
+            self.pick_reader = nn.Linear(d_model, pick_dim)
+            self.pick_token = nn.Linear(text_dim, pick_dim)
+            self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.query = nn.Linear(text_dim if from_words else d_model, channels)
         nn.init.zeros_(self.query.weight)
         nn.init.zeros_(self.query.bias)
 
@@ -184,11 +200,30 @@ class VoxelColour(nn.Module):
         """[Pv, 3] RGB in [0, 1] -> [Pv, channels]; text-independent, computed once per scene."""
         return self.embed(colors - 0.5)
 
-    def forward(self, queries: Tensor, colour_embed: Tensor, candidates: Tensor | None = None) -> Tensor:
-        """queries [B, Q, d_model], colour_embed [Pv, C] -> [B, Q, Pv]; with ``candidates`` ([B, Q, Pv]
-        ``candidate_weights``) each voxel's embedding is taken relative to the candidates' mean one."""
-        projected = self.query(queries)  # [B, Q, C]
-        term = projected @ colour_embed.T  # [B, Q, Pv]
+    def word_weights(self, readers: Tensor, tokens: Tensor, token_mask: Tensor) -> Tensor:
+        """[B, N, T]: each reader's softmax over the real tokens (``from_words``). readers [B, N, d_model],
+        tokens [B, T, Dt] text-encoder embeddings, token_mask [B, T] True = real token."""
+        keys = F.normalize(self.pick_token(tokens), dim=-1)
+        logits = F.normalize(self.pick_reader(readers), dim=-1) @ keys.transpose(1, 2)
+        logits = logits * self.log_inv_temperature.exp()
+        return logits.masked_fill(~token_mask.unsqueeze(1), float("-inf")).softmax(-1)
+
+    def forward(
+        self,
+        readers: Tensor,  # [B, N, d_model]
+        colour_embed: Tensor,  # [Pv, C] ``embed_colours``
+        candidates: Tensor | None = None,  # [B, N, Pv] ``candidate_weights``
+        tokens: Tensor | None = None,  # [B, T, Dt] text-encoder embeddings; required iff ``from_words``
+        token_mask: Tensor | None = None,  # [B, T] True = real token; required iff ``from_words``
+    ) -> Tensor:
+        """[B, N, Pv]; with ``candidates`` each voxel's embedding is taken relative to the candidates' mean
+        one."""
+        if self.from_words:
+            if tokens is None or token_mask is None:
+                raise ValueError("VoxelColour(from_words=True) needs the text tokens and their mask")
+            readers = self.word_weights(readers, tokens, token_mask) @ tokens  # [B, N, Dt]
+        projected = self.query(readers)  # [B, N, C]
+        term = projected @ colour_embed.T  # [B, N, Pv]
         if candidates is not None:
             term = term - (projected * (candidates @ colour_embed)).sum(-1, keepdim=True)
         return term / math.sqrt(colour_embed.shape[-1])
