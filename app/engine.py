@@ -22,7 +22,7 @@ import torch
 from app.scenes import describe_ids
 from app.splats import Splats
 from liftgs.eval.metrics import points_box
-from liftgs.model.grounded_mask import grounded_voxels
+from liftgs.model.grounded_mask import grounded_voxels, link_distance
 from liftgs.model.types import SceneFeatures
 from liftgs.scene import Scene
 
@@ -41,6 +41,7 @@ class LoadedScene:
         splats: the predicted Gaussians as browser splats.
         voxel_points: [Pv, 3] float32 voxel centres.
         source_to_voxel: [P] int64 voxel of each of the scene's points.
+        link: metres within which two voxels are neighbours when grounding (``link_distance``).
         encode_seconds: how long encoding took.
     """
 
@@ -49,6 +50,7 @@ class LoadedScene:
     splats: Splats
     voxel_points: np.ndarray
     source_to_voxel: np.ndarray
+    link: float
     encode_seconds: float
 
     def gaussian_values(self, point_values: np.ndarray) -> np.ndarray:
@@ -63,7 +65,7 @@ class LoadedScene:
             torch.from_numpy(self.voxel_points),
             torch.from_numpy(point_probs),
             threshold,
-            link=2.0 * self.features.voxel_size,
+            self.link,
         ).numpy()
 
     def point_mask(self, grounded: np.ndarray) -> np.ndarray:
@@ -193,6 +195,7 @@ class ViewerEngine:
             splats=Splats.from_gaussians(features.gaussians),
             voxel_points=features.points.float().cpu().numpy(),
             source_to_voxel=features.source_to_voxel.cpu().numpy(),
+            link=link_distance(features.points, features.voxel_size),
             encode_seconds=time.perf_counter() - start,
         )
 

@@ -14,6 +14,7 @@ from liftgs.model import (
     LiftGS,
     TextFeatures,
     grounded_voxels,
+    link_distance,
     mask_box,
     voxelize,
 )
@@ -270,7 +271,9 @@ def test_predict_picks_best_query_and_boxes_its_mask():
         "the",
         "floor",
     ]
-    expected = grounded_voxels(scene.points, pred.point_probs, link=2.0 * scene.voxel_size)
+    expected = grounded_voxels(
+        scene.points, pred.point_probs, link=link_distance(scene.points, scene.voxel_size)
+    )
     assert torch.equal(pred.mask, expected)
     assert torch.allclose(pred.box, mask_box(scene.points, pred.mask, pred.point_probs))
 
@@ -286,6 +289,23 @@ def test_grounded_voxels_keep_the_most_probable_connected_part():
     assert mask_box(xyz, grounded, probs).tolist() == pytest.approx([0, 0, 0, 0.2, 0, 0])
     # a larger link joins the blob 3 m away only when it is closer than the link
     assert grounded_voxels(xyz, probs, link=3.5).tolist() == [True] * 5 + [False, False]
+
+
+def test_the_link_follows_the_clouds_spacing_so_a_subsampled_object_stays_whole():
+    """A 1 m table top sampled every 0.15 m on a 0.1 m voxel grid (as farthest-point subsampling leaves a
+    crowded room), half its samples above the threshold in a checkerboard: two voxel edges would keep one
+    sample (no neighbours on the diagonal), the cloud's own spacing keeps the table."""
+    grid = torch.arange(7) * 0.15
+    xyz = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
+    xyz = torch.cat([xyz, torch.full((49, 1), 0.7)], 1)
+    checker = ((torch.arange(7)[:, None] + torch.arange(7)) % 2 == 0).flatten()
+    probs = torch.where(checker, 0.9, 0.2)
+    assert link_distance(xyz, voxel_size=0.1) == pytest.approx(0.3)
+    assert link_distance(xyz[:1], voxel_size=0.1) == pytest.approx(0.2)  # one voxel: the voxel edge
+    assert grounded_voxels(xyz, probs, link=0.2).sum() == 1
+    whole = grounded_voxels(xyz, probs, link=link_distance(xyz, voxel_size=0.1))
+    assert torch.equal(whole, checker)
+    assert mask_box(xyz, whole, probs).tolist() == pytest.approx([0, 0, 0.7, 0.9, 0.9, 0.7])
 
 
 def test_nothing_above_threshold_grounds_nothing_and_boxes_the_most_probable_points():

@@ -7,7 +7,7 @@ text encoders and ``build_text_encoder``, and checkpoint I/O.
 
 from liftgs.model.checkpoint import CheckpointError, load_model, save_checkpoint
 from liftgs.model.config import DecoderConfig, EncoderConfig, GaussianConfig, LiftGSConfig
-from liftgs.model.grounded_mask import grounded_voxels, mask_box
+from liftgs.model.grounded_mask import grounded_voxels, link_distance, mask_box
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.text import (
     HFTextEncoder,
@@ -39,6 +39,7 @@ __all__ = [
     "build_text_encoder",
     "load_model",
     "grounded_voxels",
+    "link_distance",
     "mask_box",
     "save_checkpoint",
     "voxelize",

@@ -16,7 +16,7 @@ from liftgs.model.config import LiftGSConfig
 from liftgs.model.decoder import GroundingDecoder
 from liftgs.model.encoder import PointEncoder
 from liftgs.model.gaussian_head import GaussianHead
-from liftgs.model.grounded_mask import grounded_voxels, mask_box
+from liftgs.model.grounded_mask import grounded_voxels, link_distance, mask_box
 from liftgs.model.text import TextEncoder, build_text_encoder
 from liftgs.model.types import GroundingOutput, Prediction, SceneFeatures, TextFeatures
 from liftgs.model.voxelize import voxelize
@@ -175,15 +175,16 @@ class LiftGS(nn.Module):
         """The best-scoring query's mask, box and token scores for each text.
 
         The grounded voxels are the connected part of the query's thresholded mask holding the most
-        probability (``grounded_voxels``, neighbours within two voxels); the box is theirs."""
+        probability (``grounded_voxels``, neighbours within ``link_distance``); the box is theirs."""
         text = self.encode_text(texts)
         out = self.ground(scene, text, all_layers=False)
+        link = link_distance(scene.points, scene.voxel_size)
         predictions = []
         for b in range(len(texts)):
             q = int(out.scores[b].argmax())
             probs = torch.sigmoid(out.mask_logits[b, q])
             valid = text.mask[b]
-            grounded = grounded_voxels(scene.points, probs, threshold, link=2.0 * scene.voxel_size)
+            grounded = grounded_voxels(scene.points, probs, threshold, link)
             predictions.append(
                 Prediction(
                     point_probs=probs,
