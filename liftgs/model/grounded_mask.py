@@ -25,13 +25,19 @@ LINK_SPACINGS = 2.0
 """Neighbour link in units of the cloud's spacing (``link_distance``)."""
 
 
+SPACING_SAMPLES = 2048
+"""At most this many voxels (every k-th) are asked for their nearest neighbour to estimate the spacing."""
+
+
 def link_distance(xyz: Tensor, voxel_size: float) -> float:
     """Metres within which two voxels of ``xyz`` [P, 3] are neighbours: ``LINK_SPACINGS`` times the larger of
-    the voxel edge and the median distance from a voxel to its nearest other voxel."""
+    the voxel edge and the median distance from a voxel to its nearest other voxel (estimated on every
+    k-th voxel, at most ``SPACING_SAMPLES`` of them)."""
     points = xyz.detach().cpu().double().numpy()
     spacing = voxel_size
     if len(points) > 1:
-        spacing = max(spacing, float(np.median(cKDTree(points).query(points, k=2)[0][:, 1])))
+        sample = points[:: -(-len(points) // SPACING_SAMPLES)]
+        spacing = max(spacing, float(np.median(cKDTree(points).query(sample, k=2)[0][:, 1])))
     return LINK_SPACINGS * spacing
 
 
