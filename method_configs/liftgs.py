@@ -34,7 +34,7 @@ class AdamWOptimizerConfig(AdamOptimizerConfig):
 
 
 MAX_STEPS = 3000
-"""Training steps of the default run (the cosine schedule decays over exactly these): 44-61 min on one
+"""Training steps of the default run (the cosine schedule decays over exactly these): 29-61 min on one
 CPU core, depending on the machine and what shares it (README)."""
 
 
@@ -42,8 +42,9 @@ def training_network() -> LiftGSConfig:
     """The network the default runs train: a small serialised point transformer over 0.1 m voxels that
     reads xyz, rgb and the points' lifted pseudo-label features (``liftgs.pseudo.lift``, 32 wide); a
     two-layer decoder with the lifted affinity, the relational terms (two anchors per query, located by the
-    decoder's own mask heads, and a 16-wide voxel-colour term, both also measured relative to the query's
-    candidates) and heads that read the target words' own embeddings."""
+    decoder's own mask heads together with the colour term, and a 16-wide voxel-colour term keyed on the
+    words each reader picks; both terms also measured relative to the query's candidates) and heads that
+    read the target words' own embeddings."""
     return LiftGSConfig(
         voxel_size=0.1,
         max_points=3000,
@@ -68,6 +69,8 @@ def training_network() -> LiftGSConfig:
             read_target_words=True,
             anchors_grounded=True,
             candidate_relative=True,
+            colour_from_words=True,
+            colour_anchors=True,
         ),
         gaussians=GaussianConfig(hidden=32, feature_dim=16),
     )
