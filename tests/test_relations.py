@@ -327,6 +327,8 @@ def test_colour_term_from_words_reads_the_words_its_reader_picks():
     assert not torch.allclose(term(readers, term.embed_colours(colours), None, changed_word, mask), scores)
     with pytest.raises(ValueError, match="needs the text tokens"):
         term(readers, term.embed_colours(colours))
+    with pytest.raises(ValueError, match="needs the text embedding width"):
+        VoxelColour(d_model=8, channels=4, from_words=True)
 
 
 def test_colour_anchors_add_the_colour_term_to_the_anchors_referent_maps():

@@ -7,8 +7,8 @@ that holds the most probability: voxels closer than ``link`` metres are neighbou
 
 The link must follow the cloud's own spacing (``link_distance``), not the voxel edge: a scene with more
 voxels than ``LiftGSConfig.max_points`` is farthest-point subsampled, and its kept voxels lie 0.10-0.14 m
-apart (median nearest neighbour; up to 0.2 m) on a 0.1 m grid, so a link of two voxel edges split tables and
-desks into fragments whose boxes miss the object (on the synthetic val split, with the same weights:
+apart (median nearest neighbour; up to 0.28 m) on a 0.1 m grid, so a link of two voxel edges split tables
+and desks into fragments whose boxes miss the object (on the synthetic val split, with the same weights:
 Acc@0.25 / 0.5 68.5 / 54.3 at 0.2 m, 77.8 / 69.0 at ``link_distance``).
 """
 

@@ -184,6 +184,8 @@ class VoxelColour(nn.Module):
         super().__init__()
         if channels < 1:
             raise ValueError(f"decoder.colour_channels must be >= 1 to build VoxelColour, got {channels}")
+        if from_words and text_dim < 1:
+            raise ValueError(f"VoxelColour(from_words=True) needs the text embedding width, got {text_dim}")
         self.embed = nn.Sequential(
             nn.Linear(3, channels), nn.ReLU(), nn.Linear(channels, channels), nn.LayerNorm(channels)
         )
