@@ -62,6 +62,22 @@ def candidate_weights(mask_logits: Tensor) -> Tensor:
     return weights / weights.sum(-1, keepdim=True).clamp_min(1e-6)
 
 
+def pick_words(
+    readers: Tensor,  # [B, N, A] reader-side projections
+    keys: Tensor,  # [B, T, A] token-side projections
+    log_inv_temperature: Tensor,  # [] learned
+    token_mask: Tensor,  # [B, T] True = real token
+    bias: Tensor | None = None,  # [B, N, T] added to the logits before the softmax
+) -> Tensor:
+    """[B, N, T]: each reader's softmax over the real tokens of the cosine between its projection and the
+    tokens', times the inverse temperature (plus ``bias``)."""
+    logits = F.normalize(readers, dim=-1) @ F.normalize(keys, dim=-1).transpose(1, 2)
+    logits = logits * log_inv_temperature.exp()
+    if bias is not None:
+        logits = logits + bias
+    return logits.masked_fill(~token_mask.unsqueeze(1), float("-inf")).softmax(-1)
+
+
 def standardise(
     features: Tensor,  # [B, Q, K, Pv, F]
     weights: Tensor,  # [B, Q, Pv] candidate weights (sum 1 per query)
@@ -128,14 +144,13 @@ class AnchorGeometry(nn.Module):
         Args: queries [B, Q, d_model] normalised query features; words [B, T, d_model] normalised token
         features of the decoder's sequence; target_logits [B, Q, T] the query's token alignment; token_mask
         [B, T] True = real token."""
-        anchors = self.anchor_align(queries).unflatten(-1, (self.slots, -1))  # [B, Q, K, A]
-        anchors = F.normalize(anchors, dim=-1).flatten(1, 2)  # [B, Q * K, A]
-        keys = F.normalize(self.token_align(words), dim=-1)  # [B, T, A]
-        logits = anchors @ keys.transpose(1, 2) * self.log_inv_temperature.exp()  # [B, Q * K, T]
+        anchors = self.anchor_align(queries).unflatten(-1, (self.slots, -1)).flatten(1, 2)  # [B, Q * K, A]
         target = target_logits.detach().softmax(-1).repeat_interleave(self.slots, dim=1)
-        logits = logits + torch.log1p(-target.clamp(max=1 - 1e-4))
-        logits = logits.masked_fill(~token_mask.unsqueeze(1), float("-inf"))
-        return logits.softmax(-1).unflatten(1, (queries.shape[1], self.slots))
+        away_from_target = torch.log1p(-target.clamp(max=1 - 1e-4))  # [B, Q * K, T]
+        weights = pick_words(
+            anchors, self.token_align(words), self.log_inv_temperature, token_mask, away_from_target
+        )
+        return weights.unflatten(1, (queries.shape[1], self.slots))
 
     def lifted_referent_logits(
         self,
@@ -205,10 +220,9 @@ class VoxelColour(nn.Module):
     def word_weights(self, readers: Tensor, tokens: Tensor, token_mask: Tensor) -> Tensor:
         """[B, N, T]: each reader's softmax over the real tokens (``from_words``). readers [B, N, d_model],
         tokens [B, T, Dt] text-encoder embeddings, token_mask [B, T] True = real token."""
-        keys = F.normalize(self.pick_token(tokens), dim=-1)
-        logits = F.normalize(self.pick_reader(readers), dim=-1) @ keys.transpose(1, 2)
-        logits = logits * self.log_inv_temperature.exp()
-        return logits.masked_fill(~token_mask.unsqueeze(1), float("-inf")).softmax(-1)
+        return pick_words(
+            self.pick_reader(readers), self.pick_token(tokens), self.log_inv_temperature, token_mask
+        )
 
     def forward(
         self,
