@@ -295,6 +295,21 @@ def test_anchors_do_not_read_the_words_naming_the_querys_target():
     assert torch.allclose(weights.sum(-1), torch.ones(1, 1, 2))
 
 
+def test_anchors_avoiding_target_words_also_avoid_a_two_word_name():
+    g = torch.Generator().manual_seed(1)
+    words = torch.randn(1, 4, 8, generator=g)  # [B, T, d]: "[CLS] trash can [SEP]"
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    on_words_1_2 = torch.tensor([[[-20.0, 20.0, 20.0, -20.0]]])  # the alignment marks both name words
+    queries = torch.randn(1, 1, 8, generator=g)
+    on_name = {}
+    for avoid in (False, True):
+        torch.manual_seed(0)
+        anchors = AnchorGeometry(d_model=8, align_dim=4, slots=2, steer_by_sigmoid=avoid)
+        on_name[avoid] = anchors.token_weights(queries, words, on_words_1_2, mask)[..., 1:3].sum(-1)
+    assert on_name[True].max() < 1e-3
+    assert on_name[False].max() > 10 * on_name[True].max()  # the softmax share steers each word by log 1/2
+
+
 def test_colour_term_scores_voxels_by_their_colour_alone():
     term = VoxelColour(d_model=8, channels=4)
     with torch.no_grad():
@@ -370,6 +385,10 @@ def test_relational_terms_refuse_what_they_cannot_use():
     config.decoder.colour_channels = 4
     with pytest.raises(ValueError, match="colour_anchors needs anchor_slots with anchors_grounded"):
         LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.colour_anchors, config.decoder.anchors_avoid_target_words = False, True
+    with pytest.raises(ValueError, match="anchors_avoid_target_words needs anchor_slots"):
+        LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.anchors_avoid_target_words = False
     config.decoder.colour_anchors, config.decoder.colour_channels = False, 0
     config.decoder.candidate_relative = True
     config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True  # the heads find the anchors

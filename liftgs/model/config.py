@@ -66,6 +66,10 @@ class DecoderConfig:
     """Anchors per query of the relational geometry term (``liftgs.model.relations.AnchorGeometry``): each
     picks words of the sentence, locates the voxels they name through the lifted affinity, and adds to the
     mask logits query-weighted distances and heights relative to them. 0 = off; needs ``lifted_affinity``."""
+    anchors_avoid_target_words: bool = False
+    """Steer each anchor away from every word the query's alignment marks as its target (the sigmoid of the
+    word's alignment logit) instead of from the words' softmax share, which for a two-word name ("trash
+    can") is about a half each and let anchors read the target's own words. Needs ``anchor_slots``."""
     colour_channels: int = 0
     """Width of the voxel-colour term (``liftgs.model.relations.VoxelColour``): an embedding of each voxel's
     RGB dotted with a query projection, added to the mask logits. 0 = off."""

@@ -162,6 +162,8 @@ class GroundingHeads(nn.Module):
         self.affinity = LiftedAffinity(text_dim, lifted_dim, seed) if config.lifted_affinity else None
         if config.anchor_slots and self.affinity is None and not config.anchors_grounded:
             raise ValueError("decoder.anchor_slots needs decoder.lifted_affinity (anchors are found by it)")
+        if config.anchors_avoid_target_words and not config.anchor_slots:
+            raise ValueError("decoder.anchors_avoid_target_words needs anchor_slots")
         if config.candidate_relative and not (config.anchor_slots or config.colour_channels):
             raise ValueError("decoder.candidate_relative needs anchor_slots or colour_channels")
         self.candidate_relative = config.candidate_relative
@@ -174,6 +176,7 @@ class GroundingHeads(nn.Module):
                 config.anchor_slots,
                 relative=config.candidate_relative,
                 lifted_referents=not config.anchors_grounded,
+                steer_by_sigmoid=config.anchors_avoid_target_words,
             )
         if (config.colour_from_words or config.colour_anchors) and not config.colour_channels:
             raise ValueError("decoder.colour_from_words and decoder.colour_anchors need colour_channels")

@@ -100,12 +100,19 @@ class AnchorGeometry(nn.Module):
     """
 
     def __init__(
-        self, d_model: int, align_dim: int, slots: int, relative: bool = False, lifted_referents: bool = True
+        self,
+        d_model: int,
+        align_dim: int,
+        slots: int,
+        relative: bool = False,
+        lifted_referents: bool = True,
+        steer_by_sigmoid: bool = False,
     ) -> None:
         super().__init__()
         if slots < 1:
             raise ValueError(f"decoder.anchor_slots must be >= 1 to build AnchorGeometry, got {slots}")
         self.slots = slots
+        self.steer_by_sigmoid = steer_by_sigmoid
         self.relative = relative
         self.features_per_anchor = GEOMETRY_FEATURES * (2 if relative else 1)
         self.anchor_align = nn.Linear(d_model, slots * align_dim)
@@ -138,15 +145,21 @@ class AnchorGeometry(nn.Module):
         self, queries: Tensor, words: Tensor, target_logits: Tensor, token_mask: Tensor
     ) -> Tensor:
         """[B, Q, K, T]: each anchor's softmax over the real tokens, steered away from the words the query
-        reads as its target (their alignment probability ``p`` adds ``log(1 - p)`` to the anchor's logits;
-        the alignment itself is not trained through this).
+        reads as its target: a word's target probability ``p`` adds ``log(1 - p)`` to the anchor's logits,
+        with ``p`` its share of the alignment's softmax, or with ``steer_by_sigmoid`` the sigmoid of its
+        alignment logit (what the focal alignment loss trains: every word of "trash can" near 1, where the
+        softmax gives each about a half and barely steers). The alignment is not trained through this.
 
         Args: queries [B, Q, d_model] normalised query features; words [B, T, d_model] normalised token
         features of the decoder's sequence; target_logits [B, Q, T] the query's token alignment; token_mask
         [B, T] True = real token."""
         anchors = self.anchor_align(queries).unflatten(-1, (self.slots, -1)).flatten(1, 2)  # [B, Q * K, A]
-        target = target_logits.detach().softmax(-1).repeat_interleave(self.slots, dim=1)
-        away_from_target = torch.log1p(-target.clamp(max=1 - 1e-4))  # [B, Q * K, T]
+        target_logits = target_logits.detach().repeat_interleave(self.slots, dim=1)  # [B, Q * K, T]
+        if self.steer_by_sigmoid:
+            away_from_target = F.logsigmoid(-target_logits)  # log(1 - sigmoid)
+        else:
+            target = target_logits.softmax(-1)
+            away_from_target = torch.log1p(-target.clamp(max=1 - 1e-4))
         weights = pick_words(
             anchors, self.token_align(words), self.log_inv_temperature, token_mask, away_from_target
         )
