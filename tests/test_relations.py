@@ -388,8 +388,7 @@ def test_relational_terms_refuse_what_they_cannot_use():
     config.decoder.colour_anchors, config.decoder.anchors_avoid_target_words = False, True
     with pytest.raises(ValueError, match="anchors_avoid_target_words needs anchor_slots"):
         LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.anchors_avoid_target_words = False
-    config.decoder.colour_anchors, config.decoder.colour_channels = False, 0
+    config.decoder.anchors_avoid_target_words, config.decoder.colour_channels = False, 0
     config.decoder.candidate_relative = True
     config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True  # the heads find the anchors
     model = LiftGS(config, text_encoder=HashTextEncoder()).eval()
