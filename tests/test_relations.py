@@ -310,6 +310,29 @@ def test_anchors_avoiding_target_words_also_avoid_a_two_word_name():
     assert on_name[False].max() > 10 * on_name[True].max()  # the softmax share steers each word by log 1/2
 
 
+@pytest.mark.parametrize("words_only", [False, True])
+def test_anchors_reading_words_only_never_pick_a_special_token(monkeypatch, words_only):
+    """With ``anchors_read_words_only`` the anchors' softmax leaves out ``[CLS]``/``[SEP]``; without, every
+    real token gets some weight."""
+    picked, token_weights = [], AnchorGeometry.token_weights
+
+    def recording(self, *args):
+        picked.append(token_weights(self, *args))
+        return picked[-1]
+
+    monkeypatch.setattr(AnchorGeometry, "token_weights", recording)
+    model = relational_model(anchor_slots=2, colour_channels=0, anchors_read_words_only=words_only).eval()
+    points, colours, names, *_ = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
+    with torch.no_grad():
+        scene = model.encode_scene(points, colours, name_features(model)[names])
+        model.ground(scene, model.encode_text(["[CLS] the red cube [SEP]"]))
+    on_special = torch.stack([weights[..., [0, 4]].sum(-1) for weights in picked])  # every layer, anchor
+    if words_only:
+        assert on_special.max() == 0
+    else:
+        assert on_special.min() > 0
+
+
 def test_colour_term_scores_voxels_by_their_colour_alone():
     term = VoxelColour(d_model=8, channels=4)
     with torch.no_grad():
@@ -388,7 +411,10 @@ def test_relational_terms_refuse_what_they_cannot_use():
     config.decoder.colour_anchors, config.decoder.anchors_avoid_target_words = False, True
     with pytest.raises(ValueError, match="anchors_avoid_target_words needs anchor_slots"):
         LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.anchors_avoid_target_words, config.decoder.colour_channels = False, 0
+    config.decoder.anchors_avoid_target_words, config.decoder.anchors_read_words_only = False, True
+    with pytest.raises(ValueError, match="anchors_read_words_only needs anchor_slots"):
+        LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.anchors_read_words_only, config.decoder.colour_channels = False, 0
     config.decoder.candidate_relative = True
     config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True  # the heads find the anchors
     model = LiftGS(config, text_encoder=HashTextEncoder()).eval()

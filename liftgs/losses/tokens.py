@@ -13,12 +13,9 @@ import re
 import torch
 from torch import Tensor
 
+from liftgs.model.types import is_special_token
+
 _WORD = re.compile(r"[a-z0-9]+")
-
-
-def _is_special(token: str) -> bool:
-    """``[CLS]``, ``[SEP]``, ``<start_of_text>``, ``<end_of_text>`` and the like."""
-    return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
 
 
 def token_words(token_strings: list[str]) -> list[str | None]:
@@ -30,7 +27,7 @@ def token_words(token_strings: list[str]) -> list[str | None]:
     groups: list[list[int]] = []
     open_word = False
     for index, token in enumerate(token_strings):
-        if _is_special(token):
+        if is_special_token(token):
             groups.append([])  # a special token closes the current word
             open_word = False
             continue

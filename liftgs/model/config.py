@@ -70,6 +70,10 @@ class DecoderConfig:
     """Steer each anchor away from every word the query's alignment marks as its target (the sigmoid of the
     word's alignment logit) instead of from the words' softmax share, which for a two-word name ("trash
     can") is about a half each and let anchors read the target's own words. Needs ``anchor_slots``."""
+    anchors_read_words_only: bool = False
+    """Let anchors choose among the sentence's words only, not its special tokens (``[CLS]``, ``[SEP]``,
+    CLIP's start and end; ``TextFeatures.word_mask``): in runs whose anchors did not learn to find the
+    anchor object, many read ``[CLS]``, whose map is the target's category. Needs ``anchor_slots``."""
     colour_channels: int = 0
     """Width of the voxel-colour term (``liftgs.model.relations.VoxelColour``): an embedding of each voxel's
     RGB dotted with a query projection, added to the mask logits. 0 = off."""

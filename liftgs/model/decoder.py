@@ -162,12 +162,14 @@ class GroundingHeads(nn.Module):
         self.affinity = LiftedAffinity(text_dim, lifted_dim, seed) if config.lifted_affinity else None
         if config.anchor_slots and self.affinity is None and not config.anchors_grounded:
             raise ValueError("decoder.anchor_slots needs decoder.lifted_affinity (anchors are found by it)")
-        if config.anchors_avoid_target_words and not config.anchor_slots:
-            raise ValueError("decoder.anchors_avoid_target_words needs anchor_slots")
+        for name in ("anchors_avoid_target_words", "anchors_read_words_only"):
+            if getattr(config, name) and not config.anchor_slots:
+                raise ValueError(f"decoder.{name} needs anchor_slots")
         if config.candidate_relative and not (config.anchor_slots or config.colour_channels):
             raise ValueError("decoder.candidate_relative needs anchor_slots or colour_channels")
         self.candidate_relative = config.candidate_relative
         self.anchors_grounded = config.anchors_grounded
+        self.anchors_read_words_only = config.anchors_read_words_only
         self.anchors = None
         if config.anchor_slots:
             self.anchors = AnchorGeometry(
@@ -225,7 +227,8 @@ class GroundingHeads(nn.Module):
         mask_logits = self._mask_logits(q, p, token_weights, text, prepared)  # [B, Q, P]
         candidates = candidate_weights(mask_logits) if self.candidate_relative else None
         if self.anchors is not None:
-            anchor_weights = self.anchors.token_weights(q, words, token_logits, text.mask)  # [B, Q, K, T]
+            choices = text.word_mask() if self.anchors_read_words_only else text.mask
+            anchor_weights = self.anchors.token_weights(q, words, token_logits, choices)  # [B, Q, K, T]
             referents = self._anchor_referents(anchor_weights, words, text, p, prepared)
             mask_logits = mask_logits + self.anchors(q, referents, xyz, candidates)
         if self.colour is not None:

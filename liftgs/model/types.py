@@ -25,6 +25,12 @@ def _map_tensors(obj, fn: Callable[[Tensor], Tensor]):
     return replace(obj, **changes)
 
 
+def is_special_token(token: str) -> bool:
+    """``[CLS]``, ``[SEP]``, ``<start_of_text>``, ``<end_of_text>`` and the like (a token string of
+    ``TextFeatures.token_strings``)."""
+    return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
+
+
 @dataclass
 class TextFeatures:
     """Token embeddings of a batch of texts from a frozen text encoder.
@@ -43,6 +49,16 @@ class TextFeatures:
 
     def to(self, device) -> TextFeatures:
         return _map_tensors(self, lambda t: t.to(device))
+
+    def word_mask(self) -> Tensor:
+        """[B, T] bool: True = a real token that is not a special one (``is_special_token``); a text whose
+        tokens are all special (a pseudo-label's ``<segment>``) keeps all of them."""
+        words = self.mask.clone()
+        for row, strings in enumerate(self.token_strings):
+            special = [i for i, token in enumerate(strings) if is_special_token(token)]
+            if len(special) < len(strings):
+                words[row, special] = False
+        return words
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
