@@ -6,6 +6,8 @@ Prints (and optionally writes) a JSON record::
      "box": [xmin, ymin, zmin, xmax, ymax, zmax] | null,   # axis-aligned box of the grounded points
      "num_points": n, "point_indices": [...],              # indices into the scene's point cloud
      "tokens": [{"token": str, "score": float}, ...],      # the winning query's token alignment
+     "anchor_centres": [[x, y, z], ...] | null,            # where it located the objects the query
+                                                           # relates the target to (relational models)
      "threshold": float, "checkpoint": path}
 
 and, with ``--ply``, the grounded Gaussians as a standard 3DGS ``.ply`` (``liftgs.export_ply``). Bad input
@@ -84,6 +86,7 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
     point_mask = predicted_point_mask(prediction.mask, features.source_to_voxel)
     box = points_box(scene.points, point_mask)
     gaussian_mask = features.gaussians.take(prediction.mask).cpu().numpy()
+    centres = prediction.anchor_centres
     record = {
         "scene": scene.scene_id,
         "query": query,
@@ -97,6 +100,7 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
             {"token": token, "score": float(score)}
             for token, score in zip(prediction.token_strings, prediction.token_scores.tolist(), strict=True)
         ],
+        "anchor_centres": None if centres is None else centres.detach().cpu().tolist(),
         "threshold": threshold,
     }
     return record, features.gaussians, gaussian_mask

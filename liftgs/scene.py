@@ -137,6 +137,9 @@ class Expression:
     "multiple" (ScanRefer's definition). ``relation`` names what kind of reference singles the target out
     when the annotation says so (the embedded benchmark's ``relation`` field: "category", "color",
     "closest", ...); evaluation then also reports accuracy per relation. None when unknown.
+    ``anchor_ids`` are the object ids of the other objects the sentence names ("the chair closest to *the
+    door*"), when the annotation lists them (the embedded benchmark and Sr3D do); evaluation then also
+    reports whether the model located them.
     """
 
     scene_id: str
@@ -147,6 +150,7 @@ class Expression:
     token: list[str]
     eval_type: EvalType
     relation: str | None = None
+    anchor_ids: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         record = {
@@ -160,6 +164,8 @@ class Expression:
         }
         if self.relation is not None:
             record["relation"] = self.relation
+        if self.anchor_ids:
+            record["anchor_ids"] = [str(i) for i in self.anchor_ids]
         return record
 
     @classmethod
@@ -175,4 +181,5 @@ class Expression:
             token=list(record.get("token") or description.split()),
             eval_type=record.get("eval_type", "multiple"),
             relation=None if record.get("relation") is None else str(record["relation"]),
+            anchor_ids=tuple(int(i) for i in record.get("anchor_ids") or ()),
         )

@@ -79,6 +79,11 @@ def test_oracle_scores_one_and_wrong_object_scores_zero(toy, model, monkeypatch)
     assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_category"].values())
     assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_relation"].values())
     assert result.summary["instance_ranking"] == {"count": 2, "target_first": 1.0, "chance": 0.5}  # 2 chairs
+    assert result.summary["anchor_localisation"] == {
+        "count": 1,
+        "found": 1.0,
+        "median_m": pytest.approx(0, abs=1e-5),
+    }
 
     monkeypatch.setattr(LiftGS, "predict", make_oracle(scenes, expressions, shift=1))
     wrong = evaluate(model, dataset)
@@ -86,6 +91,7 @@ def test_oracle_scores_one_and_wrong_object_scores_zero(toy, model, monkeypatch)
     assert wrong.summary["mean_mask_iou"] == 0.0
     assert wrong.summary["instance_ranking"]["target_first"] == 0.0
     assert [r.target_rank for r in wrong.records if r.target_rank is not None] == [2, 2]
+    assert wrong.summary["anchor_localisation"]["found"] == 0.0  # the chair, not the lamp
 
 
 def test_max_scenes_and_annotation_file(toy, model, tmp_path):

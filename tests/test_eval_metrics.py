@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from liftgs.eval.metrics import (
+    anchor_distance,
     box_iou_3d,
     grounding_accuracy,
     instance_rank,
@@ -135,3 +136,16 @@ def test_instance_ranking_summary_rate_and_chance():
     assert "instance_ranking" not in grounding_accuracy([0.1], ["unique"], ranks=[None])
     with pytest.raises(ValueError, match="ranks"):
         grounding_accuracy([0.1, 0.2], ["unique"] * 2, ranks=[None])
+
+
+def test_anchor_distance_is_the_worst_named_anchor_to_its_nearest_located_one():
+    points = np.array([[0.0, 0, 0], [0.2, 0, 1], [3.0, 4, 0], [3.0, 4, 2], [9.0, 9, 0]])
+    instance = np.array([1, 1, 2, 2, 3])  # centres (0.1, 0) and (3, 4) horizontally
+    located = np.array([[3.0, 4.3, 7.0], [0.1, 0.0, 0.0]])  # heights do not count
+    assert anchor_distance(points, instance, [1], located) == pytest.approx(0.0)
+    assert anchor_distance(points, instance, [1, 2], located) == pytest.approx(0.3)
+    assert anchor_distance(points, instance, [1, 8], located) == pytest.approx(0.0)  # 8 has no points
+    assert anchor_distance(points, instance, [8], located) is None
+    summary = grounding_accuracy([0.1] * 3, ["multiple"] * 3, anchor_distances=[0.2, None, 0.9])
+    assert summary["anchor_localisation"] == {"count": 2, "found": 0.5, "median_m": pytest.approx(0.55)}
+    assert "anchor_localisation" not in grounding_accuracy([0.1], ["unique"], anchor_distances=[None])

@@ -18,7 +18,7 @@ from liftgs.model import LiftGS, load_model, save_checkpoint
 
 RECORD_KEYS = {
     "scene", "query", "truncated", "score", "query_index", "box", "num_points", "point_indices", "tokens",
-    "threshold", "checkpoint",
+    "anchor_centres", "threshold", "checkpoint",
 }  # fmt: skip
 
 
@@ -71,6 +71,16 @@ def test_ground_with_oracle_writes_target_points_and_gaussians(toy, tmp_path, mo
     assert [p.name for p in vertex.properties] == gaussian_property_names()
     xyz = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1)
     np.testing.assert_allclose(xyz, expected, atol=1e-5)
+    assert record["anchor_centres"] is None  # "the table on the right" names no other object
+
+
+def test_ground_reports_where_the_model_located_the_anchors(toy, capsys, monkeypatch):
+    _, scenes, expressions, _ = toy
+    monkeypatch.setattr(LiftGS, "predict", make_oracle(scenes, expressions))
+    _ground(toy, "the chair next to the lamp", "--scene", "toy0001")
+    scene = scenes["toy0001"]
+    lamp = scene.points[scene.point_instance == 0].mean(0)
+    np.testing.assert_allclose(json.loads(capsys.readouterr().out)["anchor_centres"], [lamp], atol=1e-5)
 
 
 def test_ground_random_model_prints_json_with_tokens(toy, capsys):

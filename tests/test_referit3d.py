@@ -127,7 +127,9 @@ def test_sr3d_rows_flags_and_ann_ids(tmp_path):
     path = write_csv(
         tmp_path / "sr3d_train.csv",
         [
-            referit_row(0, "the chair on the left of the table", "scene0000_00-chair-2-0-2"),
+            referit_row(
+                0, "the chair on the left of the table", "scene0000_00-chair-2-0-2", anchor_ids="[1]"
+            ),
             referit_row(2, "the chair far from the bed", "scene0000_00-chair-4-2-0-5-6"),
             referit_row(0, "the chair close to the table", "scene0000_00-chair-2-0-2"),
         ],
@@ -141,6 +143,7 @@ def test_sr3d_rows_flags_and_ann_ids(tmp_path):
     assert records[0].expression.token == ["the", "chair", "on", "the", "left", "of", "the", "table"]
     assert records[0].stimulus_id == "scene0000_00-chair-2-0-2"
     assert records[0].mentions_target_class is None
+    assert records[0].expression.anchor_ids == (1,) and records[1].expression.anchor_ids == ()
 
 
 def test_nr3d_mentions_target_class_and_missing_optional_columns(tmp_path):
@@ -164,6 +167,9 @@ def test_referit3d_errors(tmp_path):
     with pytest.raises(AnnotationError, match=r"sr3d.csv row 2: object 8 not found in scene scene0000_00"):
         load_referit3d(path, LABELS)
     write_csv(path, [referit_row(0, "x", "scene0000_00-chair-3-0-2")])  # 3 objects but 1 distractor
+    with pytest.raises(AnnotationError, match=r"sr3d.csv row 2: malformed ReferIt3D row"):
+        load_referit3d(path, LABELS)
+    write_csv(path, [referit_row(0, "x", "scene0000_00-chair-2-0-2", anchor_ids="the table")])
     with pytest.raises(AnnotationError, match=r"sr3d.csv row 2: malformed ReferIt3D row"):
         load_referit3d(path, LABELS)
     with pytest.raises(AnnotationError, match=r"annotation file not found: .*nope.csv"):

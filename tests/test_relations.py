@@ -13,7 +13,13 @@ from toys_model import HashTextEncoder, tiny_config
 
 from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.liftgs import LiftGS
-from liftgs.model.relations import AnchorGeometry, VoxelColour, candidate_weights, standardise
+from liftgs.model.relations import (
+    AnchorGeometry,
+    VoxelColour,
+    candidate_weights,
+    referent_centres,
+    standardise,
+)
 from liftgs.pseudo.lift import feature_projection
 
 LIFTED_DIM = 8
@@ -264,7 +270,9 @@ def test_anchor_features_locate_the_object_its_words_name():
     with torch.no_grad():
         anchors = AnchorGeometry(d_model=8, align_dim=4, slots=1)
         referents = anchors.lifted_referent_logits(on_pillar, text.tokens, point_lifted, affinity)
-        features = anchors.features(referents, xyz)[0, 0, 0]  # [P, 2]
+        weights, centres = referent_centres(referents, xyz)
+        features = anchors.features(weights, centres, xyz)[0, 0, 0]  # [P, 2]
+    assert torch.allclose(centres[0, 0, 0, :2], torch.tensor([2.0, 1.0]), atol=0.08)
     spread = (0.2**2 * 2 / 5) ** 0.5  # RMS horizontal distance of the pillar's voxels to their centre
     # the floor keeps a sliver of weight (sigmoid(-5) at cosine 0), which widens the spread a little
     assert torch.allclose(features[5:, 0], torch.full((3,), 2.0 - spread), atol=0.08)
@@ -325,7 +333,11 @@ def test_anchors_reading_words_only_never_pick_a_special_token(monkeypatch, word
     points, colours, names, *_ = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
     with torch.no_grad():
         scene = model.encode_scene(points, colours, name_features(model)[names])
-        model.ground(scene, model.encode_text(["[CLS] the red cube [SEP]"]))
+        output = model.ground(scene, model.encode_text(["[CLS] the red cube [SEP]"]))
+    # where the anchors were located: weighted means of voxel centres, so inside the scene's bounds
+    assert output.anchor_centres.shape == (1, model.config.decoder.num_queries, 2, 3)
+    lowest, highest = scene.points.min(0).values, scene.points.max(0).values
+    assert ((output.anchor_centres >= lowest - 1e-5) & (output.anchor_centres <= highest + 1e-5)).all()
     on_special = torch.stack([weights[..., [0, 4]].sum(-1) for weights in picked])  # every layer, anchor
     if words_only:
         assert on_special.max() == 0
@@ -453,7 +465,7 @@ def test_relative_geometry_ranks_look_alikes_the_same_in_a_room_of_any_scale():
     def term(coefficients: list[float], scale: float) -> torch.Tensor:
         with torch.no_grad():
             anchors.coefficients.bias.copy_(torch.tensor(coefficients))
-            return anchors(queries, referents, xyz * scale, candidates)
+            return anchors(queries, referents, xyz * scale, candidates)[0]
 
     relative = [0.0, 0.0, 1.5, -0.7]  # [distance, height, relative distance, relative height]
     assert torch.allclose(term(relative, 1.0), term(relative, 3.0), atol=1e-4)

@@ -81,13 +81,16 @@ def test_expression_round_trip_and_extras(tmp_path):
         Expression(
             "scan0007", 2, "trash can", 0, "the red trash can.", ["the", "red", "trash", "can", "."], "unique"
         ),
-        Expression("scan0007", 0, "chair", 1, "the chair next to the table", ["the"], "multiple", "near"),
+        Expression(
+            "scan0007", 0, "chair", 1, "the chair next to the table", ["the"], "multiple", "near", (1,)
+        ),
     ]
     path = tmp_path / "annotations/train.json"
-    save_expressions(path, expressions, extras=[{"anchor_ids": []}, {"anchor_ids": ["1"]}])
+    save_expressions(path, expressions, extras=[{"held_out_template": False}, {"held_out_template": True}])
     records = json.loads(path.read_text())
-    assert records[0]["object_id"] == "2" and "relation" not in records[0]
+    assert records[0]["object_id"] == "2" and "relation" not in records[0] and "anchor_ids" not in records[0]
     assert records[1]["relation"] == "near" and records[1]["anchor_ids"] == ["1"]
+    assert records[1]["held_out_template"] is True
     assert load_expressions(path) == expressions
     with pytest.raises(ValueError, match="extras"):
         save_expressions(path, expressions, extras=[{}])

@@ -52,7 +52,12 @@ def toy_scene(scene_id: str, names: list[str], seed: int = 0) -> Scene:
 
 
 def _expression(
-    scene: Scene, object_id: int, description: str, ann_id: int = 0, relation: str | None = None
+    scene: Scene,
+    object_id: int,
+    description: str,
+    ann_id: int = 0,
+    relation: str | None = None,
+    anchor_ids: tuple[int, ...] = (),
 ) -> Expression:
     names = [o.name for o in scene.objects.values()]
     name = scene.objects[object_id].name
@@ -65,13 +70,14 @@ def _expression(
         token=description.split(),
         eval_type="unique" if names.count(name) == 1 else "multiple",
         relation=relation,
+        anchor_ids=anchor_ids,
     )
 
 
 def write_toy_dataset(root: Path) -> tuple[dict[str, Scene], list[Expression]]:
     """Two scenes and six expressions (five scorable: 3 unique, 2 multiple; one, unique, whose target
     has no points) in the dataset-root layout: scans/, annotations/test.json, splits/test.txt. Two
-    scorable expressions say their relation ("category", "near"); the others do not."""
+    scorable expressions say their relation ("category", "near"); the "near" one names its anchor."""
     scenes = {
         "toy0000": toy_scene("toy0000", ["chair", "chair", "table"], seed=0),
         "toy0001": toy_scene("toy0001", ["lamp", "chair"], seed=1),
@@ -85,7 +91,7 @@ def write_toy_dataset(root: Path) -> tuple[dict[str, Scene], list[Expression]]:
         _expression(a, 1, "the chair in the middle", 1),
         _expression(a, 2, "the table on the right", 2),
         _expression(b, 0, "the lamp", relation="category"),
-        _expression(b, 1, "the chair next to the lamp", 1, relation="near"),
+        _expression(b, 1, "the chair next to the lamp", 1, relation="near", anchor_ids=(0,)),
     ]
     expressions.append(_expression(b, NO_POINTS_OBJECT, "the ghost that is not there", 2))
     save_expressions(root / "annotations" / f"{SPLIT}.json", expressions)
@@ -125,24 +131,37 @@ def voxel_fraction(source_to_voxel: torch.Tensor, point_mask: np.ndarray) -> tor
 
 
 def make_oracle(scenes: dict[str, Scene], expressions: list[Expression], shift: int = 0):
-    """A drop-in for ``LiftGS.predict`` that answers every known description with its target's voxels
-    (``shift=1``: with the next object of the scene instead, i.e. always wrong)."""
-    targets = {e.description: (e.scene_id, e.object_id) for e in expressions}
-    if len(targets) != len(expressions):
+    """A drop-in for ``LiftGS.predict`` that answers every known description with its target's voxels and
+    locates its named anchors at their points' centre (``shift=1``: with the next object of the scene
+    instead, i.e. always wrong)."""
+    by_description = {e.description: e for e in expressions}
+    if len(by_description) != len(expressions):
         raise ValueError("make_oracle: descriptions must be unique (they are the oracle's key)")
 
     def predict(self, features, texts, threshold=0.5):
         predictions = []
         for text in texts:
-            scene_id, object_id = targets[text]
-            scene = scenes[scene_id]
+            expression = by_description[text]
+            scene = scenes[expression.scene_id]
             present = sorted(set(scene.point_instance.tolist()) - {NO_INSTANCE})
-            if object_id in present:
-                object_id = present[(present.index(object_id) + shift) % len(present)]
-            probs = voxel_fraction(features.source_to_voxel.cpu(), scene.point_instance == object_id)
-            mask = probs > threshold
-            box = torch.zeros(6)
-            predictions.append(Prediction(probs, mask, 1.0, box, torch.ones(2), ["[CLS]", "[SEP]"], 0))
+            answered = {i: present[(present.index(i) + shift) % len(present)] for i in present}
+            target = answered.get(expression.object_id, expression.object_id)
+            probs = voxel_fraction(features.source_to_voxel.cpu(), scene.point_instance == target)
+            anchors = [
+                scene.points[scene.point_instance == answered[i]].mean(0) for i in expression.anchor_ids
+            ]
+            predictions.append(
+                Prediction(
+                    probs,
+                    probs > threshold,
+                    1.0,
+                    torch.zeros(6),
+                    torch.ones(2),
+                    ["[CLS]", "[SEP]"],
+                    0,
+                    anchor_centres=torch.as_tensor(np.array(anchors)) if anchors else None,
+                )
+            )
         return predictions
 
     return predict

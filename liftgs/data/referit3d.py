@@ -42,7 +42,7 @@ VIEW_DEPENDENT_WORDS = frozenset(
 
 REFERIT3D_COLUMNS = ("scan_id", "target_id", "instance_type", "utterance")
 """CSV columns every Sr3D / Nr3D file must have; ``tokens``, ``stimulus_id``, ``mentions_target_class``
-are used when present."""
+and ``anchor_ids`` (Sr3D's) are used when present."""
 
 
 class AnnotationError(DatasetError):
@@ -171,6 +171,14 @@ def _parse_tokens(text: str) -> list[str]:
     return tokens
 
 
+def _parse_ids(text: str) -> tuple[int, ...]:
+    """Sr3D stores its anchor ids as a Python list literal, e.g. ``"[5]"`` or ``"[5, 12]"``."""
+    ids = ast.literal_eval(text)
+    if not isinstance(ids, list | tuple) or not all(isinstance(i, int | str) for i in ids):
+        raise ValueError("anchor_ids is not a list of ids")
+    return tuple(int(i) for i in ids)
+
+
 def _parse_bool(text: str) -> bool:
     value = text.strip().lower()
     if value not in ("true", "false", "1", "0"):
@@ -193,6 +201,7 @@ def _referit3d_row(
         description=utterance,
         token=tokens,
         eval_type=eval_type_of(labels, object_id),
+        anchor_ids=_parse_ids(row["anchor_ids"]) if row.get("anchor_ids") else (),
     )
     return ReferIt3DAnnotation(
         expression=expression,

@@ -25,7 +25,13 @@ import torch
 from rich.progress import Progress
 
 from liftgs.data.store import DatasetError
-from liftgs.eval.metrics import GroundingRecord, grounding_accuracy, instance_rank, score_prediction
+from liftgs.eval.metrics import (
+    GroundingRecord,
+    anchor_distance,
+    grounding_accuracy,
+    instance_rank,
+    score_prediction,
+)
 from liftgs.model.types import Prediction, SceneFeatures
 from liftgs.scene import Expression, Scene
 
@@ -139,6 +145,7 @@ def evaluate(
         mask_ious=[r.mask_iou for r in records],
         relations=[r.relation for r in records],
         ranks=[None if r.target_rank is None else (r.target_rank, r.num_candidates) for r in records],
+        anchor_distances=[r.anchor_distance for r in records],
     )
     return EvalResult(records, summary, dict(skipped), threshold, num_scenes)
 
@@ -187,6 +194,15 @@ def _rank_among_category(
     return instance_rank(probs, scene.point_instance, object_id, candidates), len(candidates)
 
 
+def _anchor_distance(scene: Scene, expression: Expression, prediction: Prediction) -> float | None:
+    """``metrics.anchor_distance`` of the expression's named anchors and the prediction's located ones; None
+    when either is missing."""
+    if not expression.anchor_ids or prediction.anchor_centres is None:
+        return None
+    located = prediction.anchor_centres.detach().cpu().numpy()
+    return anchor_distance(scene.points, scene.point_instance, expression.anchor_ids, located)
+
+
 def _ground_scene(
     model,
     scene: Scene,
@@ -228,6 +244,7 @@ def _ground_scene(
                     relation=expression.relation,
                     target_rank=rank,
                     num_candidates=candidates,
+                    anchor_distance=_anchor_distance(scene, expression, prediction),
                 )
             )
     return records

@@ -15,6 +15,8 @@ import numpy as np
 
 THRESHOLDS = (0.25, 0.5)
 """The IoU thresholds of the standard Acc@0.25 / Acc@0.5 metrics."""
+ANCHOR_FOUND_DISTANCE = 0.5
+"""Horizontal metres within which a located anchor counts as found (``anchor_distance``)."""
 
 
 def box_iou_3d(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -83,6 +85,9 @@ class GroundingRecord:
             cloud by mean predicted probability over their points (``instance_rank``); None when it has
             no same-category distractor or the scene lists no objects.
         num_candidates: how many objects were ranked (target included); None with ``target_rank``.
+        anchor_distance: how far (metres) the chosen query located the objects the expression relates the
+            target to (``anchor_distance``); None when the expression lists none or the model has no
+            relational geometry term.
     """
 
     scene_id: str
@@ -99,6 +104,7 @@ class GroundingRecord:
     relation: str | None = None
     target_rank: int | None = None
     num_candidates: int | None = None
+    anchor_distance: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -152,6 +158,26 @@ def instance_rank(
     return 1 + sum(value >= target for value in means.values())
 
 
+def anchor_distance(
+    points: np.ndarray,  # [P, 3] the scene's cloud
+    point_instance: np.ndarray,  # [P] instance id per point
+    anchor_ids: Sequence[int],  # the objects the expression names besides its target
+    located: np.ndarray,  # [K, 3] where the model located its K anchors (metres)
+) -> float | None:
+    """Horizontal distance (metres) from each named anchor's centre (mean of its points) to the nearest
+    located anchor; the largest over the named anchors, so every one of them must be found. None when no
+    named anchor has points in the cloud."""
+    instance = np.asarray(point_instance)
+    located_xy = np.asarray(located, dtype=np.float64).reshape(-1, 3)[:, :2]
+    distances = []
+    for anchor in anchor_ids:
+        inside = instance == anchor
+        if inside.any():
+            centre = np.asarray(points, dtype=np.float64)[inside, :2].mean(axis=0)
+            distances.append(float(np.linalg.norm(located_xy - centre, axis=1).min()))
+    return max(distances) if distances else None
+
+
 def _accuracy(box_ious: np.ndarray, threshold: float) -> float | None:
     """Fraction of IoUs >= threshold; None (JSON null) for an empty group rather than a fake 0."""
     return float(np.mean(box_ious >= threshold)) if box_ious.size else None
@@ -169,6 +195,7 @@ def grounding_accuracy(
     thresholds: Sequence[float] = THRESHOLDS,
     relations: Sequence[str | None] | None = None,  # [N] relation kinds, None where unknown
     ranks: Sequence[tuple[int, int] | None] | None = None,  # [N] (target_rank, num_candidates) or None
+    anchor_distances: Sequence[float | None] | None = None,  # [N] metres (``anchor_distance``) or None
 ) -> dict:
     """The ScanRefer-style summary of N scored expressions.
 
@@ -180,13 +207,16 @@ def grounding_accuracy(
          "mean_box_iou": .., "mean_mask_iou": ..,              # mean_mask_iou only with mask_ious
          "per_category": {name: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with categories
          "per_relation": {kind: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with a known relation
-         "instance_ranking": {"count": n, "target_first": .., "chance": ..}}   # only with ranked records
+         "instance_ranking": {"count": n, "target_first": .., "chance": ..},   # only with ranked records
+         "anchor_localisation": {"count": n, "found": .., "median_m": ..}}    # only with anchor distances
 
     Accuracies of an empty group are None (there is nothing to be accurate about). ``per_relation`` covers
     the expressions whose relation is known and is left out when none is. ``instance_ranking`` covers the
     expressions given a ``(target_rank, num_candidates)`` pair (not None): how often the target ranks first
     among the objects of its category, and the rate a uniformly random ranking would give (mean of
     1 / num_candidates) — whether the model tells instances apart, independent of box quality.
+    ``anchor_localisation`` covers the expressions with an anchor distance: how often every named anchor
+    was located within ``ANCHOR_FOUND_DISTANCE`` and the median distance.
     """
     ious = np.asarray(box_ious, dtype=np.float64).reshape(-1)
     types = np.asarray(list(eval_types), dtype=object)
@@ -228,6 +258,16 @@ def grounding_accuracy(
                 "count": len(ranked),
                 "target_first": float(np.mean([rank == 1 for rank, _ in ranked])),
                 "chance": float(np.mean([1.0 / candidates for _, candidates in ranked])),
+            }
+    if anchor_distances is not None:
+        if len(anchor_distances) != ious.shape[0]:
+            raise ValueError(f"{ious.shape[0]} IoUs but {len(anchor_distances)} anchor distances")
+        measured = np.asarray([d for d in anchor_distances if d is not None], dtype=np.float64)
+        if measured.size:
+            summary["anchor_localisation"] = {
+                "count": int(measured.size),
+                "found": float(np.mean(measured <= ANCHOR_FOUND_DISTANCE)),
+                "median_m": float(np.median(measured)),
             }
     return summary
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from liftgs.eval.evaluate import EvalResult
-from liftgs.eval.metrics import THRESHOLDS
+from liftgs.eval.metrics import ANCHOR_FOUND_DISTANCE, THRESHOLDS
 
 
 def _percent(value: float | None) -> str:
@@ -61,6 +61,12 @@ def print_report(result: EvalResult, console: Console | None = None) -> None:
         console.print(
             f"target ranked first among the objects of its category: {_percent(ranking['target_first'])}% "
             f"of {ranking['count']} expressions (a random ranking: {_percent(ranking['chance'])}%)"
+        )
+    anchors = result.summary.get("anchor_localisation")
+    if anchors is not None:
+        console.print(
+            f"named anchors located within {ANCHOR_FOUND_DISTANCE:g} m: {_percent(anchors['found'])}% of "
+            f"{anchors['count']} expressions (median {anchors['median_m']:.2f} m)"
         )
     for reason, count in result.skipped.items():
         console.print(f"[yellow]skipped {count} expression(s): {reason}[/yellow]")

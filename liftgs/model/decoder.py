@@ -230,16 +230,20 @@ class GroundingHeads(nn.Module):
             choices = text.word_mask() if self.anchors_read_words_only else text.mask
             anchor_weights = self.anchors.token_weights(q, words, token_logits, choices)  # [B, Q, K, T]
             referents = self._anchor_referents(anchor_weights, words, text, p, prepared)
-            mask_logits = mask_logits + self.anchors(q, referents, xyz, candidates)
+            geometry, anchor_centres = self.anchors(q, referents, xyz, candidates)
+            mask_logits = mask_logits + geometry
         if self.colour is not None:
             assert prepared.colour is not None  # ``GroundingDecoder.prepare`` requires it
             mask_logits = mask_logits + self.colour(q, prepared.colour, candidates, text.tokens, text.mask)
-        return {
+        outputs = {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
             "scores": self.score(q).squeeze(-1),
             "boxes": self._boxes(self.box(q), mask_logits, xyz),
         }
+        if self.anchors is not None:
+            outputs["anchor_centres"] = anchor_centres
+        return outputs
 
     def _read_words(self, q: Tensor, token_weights: Tensor, text: TextFeatures) -> Tensor:
         """q [B, N, d_model] plus, with ``read_target_words``, the projected encoder embeddings of the words

@@ -194,6 +194,7 @@ class LiftGS(nn.Module):
                     token_scores=torch.sigmoid(out.token_logits[b, q][valid]),
                     token_strings=text.token_strings[b],
                     query_index=q,
+                    anchor_centres=None if out.anchor_centres is None else out.anchor_centres[b, q],
                 )
             )
         return predictions

@@ -91,6 +91,17 @@ def standardise(
     return centred / spread
 
 
+def referent_centres(
+    referent_logits: Tensor,  # [B, Q, K, Pv]
+    xyz: Tensor,  # [Pv, 3] metres
+) -> tuple[Tensor, Tensor]:
+    """(weights [B, Q, K, Pv], centres [B, Q, K, 3]): each anchor's referent map ``sigmoid(logits)``
+    normalised to sum 1 over the voxels, and its weighted mean position (metres)."""
+    referent = torch.sigmoid(referent_logits)
+    weights = referent / referent.sum(-1, keepdim=True).clamp_min(1e-6)
+    return weights, weights @ xyz
+
+
 class AnchorGeometry(nn.Module):
     """Mask-logit term [B, Q, Pv] from each query's ``slots`` anchors (see the module docstring).
 
@@ -131,15 +142,18 @@ class AnchorGeometry(nn.Module):
         referent_logits: Tensor,  # [B, Q, K, Pv] where each anchor's object is (logit per voxel)
         xyz: Tensor,  # [Pv, 3] metres, z up
         candidates: Tensor | None = None,  # [B, Q, Pv] ``candidate_weights``; required iff ``relative``
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
+        """(mask-logit term [B, Q, Pv], anchor centres [B, Q, K, 3] in metres: where each anchor was
+        located, ``referent_centres``)."""
         if (candidates is None) == self.relative:
             raise ValueError("AnchorGeometry: candidate weights are needed exactly when it is relative")
         batch, num_queries = queries.shape[:2]
-        features = self.features(referent_logits, xyz)  # [B, Q, K, Pv, 2]
+        weights, centres = referent_centres(referent_logits, xyz)
+        features = self.features(weights, centres, xyz)  # [B, Q, K, Pv, 2]
         if candidates is not None:
             features = torch.cat([features, standardise(features, candidates)], dim=-1)
         shape = (batch, num_queries, self.slots, 1, self.features_per_anchor)
-        return (self.coefficients(queries).view(shape) * features).sum(dim=(2, 4))
+        return (self.coefficients(queries).view(shape) * features).sum(dim=(2, 4)), centres
 
     def token_weights(
         self, queries: Tensor, words: Tensor, target_logits: Tensor, token_mask: Tensor
@@ -180,16 +194,13 @@ class AnchorGeometry(nn.Module):
 
     @staticmethod
     def features(
-        referent_logits: Tensor,  # [B, Q, K, Pv]
+        weights: Tensor,  # [B, Q, K, Pv] each anchor's referent weights (``referent_centres``)
+        centre: Tensor,  # [B, Q, K, 3] their weighted mean position (metres)
         xyz: Tensor,  # [Pv, 3] metres, z up
     ) -> Tensor:
         """[B, Q, K, Pv, 2]: per voxel and anchor, the horizontal distance to the anchor's centre minus the
         anchor's horizontal spread (RMS distance of its referent voxels to the centre), and the height above
-        the centre; metres. The referent map is ``sigmoid(referent_logits)``, the centre its weighted mean
-        position."""
-        referent = torch.sigmoid(referent_logits)
-        weights = referent / referent.sum(-1, keepdim=True).clamp_min(1e-6)
-        centre = weights @ xyz  # [B, Q, K, 3]
+        the centre; metres."""
         horizontal = xyz[:, :2] - centre[..., None, :2]  # [B, Q, K, Pv, 2]
         distance = (horizontal.square().sum(-1) + 1e-6).sqrt()  # [B, Q, K, Pv]
         spread = (weights * distance.square()).sum(-1, keepdim=True).sqrt()  # [B, Q, K, 1]

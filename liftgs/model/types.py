@@ -160,14 +160,17 @@ class GroundingOutput:
         token_logits: [B, Q, T] query <-> text token alignment logits; padded tokens are -1e4.
         scores: [B, Q] grounding score logit per query (higher = this query is the referred object).
         boxes: [B, Q, 6] axis-aligned boxes ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
+        anchor_centres: [B, Q, K, 3] where each query's K anchors of the relational geometry term were
+            located (weighted centre of their referent maps, metres); None without the term.
         aux: one dict per decoder layer (the last equals the final outputs) with keys
-            ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` of the shapes above.
+            ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` (and ``anchor_centres``) as above.
     """
 
     mask_logits: Tensor  # [B, Q, Pv]
     token_logits: Tensor  # [B, Q, T]
     scores: Tensor  # [B, Q]
     boxes: Tensor  # [B, Q, 6]
+    anchor_centres: Tensor | None = None  # [B, Q, K, 3]
     aux: list[dict[str, Tensor]] = field(default_factory=list)
 
 
@@ -185,6 +188,8 @@ class Prediction:
         token_scores: [T] sigmoid of the query's token alignment logits over the real tokens.
         token_strings: the text's tokens, aligned with ``token_scores``.
         query_index: which decoder query won.
+        anchor_centres: [K, 3] where that query located its anchors (``GroundingOutput.anchor_centres``),
+            or None for a model without the relational geometry term.
     """
 
     point_probs: Tensor  # [Pv]
@@ -194,3 +199,4 @@ class Prediction:
     token_scores: Tensor  # [T]
     token_strings: list[str]
     query_index: int
+    anchor_centres: Tensor | None = None  # [K, 3]

@@ -267,7 +267,6 @@ class GeneratedExpression:
     def extras(self) -> dict:
         """Fields added to the annotation record (beyond ``Expression.to_json``'s)."""
         return {
-            "anchor_ids": [str(i) for i in self.relation.anchors],
             "held_out_template": self.held_out_template,
         }
 
@@ -317,6 +316,7 @@ def describe_scene(
                 token=tokenize(description),
                 eval_type=eval_type,
                 relation=relation.kind,
+                anchor_ids=relation.anchors,
             )
             generated.append(GeneratedExpression(expression, relation, use_unseen))
     return generated
