@@ -11,13 +11,15 @@ import torch
 
 from liftgs.losses.criterion import (
     LossConfig,
+    Match,
+    anchor_word_loss,
     bce_loss,
     dice_loss,
     grounding_losses,
     voxel_targets,
 )
 from liftgs.losses.matcher import hungarian_match, pairwise_bce_cost, pairwise_dice_cost
-from liftgs.losses.tokens import positive_tokens, token_words
+from liftgs.losses.tokens import anchor_tokens, positive_tokens, token_words
 
 
 def brute_force_cost(cost: np.ndarray) -> float:
@@ -135,3 +137,22 @@ def test_positive_tokens_bpe_and_plurals():
     assert positives[1].nonzero().flatten().tolist() == [5]
     with pytest.raises(ValueError, match="length"):
         positive_tokens(tokens, ["table"], 3)
+
+
+def test_anchor_tokens_name_only_the_anchors_the_text_names():
+    tokens = ["[CLS]", "the", "lamp", "between", "the", "beds", "and", "the", "trash", "can", "[SEP]"]
+    hits = anchor_tokens(tokens, ["bed", "sofa", "trash can"], 12)  # the sofa is called nothing here
+    assert [row.nonzero().flatten().tolist() for row in hits] == [[5], [8, 9]]
+    assert anchor_tokens(tokens, [], 12).shape == (0, 12)
+
+
+def test_anchor_word_loss_assigns_slots_to_anchors_one_to_one():
+    weights = torch.tensor([[0.05, 0.05, 0.0, 0.9], [0.1, 0.8, 0.1, 0.0]])  # [K, T]: slot 0 reads token 3
+    weights = weights.expand(1, 2, 2, 4).clone().requires_grad_(True)  # [B=1, Q=2, K, T]
+    positives = [torch.tensor([[False, True, False, False], [False, False, False, True]])]  # [A, T]
+    loss = anchor_word_loss(weights, positives, [Match(torch.tensor([1]), torch.tensor([0]))])
+    assert loss.item() == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2)
+    loss.backward()
+    assert weights.grad[0, 0].abs().sum() == 0 and weights.grad[0, 1, 0, 3] < 0  # only the matched query
+    no_anchor = [torch.zeros(0, 4, dtype=torch.bool)]
+    assert anchor_word_loss(weights, no_anchor, [Match(torch.tensor([1]), torch.tensor([0]))]) is None

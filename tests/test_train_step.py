@@ -119,3 +119,23 @@ def test_forward_renders_every_supervised_layer(tensors, model):
     assert len(deep.layers) == 2 and deep.rendered.masks.shape[0] == 2
     assert len(last.layers) == 1 and last.rendered.masks.shape[0] == 1
     assert torch.allclose(deep.rendered.masks[-1], last.rendered.masks[0], atol=1e-6)
+
+
+def test_anchor_word_loss_trains_the_anchor_slots_from_named_anchors(tensors):
+    """With anchors and ``anchor_words``, an expression whose annotation names its anchor ("the table near
+    the chair") adds the loss, and it reaches the slots' word choice; texts without anchors add nothing."""
+    config = tiny_network()
+    config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True
+    torch.manual_seed(0)
+    network = LiftGS(config)
+    expressions = toy_expressions()
+    expressions[3].anchor_ids = (0,)  # "the table near the chair": the chair
+    targets = expression_targets("toy0000", expressions[2:], tensors.object_names)
+    assert [target.anchor_names for target in targets] == [[], [tensors.object_names[0]]]
+    batch = build_scene_batch(tensors, targets, [0, 3], "views")
+    losses, _ = batch_losses(network, [batch], LossConfig(anchor_words=1.0))
+    assert losses["anchor_words"] > 0
+    losses["anchor_words"].backward()
+    assert network.decoder.heads.anchors.anchor_align.weight.grad.abs().sum() > 0
+    no_anchor = build_scene_batch(tensors, targets[:1], [0, 3], "views")
+    assert "anchor_words" not in batch_losses(network, [no_anchor], LossConfig(anchor_words=1.0))[0]

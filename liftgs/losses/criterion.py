@@ -59,6 +59,10 @@ class LossConfig:
     """Cost ``-sigmoid(score)`` of a query: prefer the query that already claims the expression."""
     match_token: float = 0.0
     """Cost ``-mean sigmoid(token logits)`` over the target's positive tokens."""
+    anchor_words: float = 0.0
+    """Anchor-word loss (``anchor_word_loss``): the matched query's anchor slots should read the words that
+    name the objects the text relates its target to, when the annotation lists them (``anchor_ids``: the
+    synthetic benchmark, Sr3D). A text-side label like the alignment's target names; no 3D label."""
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 
@@ -73,9 +77,12 @@ class SceneOutputs:
 
     Attributes:
         layers: supervised decoder layers, last = final outputs; each a dict with ``mask_logits`` [B, Q, Pv],
-            ``token_logits`` [B, Q, T], ``scores`` [B, Q].
+            ``token_logits`` [B, Q, T], ``scores`` [B, Q] (and, for a model with anchors,
+            ``anchor_token_weights`` [B, Q, K, T]).
         text_mask: [B, T] bool, True = real token.
         positives: per text, [M, T] bool tokens naming each target (``liftgs.losses.tokens``).
+        anchor_positives: per text, [A, T] bool tokens naming each of its anchors (``anchor_tokens``), or None
+            when the targets list no anchors.
         source_to_voxel: [P] int64 voxel of every source point (the 3D baseline maps its targets with it).
         rendered: the Gaussians rendered into the batch's views (``masks`` [L, B, Q, V, H, W] for the
             render-supervised path), or None when nothing was rendered.
@@ -86,6 +93,7 @@ class SceneOutputs:
     positives: list[Tensor]
     source_to_voxel: Tensor  # [P]
     rendered: RenderedViews | None
+    anchor_positives: list[Tensor] | None = None
 
 
 @dataclass
@@ -178,6 +186,26 @@ def grounding_losses(
     return {key: value / count for key, value in totals.items()}, matches
 
 
+def anchor_word_loss(
+    anchor_weights: Tensor,  # [B, Q, K, T] each anchor slot's softmax over the tokens
+    anchor_positives: list[Tensor],  # per text [A_b, T] bool, the tokens naming each anchor
+    matches: list[Match],  # per text, the queries matched to its targets
+) -> Tensor | None:
+    """Mean over (text, matched query) pairs with named anchors of ``-log`` of the weight the query's slots
+    put on each anchor's words, slots assigned to anchors one-to-one (Hungarian: "between the bed and the
+    desk" wants one slot on each); None when no text names an anchor."""
+    losses = []
+    for b, (positive, match) in enumerate(zip(anchor_positives, matches, strict=True)):
+        if positive.shape[0] == 0:
+            continue
+        for row in match.rows.tolist():
+            on_anchor = anchor_weights[b, row] @ positive.to(anchor_weights.dtype).T  # [K, A]
+            cost = -torch.log(on_anchor.clamp_min(EPS))
+            slots, anchors = hungarian_match(cost)
+            losses.append(cost[slots.to(cost.device), anchors.to(cost.device)].mean())
+    return torch.stack(losses).mean() if losses else None
+
+
 def voxel_targets(
     point_masks: Tensor,  # [M, P] bool over the source points
     source_to_voxel: Tensor,  # [P] int64
@@ -252,6 +280,10 @@ def scene_losses(
         )
         if is_last:
             matches = layer_matches
+        if config.anchor_words and outputs.anchor_positives is not None and "anchor_token_weights" in layer:
+            anchor = anchor_word_loss(layer["anchor_token_weights"], outputs.anchor_positives, layer_matches)
+            if anchor is not None:
+                losses["anchor_words"] = anchor
         for key, value in losses.items():
             weighted[key] = weighted.get(key, 0.0) + layer_weight * getattr(config, key) * value
     if outputs.rendered is not None and views is not None:

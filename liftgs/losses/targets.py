@@ -67,17 +67,22 @@ class ExpressionTargets:
         masks: per text, [M, V, H, W] bool (kind "views") or [M, P] bool (kind "points"), one row per target
             object (M = 1 for a referring expression; pseudo-labels may have many).
         names: per text, the M target object names (positives of the token alignment loss).
+        anchor_names: per text, the names of the other objects it relates its target to ("the chair closest
+            to *the door*"; the anchor-word loss), or None when no annotation says.
     """
 
     kind: Literal["views", "points"]
     masks: list[Tensor]
     names: list[list[str]]
+    anchor_names: list[list[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("views", "points"):
             raise ValueError(f"kind: expected 'views' or 'points', got {self.kind!r}")
         if len(self.masks) != len(self.names):
             raise ValueError(f"masks: {len(self.masks)} entries but names has {len(self.names)}")
+        if self.anchor_names is not None and len(self.anchor_names) != len(self.names):
+            raise ValueError(f"anchor_names: {len(self.anchor_names)} entries for {len(self.names)} texts")
         expected_dims = 4 if self.kind == "views" else 2
         for index, (mask, names) in enumerate(zip(self.masks, self.names, strict=True)):
             if mask.dim() != expected_dims or mask.shape[0] != len(names):

@@ -1,4 +1,5 @@
-"""Which text tokens name a target: the positives of the query <-> token alignment loss.
+"""Which text tokens name a target (the positives of the query <-> token alignment loss) or an anchor (the
+words the anchor-word loss asks an anchor slot to read).
 
 A description's tokens (``TextFeatures.token_strings``, WordPiece or CLIP BPE) are grouped back into
 words; a word is positive when it equals a word of the target's ``object_name`` up to a plural "s"/"es"
@@ -58,22 +59,40 @@ def _normalise(text: str) -> set[str]:
     return {form for piece in _WORD.findall(text.lower()) for form in _forms(piece)}
 
 
+def naming_tokens(
+    token_strings: list[str],  # the T_real tokens of one text
+    names: list[str],  # object names, e.g. ["trash can"]
+    length: int,  # T, the padded token length of the batch
+) -> Tensor:  # [len(names), T] bool
+    """Per name, the tokens of the words that name it (a row of False when no word does)."""
+    if len(token_strings) > length:
+        raise ValueError(f"length: {length} is shorter than the text's {len(token_strings)} tokens")
+    forms = [_normalise(word) if word is not None else set() for word in token_words(token_strings)]
+    hits = torch.zeros(len(names), length, dtype=torch.bool)
+    for row, name in enumerate(names):
+        wanted = _normalise(name)
+        hits[row, : len(forms)] = torch.tensor([bool(word_forms & wanted) for word_forms in forms])
+    return hits
+
+
 def positive_tokens(
     token_strings: list[str],  # the T_real tokens of one text
     names: list[str],  # one object name per target, e.g. ["trash can"]
     length: int,  # T, the padded token length of the batch
 ) -> Tensor:  # [M, T] bool
     """Per target, the tokens of the words that name it (all real tokens when none does)."""
-    if len(token_strings) > length:
-        raise ValueError(f"length: {length} is shorter than the text's {len(token_strings)} tokens")
-    words = token_words(token_strings)
-    forms = [_normalise(word) if word is not None else set() for word in words]
-    positives = torch.zeros(len(names), length, dtype=torch.bool)
-    for row, name in enumerate(names):
-        wanted = _normalise(name)
-        hits = [i for i, word_forms in enumerate(forms) if word_forms & wanted]
-        if hits:
-            positives[row, hits] = True
-        else:
-            positives[row, : len(token_strings)] = True
+    positives = naming_tokens(token_strings, names, length)
+    unnamed = ~positives.any(-1)
+    positives[unnamed, : len(token_strings)] = True
     return positives
+
+
+def anchor_tokens(
+    token_strings: list[str],  # the T_real tokens of one text
+    anchor_names: list[str],  # the names of the objects the text relates its target to
+    length: int,  # T
+) -> Tensor:  # [A, T] bool
+    """The tokens naming each anchor the text names in words (anchors it calls something else are left
+    out: there is no word an anchor should read for them)."""
+    hits = naming_tokens(token_strings, anchor_names, length)
+    return hits[hits.any(-1)]

@@ -243,6 +243,7 @@ class GroundingHeads(nn.Module):
         }
         if self.anchors is not None:
             outputs["anchor_centres"] = anchor_centres
+            outputs["anchor_token_weights"] = anchor_weights
         return outputs
 
     def _read_words(self, q: Tensor, token_weights: Tensor, text: TextFeatures) -> Tensor:

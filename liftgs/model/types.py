@@ -162,8 +162,10 @@ class GroundingOutput:
         boxes: [B, Q, 6] axis-aligned boxes ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
         anchor_centres: [B, Q, K, 3] where each query's K anchors of the relational geometry term were
             located (weighted centre of their referent maps, metres); None without the term.
+        anchor_token_weights: [B, Q, K, T] which words each of those anchors reads (a softmax over the
+            text's tokens); None without the term.
         aux: one dict per decoder layer (the last equals the final outputs) with keys
-            ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` (and ``anchor_centres``) as above.
+            ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` (and the two ``anchor_*``) as above.
     """
 
     mask_logits: Tensor  # [B, Q, Pv]
@@ -171,6 +173,7 @@ class GroundingOutput:
     scores: Tensor  # [B, Q]
     boxes: Tensor  # [B, Q, 6]
     anchor_centres: Tensor | None = None  # [B, Q, K, 3]
+    anchor_token_weights: Tensor | None = None  # [B, Q, K, T]
     aux: list[dict[str, Tensor]] = field(default_factory=list)
 
 

@@ -14,8 +14,8 @@ visible in any frame at render resolution / no point in the cloud) are skipped a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -136,19 +136,30 @@ def scene_views(tensors: SceneTensors, frame_ids: list[int]) -> Views:
 
 @dataclass
 class TextTarget:
-    """One training text, the objects it refers to and the category name that marks its positive tokens."""
+    """One training text, the objects it refers to, the category name that marks its positive tokens and
+    the names of the other objects it relates them to (its anchors; empty when unknown)."""
 
     text: str
     object_ids: list[int]
     name: str
+    anchor_names: list[str] = field(default_factory=list)
 
 
-def expression_targets(scene_id: str, expressions: Sequence[Expression]) -> list[TextTarget]:
-    """Referring expressions of scene ``scene_id`` as single-target texts."""
+def expression_targets(
+    scene_id: str, expressions: Sequence[Expression], object_names: Mapping[int, str] | None = None
+) -> list[TextTarget]:
+    """Referring expressions of scene ``scene_id`` as single-target texts; ``object_names`` (object id ->
+    category name) names each expression's ``anchor_ids`` (anchors it does not list are left out)."""
     foreign = [e.scene_id for e in expressions if e.scene_id != scene_id]
     if foreign:
         raise ValueError(f"expressions: scene {foreign[0]!r} in a batch of scene {scene_id!r}")
-    return [TextTarget(e.description, [e.object_id], e.object_name) for e in expressions]
+    names = object_names or {}
+    return [
+        TextTarget(
+            e.description, [e.object_id], e.object_name, [names[i] for i in e.anchor_ids if i in names]
+        )
+        for e in expressions
+    ]
 
 
 def category_prompts(
@@ -209,6 +220,7 @@ def build_scene_batch(
             kind=supervision,
             masks=masks,
             names=[[target.name] * len(target.object_ids) for target in targets],
+            anchor_names=[target.anchor_names for target in targets],
         ),
         views=None if frame_ids is None else scene_views(tensors, frame_ids),
         point_features=tensors.point_features,
@@ -331,7 +343,7 @@ class TrainBatchSampler(EpochSampler):
                 self.rng,
                 self.config.min_target_pixels,
             )
-        targets = expression_targets(scene_id, picked)
+        targets = expression_targets(scene_id, picked, tensors.object_names)
         if self.config.category_prompts:
             targets += category_prompts(
                 tensors, frame_ids, self.config.category_prompts, self.rng, self.config.min_target_pixels

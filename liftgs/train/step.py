@@ -15,10 +15,12 @@ from torch import Tensor
 
 from liftgs.losses.criterion import LossConfig, SceneOutputs, match_metrics, scene_losses
 from liftgs.losses.rendering import render_views
-from liftgs.losses.tokens import positive_tokens
+from liftgs.losses.tokens import anchor_tokens, positive_tokens
 from liftgs.train.batch import SceneBatch, TrainBatch
 
 LAYER_KEYS = ("mask_logits", "token_logits", "scores")
+ANCHOR_KEYS = ("anchor_token_weights",)
+"""Supervised outputs of a decoder layer with the relational geometry term."""
 
 
 def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "auto") -> SceneOutputs:
@@ -30,18 +32,21 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
     scene = model.encode(batch)
     text = batch.queries if batch.queries is not None else model.encode_text(batch.texts)
     output = model.ground(scene, text)
-    final = {key: getattr(output, key) for key in LAYER_KEYS}
-    layers = (
-        [{key: layer[key] for key in LAYER_KEYS} for layer in output.aux[:-1]]
-        if config.deep_supervision
-        else []
-    )
-    layers.append(final)
+    supervised = output.aux if config.deep_supervision else output.aux[-1:]
+    layers = [
+        {key: layer[key] for key in (*LAYER_KEYS, *ANCHOR_KEYS) if key in layer} for layer in supervised
+    ]
     length = int(text.mask.shape[1])
     positives = [
         positive_tokens(strings, names, length).to(text.mask.device)
         for strings, names in zip(text.token_strings, batch.targets.names, strict=True)
     ]
+    anchor_positives = None
+    if batch.targets.anchor_names is not None:
+        anchor_positives = [
+            anchor_tokens(strings, names, length).to(text.mask.device)
+            for strings, names in zip(text.token_strings, batch.targets.anchor_names, strict=True)
+        ]
     rendered = None
     if batch.views is not None:
         mask_logits = None
@@ -52,6 +57,7 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
         layers=layers,
         text_mask=text.mask,
         positives=positives,
+        anchor_positives=anchor_positives,
         source_to_voxel=scene.source_to_voxel,
         rendered=rendered,
     )
