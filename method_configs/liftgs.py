@@ -16,6 +16,7 @@ from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from liftgs.losses.criterion import LossConfig
 from liftgs.model.config import DecoderConfig, EncoderConfig, GaussianConfig, LiftGSConfig
 from liftgs.nerfstudio.datamanager import LiftGSDataManagerConfig
 from liftgs.nerfstudio.model import LiftGSModelConfig
@@ -94,7 +95,7 @@ def trainer_config(method_name: str, supervision: Supervision) -> TrainerConfig:
                     scenes_per_batch=1, expressions_per_scene=8, views_per_scene=3, category_prompts=2
                 ),
             ),
-            model=LiftGSModelConfig(network=training_network()),
+            model=LiftGSModelConfig(network=training_network(), loss=LossConfig(anchor_words=1.0)),
         ),
         optimizers={
             "liftgs": {

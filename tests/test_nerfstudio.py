@@ -20,7 +20,7 @@ from liftgs.losses.targets import Views
 from liftgs.model import load_model
 from liftgs.nerfstudio.export import ExportCheckpoint, load_trained_pipeline
 from liftgs.render import viewmat_from_c2w
-from method_configs.liftgs import liftgs
+from method_configs.liftgs import liftgs, liftgs_3d, training_network
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,12 @@ def test_ns_train_stops_in_one_line_when_the_lifted_features_do_not_fit_the_affi
     with pytest.raises(SystemExit, match=r"^ns-train: the scene's lifted features project 384-d embeddings"):
         ns_train(config)
     assert not config.get_checkpoint_dir().exists()
+
+
+def test_both_supervisions_train_the_same_network_with_the_same_text_losses():
+    """``liftgs`` and ``liftgs-3d`` differ only in the mask supervision; both ask the anchor slots to read
+    the annotated anchors' names."""
+    render, three_d = liftgs.config.pipeline.model, liftgs_3d.config.pipeline.model
+    assert render.network == three_d.network == training_network()
+    assert render.network.decoder.anchor_slots > 0 and render.loss.anchor_words > 0
+    assert render.loss == three_d.loss

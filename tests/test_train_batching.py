@@ -65,10 +65,14 @@ def test_choose_views_sees_every_target():
 def test_render_batch_never_reads_point_labels():
     scene = poisoned(toy_scene())
     cache = SceneTensorCache(lambda scene_id: SceneTensors.from_scene(scene, 24, 32))
-    sampler = TrainBatchSampler(toy_expressions(), cache, SamplerConfig(1, 3, 2, 8), "views", seed=0)
+    expressions = toy_expressions()
+    expressions[3].anchor_ids = (0,)  # "the table near the chair"
+    sampler = TrainBatchSampler(expressions, cache, SamplerConfig(1, 4, 2, 8), "views", seed=0)
     batch = sampler.sample()
-    assert len(batch) == 1 and len(batch[0].texts) == 3 and len(batch[0].views) == 2
+    assert len(batch) == 1 and len(batch[0].texts) == 4 and len(batch[0].views) == 2
     assert batch[0].targets.kind == "views"
+    anchors = dict(zip(batch[0].texts, batch[0].targets.anchor_names, strict=True))
+    assert anchors["the table near the chair"] == ["chair"] and anchors["the green table"] == []
     for mask, text in zip(batch[0].targets.masks, batch[0].texts, strict=True):
         assert mask.shape == (1, 2, 24, 32) and mask.sum() > 0, text  # chosen views see the target
     assert cache.get("toy0000").point_instance is None
