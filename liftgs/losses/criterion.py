@@ -12,6 +12,10 @@ in what a "mask" is:
   voxel targets derived from the per-point masks (a voxel is in the target when at least half of its
   source points are).
 
+With ``LossConfig.anchor_words``, a model with anchor slots and targets that name their anchors
+(``ExpressionTargets.anchor_names``), the matched queries' slots are also asked to read the anchors' words
+(``anchor_word_loss``): a text-side label, like the alignment's target names.
+
 Deep supervision: the same loss (own matching) on every decoder layer, intermediate layers weighted by
 ``LossConfig.aux``. Reconstruction losses (RGB L1, depth L1 on valid depth, optional feature cosine
 distillation) compare the rendered Gaussians with the views. All losses are means over texts (and
