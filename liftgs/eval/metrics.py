@@ -167,13 +167,13 @@ def anchor_distance(
     """Horizontal distance (metres) from each named anchor's centre (mean of its points) to the nearest
     located anchor; the largest over the named anchors, so every one of them must be found. None when no
     named anchor has points in the cloud."""
-    instance = np.asarray(point_instance)
+    instance, xy = np.asarray(point_instance), np.asarray(points)[:, :2]
     located_xy = np.asarray(located, dtype=np.float64).reshape(-1, 3)[:, :2]
     distances = []
     for anchor in anchor_ids:
         inside = instance == anchor
         if inside.any():
-            centre = np.asarray(points, dtype=np.float64)[inside, :2].mean(axis=0)
+            centre = xy[inside].mean(axis=0, dtype=np.float64)
             distances.append(float(np.linalg.norm(located_xy - centre, axis=1).min()))
     return max(distances) if distances else None
 
