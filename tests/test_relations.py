@@ -280,6 +280,19 @@ def test_anchor_features_locate_the_object_its_words_name():
     assert torch.allclose(features[:, 1], xyz[:, 2] - 0.4, atol=0.03)  # height above the pillar's centre
 
 
+def test_degenerate_referents_and_candidates_give_finite_gradients():
+    """An anchor whose referent sigmoids all underflow (weights 0, spread 0) and candidates on one voxel
+    (spread 0) once turned a whole training run's gradients into NaN at step ~800."""
+    xyz = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.5]])
+    referent_logits = torch.full((1, 1, 1, 3), -200.0, requires_grad=True)  # sigmoid underflows to 0
+    weights, centres = referent_centres(referent_logits, xyz)
+    AnchorGeometry.features(weights, centres, xyz).sum().backward()
+    assert torch.isfinite(referent_logits.grad).all()
+    constant = torch.ones(1, 1, 1, 3, 2, requires_grad=True)  # zero variance over the candidates
+    standardise(constant, torch.tensor([[[1.0, 0.0, 0.0]]])).sum().backward()
+    assert torch.isfinite(constant.grad).all()
+
+
 def test_anchor_words_train_through_the_masks():
     model = relational_model(anchor_slots=2, colour_channels=0).train()
     anchors = model.decoder.heads.anchors

@@ -47,6 +47,9 @@ REFERENT_SCALE_INIT = 10.0
 sharper than the affinity's, since only the named object should weigh in the anchor's centre."""
 REFERENT_OFFSET_INIT = 0.5
 """Initial cosine at which a voxel is half in the anchor's referent map (learned)."""
+SQUARED_EPS = 1e-12
+"""Floor under squared lengths (m^2) before a square root: d sqrt(x)/dx is infinite at 0, and a referent map
+whose sigmoids all underflow (every weight 0) would otherwise turn every gradient into NaN."""
 GEOMETRY_FEATURES = 2
 """Numbers per voxel and anchor: horizontal gap to the anchor, height above it (metres)."""
 RELATIVE_SPREAD_FLOOR = 0.1
@@ -87,7 +90,8 @@ def standardise(
     w = weights[:, :, None, :, None]
     mean = (w * features).sum(3, keepdim=True)
     centred = features - mean
-    spread = (w * centred.square()).sum(3, keepdim=True).sqrt().clamp_min(RELATIVE_SPREAD_FLOOR)
+    variance = (w * centred.square()).sum(3, keepdim=True)
+    spread = variance.clamp_min(RELATIVE_SPREAD_FLOOR**2).sqrt()  # clamped before the root: finite gradient
     return centred / spread
 
 
@@ -203,7 +207,8 @@ class AnchorGeometry(nn.Module):
         the centre; metres."""
         horizontal = xyz[:, :2] - centre[..., None, :2]  # [B, Q, K, Pv, 2]
         distance = (horizontal.square().sum(-1) + 1e-6).sqrt()  # [B, Q, K, Pv]
-        spread = (weights * distance.square()).sum(-1, keepdim=True).sqrt()  # [B, Q, K, 1]
+        spread_sq = (weights * distance.square()).sum(-1, keepdim=True)  # [B, Q, K, 1]
+        spread = spread_sq.clamp_min(SQUARED_EPS).sqrt()  # an empty referent map has spread 0, not a NaN grad
         height = xyz[:, 2] - centre[..., 2:]  # [B, Q, K, Pv]
         return torch.stack([distance - spread, height], dim=-1)
 
