@@ -42,7 +42,7 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
         for strings, names in zip(text.token_strings, batch.targets.names, strict=True)
     ]
     anchor_positives = None
-    if batch.targets.anchor_names is not None:
+    if config.anchor_words and batch.targets.anchor_names is not None:
         anchor_positives = [
             anchor_tokens(strings, names, length).to(text.mask.device)
             for strings, names in zip(text.token_strings, batch.targets.anchor_names, strict=True)
