@@ -215,6 +215,8 @@ def test_grounded_anchors_learn_where_the_anchor_is_from_expressions_that_name_i
             "colour_from_words": True,
             "colour_anchors": True,
         },
+        {"anchors_grounded": True, "relation_coefficients": "query+sentence"},
+        {"candidate_relative": True, "anchors_grounded": True, "relation_coefficients": "sentence"},
     ],
 )
 def test_relational_terms_start_neutral(options):
@@ -278,6 +280,26 @@ def test_anchor_features_locate_the_object_its_words_name():
     assert torch.allclose(features[5:, 0], torch.full((3,), 2.0 - spread), atol=0.08)
     assert features[:5, 0].max() < 0.25
     assert torch.allclose(features[:, 1], xyz[:, 2] - 0.4, atol=0.03)  # height above the pillar's centre
+
+
+@pytest.mark.parametrize("source", ["sentence", "query+sentence"])
+def test_sentence_coefficients_follow_the_pooled_text_and_are_shared_by_its_queries(source):
+    """ "Closest" or "farthest" is the sentence's: its pooled embedding sets the coefficients of every query
+    of that text (on top of each query's own with ``query+sentence``)."""
+    torch.manual_seed(0)
+    anchors = AnchorGeometry(d_model=4, align_dim=4, slots=1, coefficient_source=source, sentence_dim=3)
+    with torch.no_grad():
+        anchors.sentence_coefficients.weight.normal_()
+    queries = torch.randn(2, 3, 4)  # [B, Q, d_model]
+    sentences = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # [B, Dt]
+    values = anchors.coefficient_values(queries, sentences)
+    assert values.shape == (2, 3, anchors.features_per_anchor)
+    shared = anchors.sentence_coefficients(sentences).unsqueeze(1)
+    own = 0.0 if anchors.coefficients is None else anchors.coefficients(queries)
+    assert torch.allclose(values, shared + own)
+    assert not torch.allclose(values[0], values[1])  # two sentences, two sets of coefficients
+    with pytest.raises(ValueError, match="need the pooled text embedding"):
+        anchors.coefficient_values(queries, None)
 
 
 def test_degenerate_referents_and_candidates_give_finite_gradients():
@@ -439,7 +461,16 @@ def test_relational_terms_refuse_what_they_cannot_use():
     config.decoder.anchors_avoid_target_words, config.decoder.anchors_read_words_only = False, True
     with pytest.raises(ValueError, match="anchors_read_words_only needs anchor_slots"):
         LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.anchors_read_words_only, config.decoder.colour_channels = False, 0
+    config.decoder.anchors_read_words_only, config.decoder.relation_coefficients = False, "sentence"
+    with pytest.raises(ValueError, match="relation_coefficients other than 'query' needs anchor_slots"):
+        LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.anchor_slots, config.decoder.relation_coefficients = 2, "verb"
+    config.decoder.anchors_grounded = True
+    with pytest.raises(ValueError, match="relation_coefficients must be one of"):
+        LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.anchor_slots, config.decoder.relation_coefficients = 0, "query"
+    config.decoder.anchors_grounded = False
+    config.decoder.colour_channels = 0
     config.decoder.candidate_relative = True
     config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True  # the heads find the anchors
     model = LiftGS(config, text_encoder=HashTextEncoder()).eval()

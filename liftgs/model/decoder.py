@@ -165,6 +165,8 @@ class GroundingHeads(nn.Module):
         for name in ("anchors_avoid_target_words", "anchors_read_words_only"):
             if getattr(config, name) and not config.anchor_slots:
                 raise ValueError(f"decoder.{name} needs anchor_slots")
+        if config.relation_coefficients != "query" and not config.anchor_slots:
+            raise ValueError("decoder.relation_coefficients other than 'query' needs anchor_slots")
         if config.candidate_relative and not (config.anchor_slots or config.colour_channels):
             raise ValueError("decoder.candidate_relative needs anchor_slots or colour_channels")
         self.candidate_relative = config.candidate_relative
@@ -179,6 +181,8 @@ class GroundingHeads(nn.Module):
                 relative=config.candidate_relative,
                 lifted_referents=not config.anchors_grounded,
                 steer_by_sigmoid=config.anchors_avoid_target_words,
+                coefficient_source=config.relation_coefficients,
+                sentence_dim=text_dim,
             )
         if (config.colour_from_words or config.colour_anchors) and not config.colour_channels:
             raise ValueError("decoder.colour_from_words and decoder.colour_anchors need colour_channels")
@@ -230,7 +234,7 @@ class GroundingHeads(nn.Module):
             choices = text.word_mask() if self.anchors_read_words_only else text.mask
             anchor_weights = self.anchors.token_weights(q, words, token_logits, choices)  # [B, Q, K, T]
             referents = self._anchor_referents(anchor_weights, words, text, p, prepared)
-            geometry, anchor_centres = self.anchors(q, referents, xyz, candidates)
+            geometry, anchor_centres = self.anchors(q, referents, xyz, candidates, text.pooled)
             mask_logits = mask_logits + geometry
         if self.colour is not None:
             assert prepared.colour is not None  # ``GroundingDecoder.prepare`` requires it

@@ -50,6 +50,8 @@ REFERENT_OFFSET_INIT = 0.5
 SQUARED_EPS = 1e-12
 """Floor under squared lengths (m^2) before a square root: d sqrt(x)/dx is infinite at 0, and a referent map
 whose sigmoids all underflow (every weight 0) would otherwise turn every gradient into NaN."""
+COEFFICIENT_SOURCES = ("query", "sentence", "query+sentence")
+"""Where ``AnchorGeometry`` takes its coefficients from (``DecoderConfig.relation_coefficients``)."""
 GEOMETRY_FEATURES = 2
 """Numbers per voxel and anchor: horizontal gap to the anchor, height above it (metres)."""
 RELATIVE_SPREAD_FLOOR = 0.1
@@ -122,10 +124,18 @@ class AnchorGeometry(nn.Module):
         relative: bool = False,
         lifted_referents: bool = True,
         steer_by_sigmoid: bool = False,
+        coefficient_source: str = "query",
+        sentence_dim: int = 0,
     ) -> None:
         super().__init__()
         if slots < 1:
             raise ValueError(f"decoder.anchor_slots must be >= 1 to build AnchorGeometry, got {slots}")
+        if coefficient_source not in COEFFICIENT_SOURCES:
+            choices = ", ".join(COEFFICIENT_SOURCES)
+            got = coefficient_source
+            raise ValueError(f"decoder.relation_coefficients must be one of {choices}; got {got}")
+        if "sentence" in coefficient_source and sentence_dim < 1:
+            raise ValueError("AnchorGeometry: sentence coefficients need the pooled text embedding's width")
         self.slots = slots
         self.steer_by_sigmoid = steer_by_sigmoid
         self.relative = relative
@@ -136,9 +146,15 @@ class AnchorGeometry(nn.Module):
         if lifted_referents:
             self.referent_log_scale = nn.Parameter(torch.tensor(math.log(REFERENT_SCALE_INIT)))
             self.referent_offset = nn.Parameter(torch.tensor(REFERENT_OFFSET_INIT))
-        self.coefficients = nn.Linear(d_model, slots * self.features_per_anchor)
-        nn.init.zeros_(self.coefficients.weight)
-        nn.init.zeros_(self.coefficients.bias)
+        outputs = slots * self.features_per_anchor
+        self.coefficients = nn.Linear(d_model, outputs) if "query" in coefficient_source else None
+        self.sentence_coefficients = None
+        if "sentence" in coefficient_source:
+            self.sentence_coefficients = nn.Linear(sentence_dim, outputs)
+        for layer in (self.coefficients, self.sentence_coefficients):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(
         self,
@@ -146,6 +162,7 @@ class AnchorGeometry(nn.Module):
         referent_logits: Tensor,  # [B, Q, K, Pv] where each anchor's object is (logit per voxel)
         xyz: Tensor,  # [Pv, 3] metres, z up
         candidates: Tensor | None = None,  # [B, Q, Pv] ``candidate_weights``; required iff ``relative``
+        sentence: Tensor | None = None,  # [B, Dt] pooled text embedding; required for sentence coefficients
     ) -> tuple[Tensor, Tensor]:
         """(mask-logit term [B, Q, Pv], anchor centres [B, Q, K, 3] in metres: where each anchor was
         located, ``referent_centres``)."""
@@ -157,7 +174,19 @@ class AnchorGeometry(nn.Module):
         if candidates is not None:
             features = torch.cat([features, standardise(features, candidates)], dim=-1)
         shape = (batch, num_queries, self.slots, 1, self.features_per_anchor)
-        return (self.coefficients(queries).view(shape) * features).sum(dim=(2, 4)), centres
+        return (self.coefficient_values(queries, sentence).view(shape) * features).sum(dim=(2, 4)), centres
+
+    def coefficient_values(self, queries: Tensor, sentence: Tensor | None) -> Tensor:
+        """[B, Q, slots * features_per_anchor]: the query projection, the (unit) pooled sentence embedding's
+        projection shared by the text's queries, or their sum (``coefficient_source``)."""
+        values = queries.new_zeros(*queries.shape[:2], self.slots * self.features_per_anchor)
+        if self.coefficients is not None:
+            values = values + self.coefficients(queries)
+        if self.sentence_coefficients is not None:
+            if sentence is None:
+                raise ValueError("AnchorGeometry: sentence coefficients need the pooled text embedding")
+            values = values + self.sentence_coefficients(F.normalize(sentence, dim=-1)).unsqueeze(1)
+        return values
 
     def token_weights(
         self, queries: Tensor, words: Tensor, target_logits: Tensor, token_mask: Tensor
