@@ -23,7 +23,7 @@ from app.scenes import describe_ids
 from app.splats import Splats
 from liftgs.eval.metrics import points_box
 from liftgs.model.grounded_mask import grounded_voxels, link_distance
-from liftgs.model.types import SceneFeatures
+from liftgs.model.types import GroundingOutput, SceneFeatures, is_special_token
 from liftgs.scene import Scene
 
 
@@ -91,6 +91,47 @@ class LoadedScene:
         return f"{scene_object.name} {object_id}" if scene_object else f"object {object_id}"
 
 
+SAME_ANCHOR_DISTANCE = 0.1
+"""Metres within which two anchors reading the same word count as one (both slots of "closest to the
+door" often find the door)."""
+
+
+@dataclass(frozen=True)
+class LocatedAnchor:
+    """Where one of a query's anchors (the relational geometry term's other objects: "the door" in "the
+    chair closest to the door") was found.
+
+    Attributes:
+        word: the token the anchor reads most.
+        weight: its share of the anchor's softmax over the tokens.
+        centre: [3] float32 the anchor's centre in world metres.
+    """
+
+    word: str
+    weight: float
+    centre: np.ndarray
+
+
+def located_anchors(
+    output: GroundingOutput, query_index: int, token_strings: Sequence[str]
+) -> tuple[LocatedAnchor, ...]:
+    """The anchors of text 0's query ``query_index`` whose top token is a word (anchors reading ``[CLS]``
+    and the like name nothing), one per word and place (``SAME_ANCHOR_DISTANCE``); empty for a model
+    without anchors."""
+    if output.anchor_centres is None or output.anchor_token_weights is None:
+        return ()
+    centres = output.anchor_centres[0, query_index].float().cpu().numpy()  # [K, 3]
+    weights = output.anchor_token_weights[0, query_index, :, : len(token_strings)].float().cpu().numpy()
+    anchors = []
+    for centre, anchor_weights in zip(centres, weights, strict=True):
+        top = int(anchor_weights.argmax())
+        word = token_strings[top]
+        near = [a for a in anchors if np.linalg.norm(a.centre - centre) < SAME_ANCHOR_DISTANCE]
+        if not is_special_token(word) and all(a.word != word for a in near):
+            anchors.append(LocatedAnchor(word, float(anchor_weights[top]), centre))
+    return tuple(anchors)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One decoder query's answer to a text, negatives already subtracted.
@@ -101,6 +142,7 @@ class Candidate:
         point_probs: [Pv] float32 mask probabilities.
         token_scores: [T] float32 sigmoid token-alignment scores over the text's real tokens.
         label: what it covers at probability 0.5 (an annotated object's name and id, else "query <i>").
+        anchors: where the query located the other objects the text names (``located_anchors``).
     """
 
     query_index: int
@@ -108,6 +150,7 @@ class Candidate:
     point_probs: np.ndarray
     token_scores: np.ndarray
     label: str
+    anchors: tuple[LocatedAnchor, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,6 +280,7 @@ class ViewerEngine:
                     point_probs=point_probs,
                     token_scores=token_scores[query_index, :num_tokens].astype(np.float32),
                     label=label,
+                    anchors=located_anchors(output, int(query_index), text_features.token_strings[0]),
                 )
             )
         return GroundingResult(

@@ -33,6 +33,7 @@ class Panel:
     show_points: viser.GuiInputHandle[bool]
     show_cameras: viser.GuiInputHandle[bool]
     show_box: viser.GuiInputHandle[bool]
+    show_anchors: viser.GuiInputHandle[bool]
     view_2d: viser.GuiInputHandle[bool]
     export: viser.GuiButtonHandle
     export_info: viser.GuiMarkdownHandle
@@ -63,6 +64,9 @@ def build_panel(gui: viser.GuiApi, scene_ids: Sequence[str], scene_id: str, thre
         show_points = gui.add_checkbox("Input point cloud", initial_value=False)
         show_cameras = gui.add_checkbox("Cameras", initial_value=False)
         show_box = gui.add_checkbox("Box and label", initial_value=True)
+        show_anchors = gui.add_checkbox(
+            "Anchors", initial_value=True, hint="Where the query found the other objects its text names"
+        )
         view_2d = gui.add_checkbox(
             "2D mask view", initial_value=False, hint="Render the mask with LIFT-GS's own rasterizer"
         )
@@ -83,6 +87,7 @@ def build_panel(gui: viser.GuiApi, scene_ids: Sequence[str], scene_id: str, thre
         show_points=show_points,
         show_cameras=show_cameras,
         show_box=show_box,
+        show_anchors=show_anchors,
         view_2d=view_2d,
         export=export,
         export_info=export_info,

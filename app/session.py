@@ -8,20 +8,23 @@ The 2D mask view renders on a second worker so that camera motion never delays a
 
 Scene nodes (per client): ``/scene/splats`` (the model's Gaussians, as ``/scene/splats/v<n>``, see
 ``app.splats.SplatLayer``), ``/scene/points`` (input cloud),
-``/scene/cameras/<i>`` (frames' frustums), ``/grounding/box`` and ``/grounding/label``.
+``/scene/cameras/<i>`` (frames' frustums), ``/grounding/box``, ``/grounding/label`` and, for a model with
+the relational geometry term, ``/grounding/anchors/<k>/{sphere,label}`` (where the query found the other
+objects its text names).
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import trimesh
 import viser
 
-from app.engine import GroundingResult, LoadedScene, ViewerEngine
+from app.engine import GroundingResult, LoadedScene, LocatedAnchor, ViewerEngine
 from app.export import export_selection
 from app.highlight import HIGHLIGHT_RGB, highlight, selected
 from app.panel import EMPTY_QUERY_TEXT, Panel, build_panel, set_buttons
@@ -35,6 +38,11 @@ POINTS = "/scene/points"
 CAMERAS = "/scene/cameras"
 BOX = "/grounding/box"
 LABEL = "/grounding/label"
+ANCHORS = "/grounding/anchors"
+ANCHOR_RGB = (20, 200, 230)
+"""Colour of the anchor markers (cyan, apart from the orange selection)."""
+ANCHOR_RADIUS = 0.08
+"""Radius of an anchor's marker sphere (metres)."""
 MAX_FRUSTUMS = 60
 """At most this many frames (evenly spaced) get a camera frustum."""
 HISTORY_DELAY = 1.0
@@ -119,6 +127,7 @@ class ClientSession:
         panel.show_points.on_update(lambda _: self._set_visible(POINTS, panel.show_points.value))
         panel.show_cameras.on_update(lambda _: self._set_visible(CAMERAS, panel.show_cameras.value))
         panel.show_box.on_update(lambda _: self._show_box_nodes(panel.show_box.value))
+        panel.show_anchors.on_update(lambda _: self._show_anchor_nodes(panel.show_anchors.value))
         panel.show_splats.on_update(lambda _: self._update_splat_visibility())
         panel.view_2d.on_update(lambda _: self._on_view_2d())
         self.client.camera.on_update(lambda _: self._request_render())
@@ -185,6 +194,10 @@ class ClientSession:
         self._set_visible(BOX, visible)
         self._set_visible(LABEL, visible)
 
+    def _show_anchor_nodes(self, visible: bool) -> None:
+        for name in self._anchor_names():
+            self._set_visible(name, visible)
+
     # -- the refresh job (worker thread) -------------------------------------------------------------
 
     def _refresh(self) -> None:
@@ -242,11 +255,13 @@ class ClientSession:
             self._shown = (colors, opacities)
         if result is None:
             self._remove_box()
+            self._remove_anchors()
             self._show_result_lists(None)
             self.panel.status.content = EMPTY_QUERY_TEXT
         else:
             box = loaded.box(grounded)
             self._draw_box(box, f"{result.text} · {candidate.score:.2f}")
+            self._draw_anchors(candidate.anchors)
             self._show_result_lists(result)
             count = int(selected(probs, threshold).sum())
             self.panel.status.content = (
@@ -302,7 +317,31 @@ class ClientSession:
         self._nodes[LABEL] = self.client.scene.add_label(LABEL, text, position=top, visible=visible)
 
     def _remove_box(self) -> None:
-        for name in (BOX, LABEL):
+        self._remove_nodes((BOX, LABEL))
+
+    def _draw_anchors(self, anchors: tuple[LocatedAnchor, ...]) -> None:
+        """A sphere and a "word · weight" label at each anchor's centre (replacing the previous ones)."""
+        self._remove_anchors()
+        visible = bool(self.panel.show_anchors.value)
+        scene = self.client.scene
+        for k, anchor in enumerate(anchors):
+            sphere, label = f"{ANCHORS}/{k}/sphere", f"{ANCHORS}/{k}/label"
+            self._nodes[sphere] = scene.add_icosphere(
+                sphere, ANCHOR_RADIUS, ANCHOR_RGB, subdivisions=2, position=anchor.centre, visible=visible
+            )
+            top = anchor.centre + np.array([0.0, 0.0, 2 * ANCHOR_RADIUS], dtype=np.float32)
+            text = f"{anchor.word} · {anchor.weight:.2f}"
+            self._nodes[label] = scene.add_label(label, text, position=top, visible=visible)
+
+    def _anchor_names(self) -> list[str]:
+        with self._lock:
+            return [name for name in self._nodes if name.startswith(ANCHORS + "/")]
+
+    def _remove_anchors(self) -> None:
+        self._remove_nodes(self._anchor_names())
+
+    def _remove_nodes(self, names: Iterable[str]) -> None:
+        for name in names:
             node = self._nodes.pop(name, None)
             if node is not None:
                 node.remove()
@@ -311,6 +350,7 @@ class ClientSession:
         """The new scene's splats, input cloud and camera frustums; the camera framed on the scene."""
         scene = self.client.scene
         self._remove_box()
+        self._remove_anchors()
         self._splats.reset(visible=self._splats_visible())
         self._splats.show(loaded.splats)
         self._nodes[POINTS] = scene.add_point_cloud(

@@ -108,6 +108,26 @@ def test_query_highlights_the_named_object_and_draws_its_box(viewer, scenes):
     client.close()
 
 
+def test_anchors_mark_where_the_query_found_the_other_named_object(viewer, scenes):
+    app_, _ = viewer
+    client = connect(app_)
+    type_query(client, "the chair near the table", "chair 0")
+    client.wait_until(lambda: "/grounding/anchors/0/label" in client.nodes)
+    assert client.nodes["/grounding/anchors/0/label"]["text"] == "table · 1.00"
+    session = next(iter(app_.sessions.values()))
+    table = app_.engine.load("toy0000")
+    table_centre = table.voxel_points[object_voxels(table.scene, torch.as_tensor(table.voxel_points))[2]]
+    np.testing.assert_allclose(
+        session._nodes["/grounding/anchors/0/sphere"].position, table_centre.mean(0), atol=1e-5
+    )
+    client.set_value(client.gui_id("Anchors"), False)
+    client.wait_until(lambda: not client.nodes["/grounding/anchors/0/sphere"]["visible"])
+    client.set_value(client.gui_id("Anchors"), True)
+    type_query(client, "the table", "table 2")  # names nothing else: its anchor reads [CLS], not shown
+    client.wait_until(lambda: not any(name.startswith("/grounding/anchors/") for name in client.nodes))
+    client.close()
+
+
 def test_threshold_candidates_and_history(viewer, scenes):
     app_, _ = viewer
     client = connect(app_)

@@ -1,5 +1,5 @@
 """The viewer's small parts on their own: highlight colours, client state rules, the latest-wins worker,
-splat covariances, the 2D view's camera maths and rasterised image, export names."""
+splat covariances, the 2D view's camera maths and rasterised image, export names, located anchors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.engine import located_anchors
 from app.export import export_stem
 from app.highlight import DIM_OPACITY, DIM_RGB, HIGHLIGHT_RGB, highlight
 from app.render2d import camera_to_world, pinhole, render_view
@@ -18,7 +19,7 @@ from app.splats import Splats
 from app.state import ClientState, normalize_query, parse_negatives, push_history
 from app.worker import LatestWinsWorker
 from app.wsclient import _matrix_to_wxyz
-from liftgs.model.types import Gaussians
+from liftgs.model.types import Gaussians, GroundingOutput
 
 
 def test_highlight_tints_the_selection_by_probability_and_dims_the_rest():
@@ -140,3 +141,27 @@ def test_export_names_and_scene_lists():
     assert len(export_stem("s", "x" * 100)) == len("s_") + 40
     assert describe_ids(["a", "b"]) == "a, b"
     assert describe_ids([f"s{i}" for i in range(20)]) == "s0, s1, s2, s3, s4, ..., s18, s19 (20 scenes)"
+
+
+def test_located_anchors_keep_one_marker_per_word_and_place_and_skip_special_tokens():
+    tokens = ["[CLS]", "the", "chair", "near", "the", "door", "[SEP]"]
+    door, elsewhere = torch.tensor([2.0, 1.0, 0.5]), torch.tensor([-1.0, 3.0, 0.5])
+    reads = [5, 5, 5, 0]  # door here, door 5 cm away, a second door elsewhere, [CLS]
+    weights = torch.nn.functional.one_hot(torch.tensor(reads), len(tokens)).float() * 0.9
+    centres = torch.stack([door, door + torch.tensor([0.05, 0.0, 0.0]), elsewhere, door])
+    output = GroundingOutput(
+        torch.zeros(1, 2, 4),
+        torch.zeros(1, 2, 7),
+        torch.zeros(1, 2),
+        torch.zeros(1, 2, 6),
+        centres.expand(1, 2, 4, 3),
+        weights.expand(1, 2, 4, 7),
+    )
+    anchors = located_anchors(output, 1, tokens)
+    assert [a.word for a in anchors] == ["door", "door"]
+    np.testing.assert_allclose([a.centre for a in anchors], [door.numpy(), elsewhere.numpy()])
+    assert anchors[0].weight == pytest.approx(0.9)
+    no_anchors = GroundingOutput(
+        torch.zeros(1, 2, 4), torch.zeros(1, 2, 7), torch.zeros(1, 2), torch.zeros(1, 2, 6)
+    )
+    assert located_anchors(no_anchors, 0, tokens) == ()

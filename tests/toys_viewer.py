@@ -49,7 +49,9 @@ def object_voxels(scene: Scene, xyz: torch.Tensor) -> torch.Tensor:
 
 
 def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
-    """A drop-in for ``LiftGS.ground``: query q <-> object q, scored 3 - q/2 when its name is in the text."""
+    """A drop-in for ``LiftGS.ground``: query q <-> object q, scored 3 - q/2 when its name is in the text.
+    Each query has one anchor: it reads the first other object name in the text and sits at that object's
+    voxel centre, or reads ``[CLS]`` (token 0) when the text names no other object."""
     by_size = {scene.num_points: scene for scene in scenes.values()}
     calls: list[list[str]] = []
 
@@ -63,6 +65,9 @@ def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
         mask_logits = torch.full((batch, queries, voxels), -8.0)
         scores = torch.full((batch, queries), -6.0)
         token_logits = torch.full((batch, queries, num_tokens), -4.0)
+        anchor_weights = torch.zeros(batch, queries, 1, num_tokens)
+        anchor_weights[..., 0] = 1.0
+        anchor_centres = torch.zeros(batch, queries, 1, 3)
         names = [scene.objects[i].name for i in sorted(scene.objects)]
         for b, tokens in enumerate(text.token_strings):
             for q, name in enumerate(names[:queries]):
@@ -70,7 +75,12 @@ def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
                 if name in tokens:
                     scores[b, q] = 3.0 - 0.5 * q
                     token_logits[b, q, tokens.index(name)] = 4.0
-        return GroundingOutput(mask_logits, token_logits, scores, torch.zeros(batch, queries, 6))
+                other = next((i for i, n in enumerate(names) if n != name and n in tokens), None)
+                if other is not None:
+                    anchor_weights[b, q, 0] = torch.eye(num_tokens)[tokens.index(names[other])]
+                    anchor_centres[b, q, 0] = features.points[inside[other]].mean(0)
+        boxes = torch.zeros(batch, queries, 6)
+        return GroundingOutput(mask_logits, token_logits, scores, boxes, anchor_centres, anchor_weights)
 
     ground.calls = calls
     return ground
