@@ -38,6 +38,10 @@ class EncoderConfig:
     """Width of optional extra per-point input features (besides xyz and rgb)."""
 
 
+CoefficientSource = Literal["query", "sentence", "query+sentence"]
+"""Where the relational geometry term's coefficients come from (``DecoderConfig.relation_coefficients``)."""
+
+
 @dataclass
 class DecoderConfig:
     """Grounding decoder in the Locate 3D shape (learned queries, text tokens, point features)."""
@@ -74,7 +78,7 @@ class DecoderConfig:
     """Let anchors choose among the sentence's words only, not its special tokens (``[CLS]``, ``[SEP]``,
     CLIP's start and end; ``TextFeatures.word_mask``): in runs whose anchors did not learn to find the
     anchor object, many read ``[CLS]``, whose map is the target's category. Needs ``anchor_slots``."""
-    relation_coefficients: str = "query"
+    relation_coefficients: CoefficientSource = "query"
     """Where the relational geometry term's per-feature coefficients come from: ``"query"`` (a projection of
     each query's features), ``"sentence"`` (a projection of the text's pooled embedding,
     ``TextFeatures.pooled``, shared by its queries) or ``"query+sentence"`` (their sum). Whether a relation

@@ -35,12 +35,14 @@ of the decoder without them.
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liftgs.model.affinity import LiftedAffinity
+from liftgs.model.config import CoefficientSource
 
 REFERENT_SCALE_INIT = 10.0
 """Initial multiplier of the anchor words' cosine before the sigmoid that makes the referent map (learned):
@@ -50,8 +52,6 @@ REFERENT_OFFSET_INIT = 0.5
 SQUARED_EPS = 1e-12
 """Floor under squared lengths (m^2) before a square root: d sqrt(x)/dx is infinite at 0, and a referent map
 whose sigmoids all underflow (every weight 0) would otherwise turn every gradient into NaN."""
-COEFFICIENT_SOURCES = ("query", "sentence", "query+sentence")
-"""Where ``AnchorGeometry`` takes its coefficients from (``DecoderConfig.relation_coefficients``)."""
 GEOMETRY_FEATURES = 2
 """Numbers per voxel and anchor: horizontal gap to the anchor, height above it (metres)."""
 RELATIVE_SPREAD_FLOOR = 0.1
@@ -124,14 +124,14 @@ class AnchorGeometry(nn.Module):
         relative: bool = False,
         lifted_referents: bool = True,
         steer_by_sigmoid: bool = False,
-        coefficient_source: str = "query",
+        coefficient_source: CoefficientSource = "query",
         sentence_dim: int = 0,
     ) -> None:
         super().__init__()
         if slots < 1:
             raise ValueError(f"decoder.anchor_slots must be >= 1 to build AnchorGeometry, got {slots}")
-        if coefficient_source not in COEFFICIENT_SOURCES:
-            choices = ", ".join(COEFFICIENT_SOURCES)
+        if coefficient_source not in get_args(CoefficientSource):
+            choices = ", ".join(get_args(CoefficientSource))
             got = coefficient_source
             raise ValueError(f"decoder.relation_coefficients must be one of {choices}; got {got}")
         if "sentence" in coefficient_source and sentence_dim < 1:
