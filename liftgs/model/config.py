@@ -84,7 +84,9 @@ class DecoderConfig:
     ``TextFeatures.pooled``, shared by its queries) or ``"query+sentence"`` (their sum). Whether a relation
     is "closest" or "farthest" is a property of the whole sentence: a logistic regression on MiniLM's pooled
     embeddings of the training split's phrasings tells the two apart for 179 of the 180 test-only phrasings
-    ("with the shortest distance to"). Needs ``anchor_slots``."""
+    ("with the shortest distance to"). Trained that way (``"sentence"``, three seeds on the synthetic
+    benchmark) the network gained on val but lost on those test-only phrasings (README). Needs
+    ``anchor_slots``."""
     colour_channels: int = 0
     """Width of the voxel-colour term (``liftgs.model.relations.VoxelColour``): an embedding of each voxel's
     RGB dotted with a query projection, added to the mask logits. 0 = off."""
