@@ -11,11 +11,14 @@ import torch
 import torch.nn.functional as F
 from toys_model import HashTextEncoder, tiny_config
 
+from liftgs.data.synthetic.expressions import RELATIONS
 from liftgs.model.affinity import LiftedAffinity
+from liftgs.model.config import SYNTHETIC_RELATION_KINDS
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.relations import (
     AnchorGeometry,
     VoxelColour,
+    candidate_gate,
     candidate_weights,
     referent_centres,
     standardise,
@@ -217,6 +220,7 @@ def test_grounded_anchors_learn_where_the_anchor_is_from_expressions_that_name_i
         },
         {"anchors_grounded": True, "relation_coefficients": "query+sentence"},
         {"candidate_relative": True, "anchors_grounded": True, "relation_coefficients": "sentence"},
+        {"candidate_relative": True, "anchors_grounded": True, "relation_coefficients": "query+relation"},
     ],
 )
 def test_relational_terms_start_neutral(options):
@@ -300,6 +304,60 @@ def test_sentence_coefficients_follow_the_pooled_text_and_are_shared_by_its_quer
     assert not torch.allclose(values[0], values[1])  # two sentences, two sets of coefficients
     with pytest.raises(ValueError, match="need the pooled text embedding"):
         anchors.coefficient_values(queries, None)
+
+
+def test_gated_relational_terms_change_only_the_querys_candidates():
+    """With ``gate_relational_terms`` the terms reach a voxel in proportion to how much the query already
+    favours it (``candidate_gate``): the logits move by ``gate * term``, so voxels the query does not
+    consider keep their logits, however large the terms."""
+    model = relational_model(2, 8, anchors_grounded=True, gate_relational_terms=True).eval()
+    heads = model.decoder.heads
+    with torch.no_grad():
+        for layer in (heads.anchors.coefficients, heads.colour.query):
+            layer.weight.normal_(std=5.0)
+        heads.mask_log_scale.fill_(4.0)  # a confident base mask: some voxels clear candidates, most not
+        heads.mask_bias.fill_(-10.0)
+    g = torch.Generator().manual_seed(0)
+    points, colours, names, _, _, text = cubes_and_pillar(g, "distance")
+    with torch.no_grad():
+        scene = model.encode_scene(points, colours, name_features(model)[names])
+        gated = model.ground(scene, model.encode_text([text])).mask_logits
+        heads.gate_relational_terms = False
+        ungated = model.ground(scene, model.encode_text([text])).mask_logits
+        heads.anchors = heads.colour = None
+        base = model.ground(scene, model.encode_text([text])).mask_logits
+    gate = candidate_gate(base)
+    assert torch.allclose(gated - base, gate * (ungated - base), atol=1e-4)
+    assert gate.amax(-1).eq(1).all() and (gate >= 0).all()
+    moved = (gated - base).abs()
+    assert moved[gate < 1e-3].max() < moved[gate > 0.5].max() / 100
+
+
+@pytest.mark.parametrize("source", ["relation", "query+relation"])
+def test_relation_coefficients_are_the_classifiers_mixture_of_per_kind_rows(source):
+    """With ``relation`` sources a text's coefficients are its relation classifier's softmax times a table
+    of one row per kind: a sentence the classifier reads as kind 1 gets row 1, whatever its queries."""
+    torch.manual_seed(0)
+    anchors = AnchorGeometry(4, 4, slots=1, coefficient_source=source, sentence_dim=3, relation_kinds=2)
+    with torch.no_grad():
+        anchors.relation_classifier.weight.copy_(torch.tensor([[50.0, 0.0, 0.0], [0.0, 50.0, 0.0]]))
+        anchors.relation_classifier.bias.zero_()
+        anchors.relation_table.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.5]]))
+    queries = torch.randn(2, 3, 4)  # [B, Q, d_model]
+    sentences = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])  # kind 1, kind 0 (scale-free: unit first)
+    assert anchors.relation_logits(sentences).argmax(-1).tolist() == [1, 0]
+    own = 0.0 if anchors.coefficients is None else anchors.coefficients(queries)
+    expected = torch.tensor([[1.0, 0.5], [-1.0, 0.0]]).unsqueeze(1) + own
+    assert torch.allclose(anchors.coefficient_values(queries, sentences), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="need the pooled text embedding"):
+        anchors.coefficient_values(queries, None)
+    plain = AnchorGeometry(4, 4, slots=1, coefficient_source="query")
+    with pytest.raises(ValueError, match="no relation classifier"):
+        plain.relation_logits(sentences)
+
+
+def test_relation_kinds_are_the_synthetic_benchmarks():
+    assert set(SYNTHETIC_RELATION_KINDS) == set(RELATIONS)
 
 
 def test_degenerate_referents_and_candidates_give_finite_gradients():
@@ -468,6 +526,10 @@ def test_relational_terms_refuse_what_they_cannot_use():
     config.decoder.anchors_grounded = True
     with pytest.raises(ValueError, match="relation_coefficients must be one of"):
         LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.relation_coefficients, config.decoder.relation_kinds = "relation", ()
+    with pytest.raises(ValueError, match="relation_kinds: the relation classifier needs at least one kind"):
+        LiftGS(config, text_encoder=HashTextEncoder())
+    config.decoder.relation_kinds = SYNTHETIC_RELATION_KINDS
     config.decoder.anchor_slots, config.decoder.relation_coefficients = 0, "query"
     config.decoder.anchors_grounded = False
     config.decoder.colour_channels = 0

@@ -6,13 +6,13 @@ import pytest
 import torch
 from toys_training import poisoned, tiny_network, toy_expressions, toy_scene
 
-from liftgs.losses.criterion import LossConfig, scene_losses
+from liftgs.losses.criterion import IGNORED_RELATION, LossConfig, scene_losses
 from liftgs.losses.rendering import render_views
 from liftgs.model import LiftGS
 from liftgs.render import rasterize
 from liftgs.train.batch import build_scene_batch, expression_targets
 from liftgs.train.cache import SceneTensors
-from liftgs.train.step import batch_losses, forward_scene
+from liftgs.train.step import batch_losses, forward_scene, relation_indices
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,34 @@ def test_anchor_word_loss_trains_the_anchor_slots_from_named_anchors(tensors):
     assert network.decoder.heads.anchors.anchor_align.weight.grad.abs().sum() > 0
     no_anchor = build_scene_batch(tensors, targets[:1], [0, 3], "views")
     assert "anchor_words" not in batch_losses(network, [no_anchor], LossConfig(anchor_words=1.0))[0]
+
+
+def test_relation_loss_trains_the_relation_classifier_from_annotated_kinds(tensors):
+    """With ``relation`` coefficients and ``LossConfig.relation``, texts whose annotation names their relation
+    kind add its cross-entropy, which reaches the classifier; unknown kinds add nothing; a decoder without a
+    classifier refuses the loss."""
+    config = tiny_network()
+    config.decoder.anchor_slots, config.decoder.anchors_grounded = 1, True
+    config.decoder.relation_coefficients = "relation"
+    torch.manual_seed(0)
+    network = LiftGS(config)
+    expressions = toy_expressions()[2:]
+    expressions[0].relation, expressions[1].relation = "near", "not-a-kind"
+    targets = expression_targets("toy0000", expressions, tensors.object_names)
+    assert [target.relation for target in targets] == ["near", "not-a-kind"]
+    kinds = config.decoder.relation_kinds
+    labels = relation_indices([t.relation for t in targets], kinds)
+    assert labels.tolist() == [kinds.index("near"), IGNORED_RELATION]
+    batch = build_scene_batch(tensors, targets, [0, 3], "views")
+    outputs = forward_scene(network, batch, LossConfig(relation=1.0))
+    logits = outputs.relation_logits[:1]
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([kinds.index("near")]))
+    losses, _ = batch_losses(network, [batch], LossConfig(relation=1.0))
+    assert torch.allclose(losses["relation"], expected)
+    losses["relation"].backward()
+    assert network.decoder.heads.anchors.relation_classifier.weight.grad.abs().sum() > 0
+    unknown = build_scene_batch(tensors, targets[1:], [0, 3], "views")
+    assert "relation" not in batch_losses(network, [unknown], LossConfig(relation=1.0))[0]
+    config.decoder.relation_coefficients = "query"
+    with pytest.raises(ValueError, match="loss.relation needs decoder.relation_coefficients"):
+        batch_losses(LiftGS(config), [batch], LossConfig(relation=1.0))

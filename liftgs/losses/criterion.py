@@ -14,7 +14,10 @@ in what a "mask" is:
 
 With ``LossConfig.anchor_words``, a model with anchor slots and targets that name their anchors
 (``ExpressionTargets.anchor_names``), the matched queries' slots are also asked to read the anchors' words
-(``anchor_word_loss``): a text-side label, like the alignment's target names.
+(``anchor_word_loss``): a text-side label, like the alignment's target names. With ``LossConfig.relation``
+and a decoder whose relational coefficients come from its relation classifier, texts whose annotation
+names their relation kind (``ExpressionTargets.relations``) also train that classifier (cross-entropy):
+another text-side label.
 
 Deep supervision: the same loss (own matching) on every decoder layer, intermediate layers weighted by
 ``LossConfig.aux``. Reconstruction losses (RGB L1, depth L1 on valid depth, optional feature cosine
@@ -36,6 +39,8 @@ from liftgs.losses.rendering import RenderedViews
 from liftgs.losses.targets import ExpressionTargets, Views
 
 GROUNDING_KEYS = ("mask_bce", "mask_dice", "token", "score")
+IGNORED_RELATION = -100
+"""Relation label of a text the relation loss skips (unknown kind; ``F.cross_entropy``'s ignore index)."""
 RECONSTRUCTION_KEYS = ("rgb", "depth", "feature")
 
 
@@ -67,6 +72,10 @@ class LossConfig:
     """Anchor-word loss (``anchor_word_loss``): the matched query's anchor slots should read the words that
     name the objects the text relates its target to, when the annotation lists them (``anchor_ids``: the
     synthetic benchmark, Sr3D). A text-side label like the alignment's target names; no 3D label."""
+    relation: float = 0.0
+    """Cross-entropy of the decoder's relation classifier (``DecoderConfig.relation_coefficients``
+    ``"relation"``) against the text's annotated relation kind, when it has one (``Expression.relation``:
+    the synthetic benchmark). A text-side label; no 3D label."""
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 
@@ -87,6 +96,9 @@ class SceneOutputs:
         positives: per text, [M, T] bool tokens naming each target (``liftgs.losses.tokens``).
         anchor_positives: per text, [A, T] bool tokens naming each of its anchors (``anchor_tokens``), or None
             when the targets list no anchors.
+        relation_logits: [B, R] the decoder's relation classifier, or None without one.
+        relation_labels: [B] int64 index of each text's relation kind (``IGNORED_RELATION`` = unknown), or
+            None when the relation loss is off or the targets name no relations.
         source_to_voxel: [P] int64 voxel of every source point (the 3D baseline maps its targets with it).
         rendered: the Gaussians rendered into the batch's views (``masks`` [L, B, Q, V, H, W] for the
             render-supervised path), or None when nothing was rendered.
@@ -98,6 +110,8 @@ class SceneOutputs:
     source_to_voxel: Tensor  # [P]
     rendered: RenderedViews | None
     anchor_positives: list[Tensor] | None = None
+    relation_logits: Tensor | None = None  # [B, R]
+    relation_labels: Tensor | None = None  # [B]
 
 
 @dataclass
@@ -290,6 +304,11 @@ def scene_losses(
                 losses["anchor_words"] = anchor
         for key, value in losses.items():
             weighted[key] = weighted.get(key, 0.0) + layer_weight * getattr(config, key) * value
+    labels = outputs.relation_labels
+    if config.relation and labels is not None and bool((labels != IGNORED_RELATION).any()):
+        assert outputs.relation_logits is not None  # labels are only built for a classifier
+        relation = F.cross_entropy(outputs.relation_logits, labels, ignore_index=IGNORED_RELATION)
+        weighted["relation"] = config.relation * relation
     if outputs.rendered is not None and views is not None:
         for key, value in reconstruction_losses(outputs.rendered, views).items():
             if getattr(config, key):

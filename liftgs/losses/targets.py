@@ -69,12 +69,16 @@ class ExpressionTargets:
         names: per text, the M target object names (positives of the token alignment loss).
         anchor_names: per text, the names of the other objects it relates its target to ("the chair closest
             to *the door*"; the anchor-word loss), or None when no annotation says.
+        relations: per text, the kind of reference that singles its target out (``Expression.relation``:
+            "closest", "color", ...; the relation loss), None for a text whose annotation does not say; or
+            None for the whole batch.
     """
 
     kind: Literal["views", "points"]
     masks: list[Tensor]
     names: list[list[str]]
     anchor_names: list[list[str]] | None = None
+    relations: list[str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("views", "points"):
@@ -83,6 +87,8 @@ class ExpressionTargets:
             raise ValueError(f"masks: {len(self.masks)} entries but names has {len(self.names)}")
         if self.anchor_names is not None and len(self.anchor_names) != len(self.names):
             raise ValueError(f"anchor_names: {len(self.anchor_names)} entries for {len(self.names)} texts")
+        if self.relations is not None and len(self.relations) != len(self.names):
+            raise ValueError(f"relations: {len(self.relations)} entries for {len(self.names)} texts")
         expected_dims = 4 if self.kind == "views" else 2
         for index, (mask, names) in enumerate(zip(self.masks, self.names, strict=True)):
             if mask.dim() != expected_dims or mask.shape[0] != len(names):

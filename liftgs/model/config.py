@@ -38,8 +38,26 @@ class EncoderConfig:
     """Width of optional extra per-point input features (besides xyz and rgb)."""
 
 
-CoefficientSource = Literal["query", "sentence", "query+sentence"]
+CoefficientSource = Literal["query", "sentence", "query+sentence", "relation", "query+relation"]
 """Where the relational geometry term's coefficients come from (``DecoderConfig.relation_coefficients``)."""
+
+SYNTHETIC_RELATION_KINDS = (
+    "category",
+    "color",
+    "largest",
+    "smallest",
+    "tallest",
+    "on",
+    "under",
+    "near",
+    "between",
+    "closest",
+    "farthest",
+    "wall",
+    "corner",
+    "middle",
+)
+"""The embedded benchmark's relation kinds (``Expression.relation``; see ``liftgs.data.synthetic``)."""
 
 
 @dataclass
@@ -85,8 +103,15 @@ class DecoderConfig:
     is "closest" or "farthest" is a property of the whole sentence: a logistic regression on MiniLM's pooled
     embeddings of the training split's phrasings tells the two apart for 179 of the 180 test-only phrasings
     ("with the shortest distance to"). Trained that way (``"sentence"``, three seeds on the synthetic
-    benchmark) the network gained on val but lost on those test-only phrasings (README). Needs
-    ``anchor_slots``."""
+    benchmark) the network gained on val but lost on those test-only phrasings (README). ``"relation"``
+    passes the pooled embedding through a relation classifier first: the coefficients are its softmax over
+    ``relation_kinds`` times a learned table (one coefficient row per kind), plus the query projection with
+    ``"query+relation"``; ``LossConfig.relation`` can supervise the classifier with the annotation's
+    relation kind (a text-side label). Needs ``anchor_slots``."""
+    relation_kinds: tuple[str, ...] = SYNTHETIC_RELATION_KINDS
+    """Classes of the relation classifier (``relation_coefficients`` ``"relation"``): the values of
+    ``Expression.relation`` the relation loss learns; texts whose relation is unknown or not listed are not
+    supervised."""
     colour_channels: int = 0
     """Width of the voxel-colour term (``liftgs.model.relations.VoxelColour``): an embedding of each voxel's
     RGB dotted with a query projection, added to the mask logits. 0 = off."""
@@ -115,6 +140,12 @@ class DecoderConfig:
     colour_anchors: bool = False
     """Add the colour term to each grounded anchor's referent map too, so "the white shelf" finds the white
     one of two shelves. Needs ``anchors_grounded`` and ``colour_channels``."""
+    gate_relational_terms: bool = False
+    """Scale the relational terms (geometry and colour) at every voxel by how much the query's other mask
+    terms already favour it: ``sigmoid(logits)`` over its largest value, detached (``candidate_gate``). The
+    terms then re-rank the query's candidates and cannot paint a voxel of another category that sits next
+    to the anchor ("the box closest to the table" landing on the cabinet beside the table). Needs
+    ``anchor_slots`` or ``colour_channels``."""
 
 
 @dataclass

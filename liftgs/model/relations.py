@@ -26,7 +26,14 @@ With ``candidate_relative`` both terms also see their numbers relative to the qu
 voxels its other mask terms already favour (``candidate_weights``): distances and heights standardised
 over them (``standardise``), colour embeddings minus their mean. An absolute distance shifts every chair's
 logits by its metres, so which chairs cross the mask threshold depends on the room; the standardised one
-raises the nearest look-alike and lowers the farthest by about the same amount in every room.
+raises the nearest look-alike and lowers the farthest by about the same amount in every room. With
+``gate_relational_terms`` the decoder also scales both terms by ``candidate_gate``, so they re-rank the
+candidates instead of painting whatever lies next to the anchor.
+
+The coefficients of the geometry term come from the query, from the pooled sentence, or from a relation
+classifier on the pooled sentence (its softmax over relation kinds times a learned row per kind:
+``coefficient_source``); "closest" or "farthest" is the sentence's, and the classifier can be trained on
+the annotated kind (``LossConfig.relation``).
 
 Both start neutral: the query-side projections are zero-initialised, so a fresh model's logits equal those
 of the decoder without them.
@@ -65,6 +72,14 @@ def candidate_weights(mask_logits: Tensor) -> Tensor:
     trained through them)."""
     weights = torch.sigmoid(mask_logits.detach())
     return weights / weights.sum(-1, keepdim=True).clamp_min(1e-6)
+
+
+def candidate_gate(mask_logits: Tensor) -> Tensor:
+    """[B, Q, Pv] mask logits -> [B, Q, Pv] in [0, 1]: ``sigmoid(logits)`` over its largest value per query,
+    detached. Multiplying a relational term by it (``DecoderConfig.gate_relational_terms``) keeps the term
+    to the voxels the query already favours."""
+    probs = torch.sigmoid(mask_logits.detach())
+    return probs / probs.amax(-1, keepdim=True).clamp_min(1e-6)
 
 
 def pick_words(
@@ -126,6 +141,7 @@ class AnchorGeometry(nn.Module):
         steer_by_sigmoid: bool = False,
         coefficient_source: CoefficientSource = "query",
         sentence_dim: int = 0,
+        relation_kinds: int = 0,
     ) -> None:
         super().__init__()
         if slots < 1:
@@ -134,8 +150,11 @@ class AnchorGeometry(nn.Module):
             choices = ", ".join(get_args(CoefficientSource))
             got = coefficient_source
             raise ValueError(f"decoder.relation_coefficients must be one of {choices}; got {got}")
-        if "sentence" in coefficient_source and sentence_dim < 1:
+        reads_sentence = coefficient_source != "query"
+        if reads_sentence and sentence_dim < 1:
             raise ValueError("AnchorGeometry: sentence coefficients need the pooled text embedding's width")
+        if "relation" in coefficient_source and relation_kinds < 1:
+            raise ValueError("decoder.relation_kinds: the relation classifier needs at least one kind")
         self.slots = slots
         self.steer_by_sigmoid = steer_by_sigmoid
         self.relative = relative
@@ -155,6 +174,10 @@ class AnchorGeometry(nn.Module):
             if layer is not None:
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+        self.relation_classifier = None
+        if "relation" in coefficient_source:
+            self.relation_classifier = nn.Linear(sentence_dim, relation_kinds)
+            self.relation_table = nn.Parameter(torch.zeros(relation_kinds, outputs))  # zero: starts neutral
 
     def forward(
         self,
@@ -177,16 +200,29 @@ class AnchorGeometry(nn.Module):
         return (self.coefficient_values(queries, sentence).view(shape) * features).sum(dim=(2, 4)), centres
 
     def coefficient_values(self, queries: Tensor, sentence: Tensor | None) -> Tensor:
-        """[B, Q, slots * features_per_anchor]: the query projection, the (unit) pooled sentence embedding's
-        projection shared by the text's queries, or their sum (``coefficient_source``)."""
+        """[B, Q, slots * features_per_anchor], by ``coefficient_source``: the query projection, the (unit)
+        pooled sentence embedding's projection shared by the text's queries, the relation classifier's
+        softmax times the table of per-kind coefficients (also shared), or the query's plus one of those."""
         values = queries.new_zeros(*queries.shape[:2], self.slots * self.features_per_anchor)
         if self.coefficients is not None:
             values = values + self.coefficients(queries)
+        if self.sentence_coefficients is None and self.relation_classifier is None:
+            return values
+        if sentence is None:
+            raise ValueError("AnchorGeometry: sentence coefficients need the pooled text embedding")
         if self.sentence_coefficients is not None:
-            if sentence is None:
-                raise ValueError("AnchorGeometry: sentence coefficients need the pooled text embedding")
             values = values + self.sentence_coefficients(F.normalize(sentence, dim=-1)).unsqueeze(1)
+        if self.relation_classifier is not None:
+            kinds = self.relation_logits(sentence).softmax(-1)  # [B, R]
+            values = values + (kinds @ self.relation_table).unsqueeze(1)
         return values
+
+    def relation_logits(self, sentence: Tensor) -> Tensor:
+        """[B, R]: the relation classifier's logits over ``DecoderConfig.relation_kinds`` from the pooled
+        text embedding [B, Dt] (unit-normalised first), for coefficient sources with ``"relation"``."""
+        if self.relation_classifier is None:
+            raise ValueError("AnchorGeometry: no relation classifier (relation_coefficients without it)")
+        return self.relation_classifier(F.normalize(sentence, dim=-1))
 
     def token_weights(
         self, queries: Tensor, words: Tensor, target_logits: Tensor, token_mask: Tensor

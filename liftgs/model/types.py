@@ -164,8 +164,11 @@ class GroundingOutput:
             located (weighted centre of their referent maps, metres); None without the term.
         anchor_token_weights: [B, Q, K, T] which words each of those anchors reads (a softmax over the
             text's tokens); None without the term.
+        relation_logits: [B, R] the relation classifier's logits over ``DecoderConfig.relation_kinds``
+            (one per text: it reads the pooled sentence only); None unless the coefficients come from it.
         aux: one dict per decoder layer (the last equals the final outputs) with keys
-            ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` (and the two ``anchor_*``) as above.
+            ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` (and the two ``anchor_*``,
+            ``relation_logits``) as above.
     """
 
     mask_logits: Tensor  # [B, Q, Pv]
@@ -174,6 +177,7 @@ class GroundingOutput:
     boxes: Tensor  # [B, Q, 6]
     anchor_centres: Tensor | None = None  # [B, Q, K, 3]
     anchor_token_weights: Tensor | None = None  # [B, Q, K, T]
+    relation_logits: Tensor | None = None  # [B, R]
     aux: list[dict[str, Tensor]] = field(default_factory=list)
 
 

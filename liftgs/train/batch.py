@@ -136,13 +136,15 @@ def scene_views(tensors: SceneTensors, frame_ids: list[int]) -> Views:
 
 @dataclass
 class TextTarget:
-    """One training text, the objects it refers to, the category name that marks its positive tokens and
-    the names of the other objects it relates them to (its anchors; empty when unknown)."""
+    """One training text, the objects it refers to, the category name that marks its positive tokens, the
+    names of the other objects it relates them to (its anchors; empty when unknown) and the kind of that
+    relation (``Expression.relation``; None when unknown)."""
 
     text: str
     object_ids: list[int]
     name: str
     anchor_names: list[str] = field(default_factory=list)
+    relation: str | None = None
 
 
 def expression_targets(
@@ -156,7 +158,11 @@ def expression_targets(
     names = object_names or {}
     return [
         TextTarget(
-            e.description, [e.object_id], e.object_name, [names[i] for i in e.anchor_ids if i in names]
+            e.description,
+            [e.object_id],
+            e.object_name,
+            [names[i] for i in e.anchor_ids if i in names],
+            e.relation,
         )
         for e in expressions
     ]
@@ -221,6 +227,7 @@ def build_scene_batch(
             masks=masks,
             names=[[target.name] * len(target.object_ids) for target in targets],
             anchor_names=[target.anchor_names for target in targets],
+            relations=[target.relation for target in targets],
         ),
         views=None if frame_ids is None else scene_views(tensors, frame_ids),
         point_features=tensors.point_features,

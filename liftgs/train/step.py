@@ -13,7 +13,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from liftgs.losses.criterion import LossConfig, SceneOutputs, match_metrics, scene_losses
+from liftgs.losses.criterion import (
+    IGNORED_RELATION,
+    LossConfig,
+    SceneOutputs,
+    match_metrics,
+    scene_losses,
+)
 from liftgs.losses.rendering import render_views
 from liftgs.losses.tokens import anchor_tokens, positive_tokens
 from liftgs.train.batch import SceneBatch, TrainBatch
@@ -28,6 +34,9 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
 
     Masks are rendered only for 2D targets (every decoder layer when deep supervision is on, else the last);
     RGB/depth are rendered whenever the batch has views.
+
+    Raises:
+        ValueError: ``config.relation`` is on but the model has no relation classifier.
     """
     scene = model.encode(batch)
     text = batch.queries if batch.queries is not None else model.encode_text(batch.texts)
@@ -47,6 +56,12 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
             anchor_tokens(strings, names, length).to(text.mask.device)
             for strings, names in zip(text.token_strings, batch.targets.anchor_names, strict=True)
         ]
+    if config.relation and output.relation_logits is None:
+        raise ValueError("loss.relation needs decoder.relation_coefficients 'relation' or 'query+relation'")
+    relation_labels = None
+    if config.relation and batch.targets.relations is not None:
+        relation_labels = relation_indices(batch.targets.relations, model.config.decoder.relation_kinds)
+        relation_labels = relation_labels.to(text.mask.device)
     rendered = None
     if batch.views is not None:
         mask_logits = None
@@ -58,9 +73,18 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
         text_mask=text.mask,
         positives=positives,
         anchor_positives=anchor_positives,
+        relation_logits=output.relation_logits,
+        relation_labels=relation_labels,
         source_to_voxel=scene.source_to_voxel,
         rendered=rendered,
     )
+
+
+def relation_indices(relations: list[str | None], kinds: tuple[str, ...]) -> Tensor:
+    """[B] int64: each text's relation as an index into ``kinds``, ``IGNORED_RELATION`` when it is None or
+    not among them (no relation loss for that text)."""
+    index = {kind: i for i, kind in enumerate(kinds)}
+    return torch.tensor([index.get(r, IGNORED_RELATION) if r else IGNORED_RELATION for r in relations])
 
 
 def batch_losses(
