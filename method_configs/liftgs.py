@@ -43,9 +43,10 @@ def training_network() -> LiftGSConfig:
     """The network the default runs train: a small serialised point transformer over 0.1 m voxels that
     reads xyz, rgb and the points' lifted pseudo-label features (``liftgs.pseudo.lift``, 32 wide); a
     two-layer decoder with the lifted affinity, the relational terms (two anchors per query, located by the
-    decoder's own mask heads together with the colour term, and a 16-wide voxel-colour term keyed on the
-    words each reader picks; both terms also measured relative to the query's candidates) and heads that
-    read the target words' own embeddings."""
+    decoder's own mask heads together with the colour term, the anchors' coefficients set by a relation
+    classifier on the pooled sentence, and a 16-wide voxel-colour term keyed on the words each reader picks;
+    both terms also measured relative to the query's candidates) and heads that read the target words' own
+    embeddings."""
     return LiftGSConfig(
         voxel_size=0.1,
         max_points=3000,
@@ -66,6 +67,7 @@ def training_network() -> LiftGSConfig:
             align_dim=64,
             lifted_affinity=True,
             anchor_slots=2,
+            relation_coefficients="relation",
             colour_channels=16,
             read_target_words=True,
             anchors_grounded=True,
@@ -95,7 +97,9 @@ def trainer_config(method_name: str, supervision: Supervision) -> TrainerConfig:
                     scenes_per_batch=1, expressions_per_scene=8, views_per_scene=3, category_prompts=2
                 ),
             ),
-            model=LiftGSModelConfig(network=training_network(), loss=LossConfig(anchor_words=1.0)),
+            model=LiftGSModelConfig(
+                network=training_network(), loss=LossConfig(anchor_words=1.0, relation=1.0)
+            ),
         ),
         optimizers={
             "liftgs": {

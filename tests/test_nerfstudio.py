@@ -129,8 +129,9 @@ def test_ns_train_stops_in_one_line_when_the_lifted_features_do_not_fit_the_affi
 
 def test_both_supervisions_train_the_same_network_with_the_same_text_losses():
     """``liftgs`` and ``liftgs-3d`` differ only in the mask supervision; both ask the anchor slots to read
-    the annotated anchors' names."""
+    the annotated anchors' names and the relation classifier to name the annotated relation kind."""
     render, three_d = liftgs.config.pipeline.model, liftgs_3d.config.pipeline.model
     assert render.network == three_d.network == training_network()
     assert render.network.decoder.anchor_slots > 0 and render.loss.anchor_words > 0
+    assert render.network.decoder.relation_coefficients == "relation" and render.loss.relation > 0
     assert render.loss == three_d.loss

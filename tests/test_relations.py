@@ -18,7 +18,6 @@ from liftgs.model.liftgs import LiftGS
 from liftgs.model.relations import (
     AnchorGeometry,
     VoxelColour,
-    candidate_gate,
     candidate_weights,
     referent_centres,
     standardise,
@@ -304,33 +303,6 @@ def test_sentence_coefficients_follow_the_pooled_text_and_are_shared_by_its_quer
     assert not torch.allclose(values[0], values[1])  # two sentences, two sets of coefficients
     with pytest.raises(ValueError, match="need the pooled text embedding"):
         anchors.coefficient_values(queries, None)
-
-
-def test_gated_relational_terms_change_only_the_querys_candidates():
-    """With ``gate_relational_terms`` the terms reach a voxel in proportion to how much the query already
-    favours it (``candidate_gate``): the logits move by ``gate * term``, so voxels the query does not
-    consider keep their logits, however large the terms."""
-    model = relational_model(2, 8, anchors_grounded=True, gate_relational_terms=True).eval()
-    heads = model.decoder.heads
-    with torch.no_grad():
-        for layer in (heads.anchors.coefficients, heads.colour.query):
-            layer.weight.normal_(std=5.0)
-        heads.mask_log_scale.fill_(4.0)  # a confident base mask: some voxels clear candidates, most not
-        heads.mask_bias.fill_(-10.0)
-    g = torch.Generator().manual_seed(0)
-    points, colours, names, _, _, text = cubes_and_pillar(g, "distance")
-    with torch.no_grad():
-        scene = model.encode_scene(points, colours, name_features(model)[names])
-        gated = model.ground(scene, model.encode_text([text])).mask_logits
-        heads.gate_relational_terms = False
-        ungated = model.ground(scene, model.encode_text([text])).mask_logits
-        heads.anchors = heads.colour = None
-        base = model.ground(scene, model.encode_text([text])).mask_logits
-    gate = candidate_gate(base)
-    assert torch.allclose(gated - base, gate * (ungated - base), atol=1e-4)
-    assert gate.amax(-1).eq(1).all() and (gate >= 0).all()
-    moved = (gated - base).abs()
-    assert moved[gate < 1e-3].max() < moved[gate > 0.5].max() / 100
 
 
 @pytest.mark.parametrize("source", ["relation", "query+relation"])

@@ -107,7 +107,9 @@ class DecoderConfig:
     passes the pooled embedding through a relation classifier first: the coefficients are its softmax over
     ``relation_kinds`` times a learned table (one coefficient row per kind), plus the query projection with
     ``"query+relation"``; ``LossConfig.relation`` can supervise the classifier with the annotation's
-    relation kind (a text-side label). Needs ``anchor_slots``."""
+    relation kind (a text-side label). With that loss, ``"relation"`` is the method configs' choice: over
+    three seeds on the synthetic benchmark it beat ``"query"`` by 2.4 points on val and 4.7 on test
+    (Acc@0.25), most on the test-only phrasings (README). Needs ``anchor_slots``."""
     relation_kinds: tuple[str, ...] = SYNTHETIC_RELATION_KINDS
     """Classes of the relation classifier (``relation_coefficients`` ``"relation"``): the values of
     ``Expression.relation`` the relation loss learns; texts whose relation is unknown or not listed are not
@@ -140,12 +142,6 @@ class DecoderConfig:
     colour_anchors: bool = False
     """Add the colour term to each grounded anchor's referent map too, so "the white shelf" finds the white
     one of two shelves. Needs ``anchors_grounded`` and ``colour_channels``."""
-    gate_relational_terms: bool = False
-    """Scale the relational terms (geometry and colour) at every voxel by how much the query's other mask
-    terms already favour it: ``sigmoid(logits)`` over its largest value, detached (``candidate_gate``). The
-    terms then re-rank the query's candidates and cannot paint a voxel of another category that sits next
-    to the anchor ("the box closest to the table" landing on the cabinet beside the table). Needs
-    ``anchor_slots`` or ``colour_channels``."""
 
 
 @dataclass

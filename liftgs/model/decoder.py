@@ -15,11 +15,10 @@ grounding score and an axis-aligned box (centre and size refine the query's mask
 statistics). With ``lifted_affinity`` the mask logits also get the open-vocabulary prior of
 ``liftgs.model.affinity``, and with ``anchor_slots`` / ``colour_channels`` the relational terms of
 ``liftgs.model.relations`` (all before the boxes read them; with ``candidate_relative`` they are also measured
-against the voxels the other terms favour, with ``gate_relational_terms`` scaled down where those terms
-do not favour a voxel, and with ``anchors_grounded`` these same heads locate the anchors: each anchor's
-referent map is the mask they paint for its words, with ``colour_anchors`` plus the colour term). With
-``read_target_words`` each query, after its token alignment, adds a projection of the text encoder's
-embeddings of the words it aligns with, and the mask, score, box and relational heads read
+against the voxels the other terms favour, and with ``anchors_grounded`` these same heads locate the
+anchors: each anchor's referent map is the mask they paint for its words, with ``colour_anchors`` plus the
+colour term). With ``read_target_words`` each query, after its token alignment, adds a projection of the
+text encoder's embeddings of the words it aligns with, and the mask, score, box and relational heads read
 that query. All layers' outputs are kept for deep supervision.
 """
 
@@ -33,7 +32,7 @@ from torch import Tensor, nn
 
 from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.config import DecoderConfig
-from liftgs.model.relations import AnchorGeometry, VoxelColour, candidate_gate, candidate_weights
+from liftgs.model.relations import AnchorGeometry, VoxelColour, candidate_weights
 from liftgs.model.types import DecoderPoints, GroundingOutput, TextFeatures
 
 PAD_LOGIT = -1e4
@@ -168,11 +167,9 @@ class GroundingHeads(nn.Module):
                 raise ValueError(f"decoder.{name} needs anchor_slots")
         if config.relation_coefficients != "query" and not config.anchor_slots:
             raise ValueError("decoder.relation_coefficients other than 'query' needs anchor_slots")
-        for name in ("candidate_relative", "gate_relational_terms"):
-            if getattr(config, name) and not (config.anchor_slots or config.colour_channels):
-                raise ValueError(f"decoder.{name} needs anchor_slots or colour_channels")
+        if config.candidate_relative and not (config.anchor_slots or config.colour_channels):
+            raise ValueError("decoder.candidate_relative needs anchor_slots or colour_channels")
         self.candidate_relative = config.candidate_relative
-        self.gate_relational_terms = config.gate_relational_terms
         self.anchors_grounded = config.anchors_grounded
         self.anchors_read_words_only = config.anchors_read_words_only
         self.anchors = None
@@ -234,17 +231,15 @@ class GroundingHeads(nn.Module):
         q = self._read_words(q, token_weights, text)
         mask_logits = self._mask_logits(q, p, token_weights, text, prepared)  # [B, Q, P]
         candidates = candidate_weights(mask_logits) if self.candidate_relative else None
-        gate = candidate_gate(mask_logits) if self.gate_relational_terms else 1.0  # [B, Q, P] or 1
         if self.anchors is not None:
             choices = text.word_mask() if self.anchors_read_words_only else text.mask
             anchor_weights = self.anchors.token_weights(q, words, token_logits, choices)  # [B, Q, K, T]
             referents = self._anchor_referents(anchor_weights, words, text, p, prepared)
             geometry, anchor_centres = self.anchors(q, referents, xyz, candidates, text.pooled)
-            mask_logits = mask_logits + gate * geometry
+            mask_logits = mask_logits + geometry
         if self.colour is not None:
             assert prepared.colour is not None  # ``GroundingDecoder.prepare`` requires it
-            colour = self.colour(q, prepared.colour, candidates, text.tokens, text.mask)
-            mask_logits = mask_logits + gate * colour
+            mask_logits = mask_logits + self.colour(q, prepared.colour, candidates, text.tokens, text.mask)
         outputs = {
             "mask_logits": mask_logits,
             "token_logits": token_logits,

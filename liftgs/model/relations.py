@@ -26,9 +26,7 @@ With ``candidate_relative`` both terms also see their numbers relative to the qu
 voxels its other mask terms already favour (``candidate_weights``): distances and heights standardised
 over them (``standardise``), colour embeddings minus their mean. An absolute distance shifts every chair's
 logits by its metres, so which chairs cross the mask threshold depends on the room; the standardised one
-raises the nearest look-alike and lowers the farthest by about the same amount in every room. With
-``gate_relational_terms`` the decoder also scales both terms by ``candidate_gate``, so they re-rank the
-candidates instead of painting whatever lies next to the anchor.
+raises the nearest look-alike and lowers the farthest by about the same amount in every room.
 
 The coefficients of the geometry term come from the query, from the pooled sentence, or from a relation
 classifier on the pooled sentence (its softmax over relation kinds times a learned row per kind:
@@ -72,14 +70,6 @@ def candidate_weights(mask_logits: Tensor) -> Tensor:
     trained through them)."""
     weights = torch.sigmoid(mask_logits.detach())
     return weights / weights.sum(-1, keepdim=True).clamp_min(1e-6)
-
-
-def candidate_gate(mask_logits: Tensor) -> Tensor:
-    """[B, Q, Pv] mask logits -> [B, Q, Pv] in [0, 1]: ``sigmoid(logits)`` over its largest value per query,
-    detached. Multiplying a relational term by it (``DecoderConfig.gate_relational_terms``) keeps the term
-    to the voxels the query already favours."""
-    probs = torch.sigmoid(mask_logits.detach())
-    return probs / probs.amax(-1, keepdim=True).clamp_min(1e-6)
 
 
 def pick_words(

@@ -34,9 +34,6 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
 
     Masks are rendered only for 2D targets (every decoder layer when deep supervision is on, else the last);
     RGB/depth are rendered whenever the batch has views.
-
-    Raises:
-        ValueError: ``config.relation`` is on but the model has no relation classifier.
     """
     scene = model.encode(batch)
     text = batch.queries if batch.queries is not None else model.encode_text(batch.texts)
@@ -56,10 +53,8 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
             anchor_tokens(strings, names, length).to(text.mask.device)
             for strings, names in zip(text.token_strings, batch.targets.anchor_names, strict=True)
         ]
-    if config.relation and output.relation_logits is None:
-        raise ValueError("loss.relation needs decoder.relation_coefficients 'relation' or 'query+relation'")
     relation_labels = None
-    if config.relation and batch.targets.relations is not None:
+    if config.relation and output.relation_logits is not None and batch.targets.relations is not None:
         relation_labels = relation_indices(batch.targets.relations, model.config.decoder.relation_kinds)
         relation_labels = relation_labels.to(text.mask.device)
     rendered = None
