@@ -154,8 +154,18 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class ReadRelation:
+    """What the decoder's relation classifier reads the text as: a kind of ``DecoderConfig.relation_kinds``
+    ("closest", "color", ...) and its softmax probability."""
+
+    kind: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class GroundingResult:
-    """The answer to one query on one scene: the top candidates, best first."""
+    """The answer to one query on one scene: the top candidates, best first, and the relation the model
+    read (None for a model without the relation classifier)."""
 
     scene_id: str
     text: str
@@ -163,6 +173,7 @@ class GroundingResult:
     token_strings: list[str]
     candidates: list[Candidate]
     seconds: float
+    relation: ReadRelation | None = None
 
 
 class ViewerEngine:
@@ -290,4 +301,13 @@ class ViewerEngine:
             token_strings=list(text_features.token_strings[0]),
             candidates=candidates,
             seconds=time.perf_counter() - start,
+            relation=self._read_relation(output.relation_logits),
         )
+
+    def _read_relation(self, relation_logits: torch.Tensor | None) -> ReadRelation | None:
+        """The most probable relation kind of text 0 (relation_logits [B, R]), or None without them."""
+        if relation_logits is None:
+            return None
+        probabilities = torch.softmax(relation_logits[0].float(), dim=-1)
+        best = int(probabilities.argmax())
+        return ReadRelation(self.model.config.decoder.relation_kinds[best], float(probabilities[best]))

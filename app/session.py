@@ -264,9 +264,11 @@ class ClientSession:
             self._draw_anchors(candidate.anchors)
             self._show_result_lists(result)
             count = int(selected(probs, threshold).sum())
+            relation = result.relation
             self.panel.status.content = (
                 f"**{candidate.label}** (candidate {candidate_index + 1}) · score {candidate.score:.2f}  \n"
-                f"{count} of {len(splats)} Gaussians ≥ {threshold:.2f} · {result.seconds * 1000:.0f} ms"
+                + ("" if relation is None else f"read as *{relation.kind}* ({relation.probability:.2f})  \n")
+                + f"{count} of {len(splats)} Gaussians ≥ {threshold:.2f} · {result.seconds * 1000:.0f} ms"
                 + ("" if box is not None else "  \nNothing reaches the threshold: lower it.")
             )
             self._show_tokens(result, candidate_index)

@@ -108,11 +108,12 @@ def test_query_highlights_the_named_object_and_draws_its_box(viewer, scenes):
     client.close()
 
 
-def test_anchors_mark_where_the_query_found_the_other_named_object(viewer, scenes):
+def test_anchors_and_the_read_relation_show_how_the_query_was_read(viewer, scenes):
     app_, _ = viewer
     client = connect(app_)
-    type_query(client, "the chair near the table", "chair 0")
+    type_query(client, "the chair closest to the table", "chair 0")
     client.wait_until(lambda: "/grounding/anchors/0/label" in client.nodes)
+    assert "read as *closest* (0.92)" in markdowns(client)  # softmax of 5 against 13 zeros
     assert client.nodes["/grounding/anchors/0/label"]["text"] == "table · 1.00"
     session = next(iter(app_.sessions.values()))
     table = app_.engine.load("toy0000")
@@ -125,6 +126,7 @@ def test_anchors_mark_where_the_query_found_the_other_named_object(viewer, scene
     client.set_value(client.gui_id("Anchors"), True)
     type_query(client, "the table", "table 2")  # names nothing else: its anchor reads [CLS], not shown
     client.wait_until(lambda: not any(name.startswith("/grounding/anchors/") for name in client.nodes))
+    assert "read as *category*" in markdowns(client)
     client.close()
 
 

@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 import torch
+from toys_model import HashTextEncoder, tiny_config
 
-from app.engine import located_anchors
+from app.engine import ReadRelation, ViewerEngine, located_anchors
 from app.export import export_stem
 from app.highlight import DIM_OPACITY, DIM_RGB, HIGHLIGHT_RGB, highlight
 from app.render2d import camera_to_world, pinhole, render_view
@@ -19,6 +20,7 @@ from app.splats import Splats
 from app.state import ClientState, normalize_query, parse_negatives, push_history
 from app.worker import LatestWinsWorker
 from app.wsclient import _matrix_to_wxyz
+from liftgs.model.liftgs import LiftGS
 from liftgs.model.types import Gaussians, GroundingOutput
 
 
@@ -165,3 +167,15 @@ def test_located_anchors_keep_one_marker_per_word_and_place_and_skip_special_tok
         torch.zeros(1, 2, 4), torch.zeros(1, 2, 7), torch.zeros(1, 2), torch.zeros(1, 2, 6)
     )
     assert located_anchors(no_anchors, 0, tokens) == ()
+
+
+def test_the_engine_reads_the_relation_classifiers_most_probable_kind():
+    model = LiftGS(tiny_config(), text_encoder=HashTextEncoder())
+    engine = ViewerEngine(model, ["toy0000"], lambda scene_id: None)
+    kinds = model.config.decoder.relation_kinds
+    logits = torch.zeros(2, len(kinds))
+    logits[0, kinds.index("farthest")] = 5.0  # text 0 is the query; the rest are negatives
+    logits[1, kinds.index("closest")] = 9.0
+    read = engine._read_relation(logits)
+    assert read == ReadRelation("farthest", pytest.approx(float(torch.softmax(logits[0], -1).max())))
+    assert engine._read_relation(None) is None  # a decoder without the classifier

@@ -15,6 +15,7 @@ from app.engine import ViewerEngine
 from app.highlight import highlight
 from app.viewer import ViewerConfig, start_viewer
 from liftgs.model import LiftGS
+from liftgs.model.config import SYNTHETIC_RELATION_KINDS as RELATION_KINDS
 from liftgs.model.types import GroundingOutput
 from liftgs.scene import Frame, Scene
 
@@ -51,7 +52,8 @@ def object_voxels(scene: Scene, xyz: torch.Tensor) -> torch.Tensor:
 def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
     """A drop-in for ``LiftGS.ground``: query q <-> object q, scored 3 - q/2 when its name is in the text.
     Each query has one anchor: it reads the first other object name in the text and sits at that object's
-    voxel centre, or reads ``[CLS]`` (token 0) when the text names no other object."""
+    voxel centre, or reads ``[CLS]`` (token 0) when the text names no other object. Its relation classifier
+    reads "closest" (probability about 0.9) in a text with the word "closest", "category" otherwise."""
     by_size = {scene.num_points: scene for scene in scenes.values()}
     calls: list[list[str]] = []
 
@@ -80,7 +82,13 @@ def keyword_oracle(scenes: dict[str, Scene], delay: float = 0.0):
                     anchor_weights[b, q, 0] = torch.eye(num_tokens)[tokens.index(names[other])]
                     anchor_centres[b, q, 0] = features.points[inside[other]].mean(0)
         boxes = torch.zeros(batch, queries, 6)
-        return GroundingOutput(mask_logits, token_logits, scores, boxes, anchor_centres, anchor_weights)
+        relation_logits = torch.zeros(batch, len(RELATION_KINDS))
+        for b, tokens in enumerate(text.token_strings):
+            read = "closest" if "closest" in tokens else "category"
+            relation_logits[b, RELATION_KINDS.index(read)] = 5.0
+        return GroundingOutput(
+            mask_logits, token_logits, scores, boxes, anchor_centres, anchor_weights, relation_logits
+        )
 
     ground.calls = calls
     return ground
