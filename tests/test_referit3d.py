@@ -128,7 +128,11 @@ def test_sr3d_rows_flags_and_ann_ids(tmp_path):
         tmp_path / "sr3d_train.csv",
         [
             referit_row(
-                0, "the chair on the left of the table", "scene0000_00-chair-2-0-2", anchor_ids="[1]"
+                0,
+                "the chair on the left of the table",
+                "scene0000_00-chair-2-0-2",
+                anchor_ids="[1]",
+                reference_type="left",
             ),
             referit_row(2, "the chair far from the bed", "scene0000_00-chair-4-2-0-5-6"),
             referit_row(0, "the chair close to the table", "scene0000_00-chair-2-0-2"),
@@ -144,6 +148,7 @@ def test_sr3d_rows_flags_and_ann_ids(tmp_path):
     assert records[0].stimulus_id == "scene0000_00-chair-2-0-2"
     assert records[0].mentions_target_class is None
     assert records[0].expression.anchor_ids == (1,) and records[1].expression.anchor_ids == ()
+    assert [r.expression.relation for r in records] == ["left", None, None]
 
 
 def test_nr3d_mentions_target_class_and_missing_optional_columns(tmp_path):

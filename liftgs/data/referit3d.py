@@ -41,8 +41,10 @@ VIEW_DEPENDENT_WORDS = frozenset(
 """Tokens that make a ReferIt3D utterance "view-dependent" (ReferIt3D's evaluation split)."""
 
 REFERIT3D_COLUMNS = ("scan_id", "target_id", "instance_type", "utterance")
-"""CSV columns every Sr3D / Nr3D file must have; ``tokens``, ``stimulus_id``, ``mentions_target_class``
-and ``anchor_ids`` (Sr3D's) are used when present."""
+"""CSV columns every Sr3D / Nr3D file must have; ``tokens``, ``stimulus_id``, ``mentions_target_class``,
+``anchor_ids`` and ``reference_type`` (Sr3D's: "closest", "left", "supported-by", ... as
+``Expression.relation``, which the relation loss and the per-relation evaluation read) are used when
+present."""
 
 
 class AnnotationError(DatasetError):
@@ -202,6 +204,7 @@ def _referit3d_row(
         token=tokens,
         eval_type=eval_type_of(labels, object_id),
         anchor_ids=_parse_ids(row["anchor_ids"]) if row.get("anchor_ids") else (),
+        relation=row.get("reference_type") or None,
     )
     return ReferIt3DAnnotation(
         expression=expression,
