@@ -75,8 +75,9 @@ class LossConfig:
     relation: float = 0.0
     """Cross-entropy of the decoder's relation classifier (``DecoderConfig.relation_coefficients``
     ``"relation"``) against the text's annotated relation kind, when it has one (``Expression.relation``:
-    the synthetic benchmark). A text-side label; no 3D label. A decoder without the classifier adds
-    nothing (like ``anchor_words`` without anchor slots), so the default weight suits every network."""
+    the synthetic benchmark, Sr3D's ``reference_type``). A text-side label; no 3D label. A decoder without
+    the classifier adds nothing (like ``anchor_words`` without anchor slots), so the default weight suits
+    every network."""
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 
