@@ -79,7 +79,7 @@ def relation_indices(relations: list[str | None], kinds: tuple[str, ...]) -> Ten
     """[B] int64: each text's relation as an index into ``kinds``, ``IGNORED_RELATION`` when it is None or
     not among them (no relation loss for that text)."""
     index = {kind: i for i, kind in enumerate(kinds)}
-    return torch.tensor([index.get(r, IGNORED_RELATION) if r else IGNORED_RELATION for r in relations])
+    return torch.tensor([index.get(r, IGNORED_RELATION) for r in relations], dtype=torch.int64)
 
 
 def batch_losses(
