@@ -352,6 +352,15 @@ def test_text_features_cache_and_device_move():
     assert isinstance(first.to("cpu"), TextFeatures)
 
 
+def test_the_text_encoder_follows_the_networks_device():
+    model = tiny_model()
+    encoder = model.text_encoder
+    model.encode_text(["the red cube"])
+    model.to("meta")  # stands in for "cuda" on a machine without a GPU
+    assert model.text_encoder.device == torch.device("meta")
+    assert encoder._cache == {}  # features on the old device are dropped
+
+
 def test_padding_does_not_change_a_texts_outputs():
     model = tiny_model().eval()
     with torch.no_grad():

@@ -35,6 +35,7 @@ from liftgs.benchmarks.render import (
     random_scene,
     scene_inputs,
 )
+from liftgs.benchmarks.timing import synchronize
 from liftgs.render import gsplat_cuda_available, rasterize
 
 
@@ -94,8 +95,7 @@ def median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> f
 
     def run() -> None:
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
 
     run()
     times = []

@@ -1,8 +1,8 @@
-"""``liftgs bench model``: encoder time per scene and query latency of the LIFT-GS network on CPU.
+"""``liftgs bench model``: encoder time per scene and query latency of the LIFT-GS network (CPU or GPU).
 
 Scenes are synthetic rooms (floor, two walls, a few boxes) sampled densely enough to fill exactly the
 requested number of voxels (with random lifted point features when the model reads them). Prints the
-median over ``repeats`` runs after one warm-up.
+median over ``repeats`` runs after one warm-up; on a GPU each run waits for its kernels.
 Bars: query (text encode + decoder + mask) <= 150 ms and encoder <= 2 s for a 20k-voxel scene on 2 cores;
 goal: query <= 50 ms.
 """
@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from liftgs.benchmarks.timing import device_label, synchronize
 from liftgs.model import LiftGS, LiftGSConfig, load_model
 
 
@@ -38,17 +39,19 @@ def synthetic_room(num_voxels: int, voxel_size: float, seed: int = 0) -> tuple[t
     return points, colors
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, float]:
     """Median wall-clock and median process CPU seconds of ``fn()`` over ``repeats`` runs after a warm-up.
 
     On a shared machine the CPU time (divided by the thread count) is the better estimate of the
-    uncontended wall time.
+    uncontended wall time. Each run waits for ``device``'s queued kernels before its timer stops.
     """
     fn()
+    synchronize(device)
     walls, cpus = [], []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
         fn()
+        synchronize(device)
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     return statistics.median(walls), statistics.median(cpus)
@@ -56,7 +59,7 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> tuple[float, float
 
 @dataclass
 class BenchModel:
-    """Times LiftGS.encode_scene per scene size and the query path (text + decoder + mask) on CPU."""
+    """Times LiftGS.encode_scene per scene size and the query path (text + decoder + mask)."""
 
     threads: int = 2
     """torch CPU threads (the bars are for 2)."""
@@ -65,17 +68,21 @@ class BenchModel:
     train_voxels: int = 4000
     checkpoint: Path | None = None
     """Time a trained checkpoint instead of a freshly initialised default config."""
+    device: str = "cpu"
+    """Where the network and its text encoder run: cpu, cuda, cuda:1, ..."""
 
     def main(self) -> None:
         torch.set_num_threads(self.threads)
+        device = torch.device(self.device)
         model = load_model(self.checkpoint)[0] if self.checkpoint else LiftGS(LiftGSConfig()).eval()
+        model.to(device)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        table = Table(title=f"LIFT-GS model on CPU, {self.threads} threads, {params:.2f}M params")
+        table = Table(title=f"LIFT-GS model on {device_label(device)}, {params:.2f}M params")
         for column in ("measure", "wall median", f"CPU median / {self.threads}", "bar"):
             table.add_column(column)
 
         def row(name: str, fn: Callable[[], object], bar: str) -> None:
-            wall, cpu = median_seconds(fn, self.repeats)
+            wall, cpu = median_seconds(fn, self.repeats, device)
             table.add_row(name, f"{wall * 1e3:.0f} ms", f"{cpu / self.threads * 1e3:.0f} ms", bar)
 
         queries = ["the red chair next to the table", "a lamp", "the box on the left of the door"]

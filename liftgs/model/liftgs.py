@@ -37,7 +37,8 @@ class LiftGS(nn.Module):
 
     The frozen text encoder is not a submodule (its weights are not trained nor saved in checkpoints):
     it is built lazily from ``config.text_encoder`` unless one is given, keeping the last
-    ``text_cache_size`` encoded strings (a training run sets it to its number of distinct texts).
+    ``text_cache_size`` encoded strings (a training run sets it to its number of distinct texts). It
+    follows the network's device: after ``.to("cuda")`` the next text is encoded on the GPU.
     """
 
     text_cache_size: int = 1024
@@ -59,6 +60,8 @@ class LiftGS(nn.Module):
         if self._text_encoder is None:
             self.text_encoder = build_text_encoder(self.config.text_encoder)
             self._text_encoder.cache_size = self.text_cache_size
+        if self._text_encoder.device != self.device:
+            self._text_encoder.to(self.device)
         return self._text_encoder
 
     @text_encoder.setter
