@@ -59,8 +59,9 @@ class LoadedScene:
 
     def grounded(self, point_probs: np.ndarray, threshold: float) -> np.ndarray:
         """[Pv] bool, the grounded object's voxels, as ``liftgs eval`` scores them: the most probable
-        connected part of the voxels whose probability (``point_probs`` [Pv]) reaches ``threshold``
-        (``liftgs.model.grounded_voxels``); none when no voxel reaches it."""
+        connected part of the voxels whose probability (``point_probs`` [Pv]) reaches ``threshold``, grown
+        into its connected voxels above ``GROW_FRACTION`` of it (``liftgs.model.grounded_voxels``); none
+        when no voxel reaches the threshold."""
         return grounded_voxels(
             torch.from_numpy(self.voxel_points),
             torch.from_numpy(point_probs),

@@ -10,6 +10,12 @@ voxels than ``LiftGSConfig.max_points`` is farthest-point subsampled, and its ke
 apart (median nearest neighbour; up to 0.28 m) on a 0.1 m grid, so a link of two voxel edges split tables
 and desks into fragments whose boxes miss the object (on the synthetic val split, with the same weights:
 Acc@0.25 / 0.5 68.5 / 54.3 at 0.2 m, 77.8 / 69.0 at ``link_distance``).
+
+That part then grows into the voxels connected to it whose probability is at least ``GROW_FRACTION`` times
+the threshold (hysteresis, as in edge detection): a relation such as "closest to the door" lowers the logits
+of a long desk's far end along with the other desks', and the threshold alone kept only the near end
+(on the synthetic val split, five trained checkpoints gained 0.3-1.6 points of Acc@0.25 and 0.3-2.3 of
+Acc@0.5; the shipped one 83.3 / 73.3 -> 84.9 / 75.6).
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ from torch import Tensor
 LINK_SPACINGS = 2.0
 """Neighbour link in units of the cloud's spacing (``link_distance``)."""
 
+
+GROW_FRACTION = 0.4
+"""The grounded part grows into connected voxels with probability >= this times the threshold (0.2 at the
+default 0.5); 1.0 turns the growth off. Chosen on the synthetic val split (0.3-0.5 of the threshold were
+within 0.5 points of each other)."""
 
 SPACING_SAMPLES = 2048
 """At most this many voxels (every k-th) are asked for their nearest neighbour to estimate the spacing."""
@@ -46,25 +57,45 @@ def grounded_voxels(
     probs: Tensor,  # [P] in [0, 1]
     threshold: float = 0.5,
     link: float = 0.2,
+    grow_fraction: float = GROW_FRACTION,
 ) -> Tensor:  # [P] bool
     """The voxels of the grounded object (none when no voxel has ``probs >= threshold``).
 
     The voxels with ``probs >= threshold`` are grouped into connected parts (neighbours closer than ``link``
-    metres); the part with the largest summed probability is kept.
+    metres); the part with the largest summed probability is kept, together with every voxel of
+    ``probs >= grow_fraction * threshold`` connected to it through such voxels.
     """
-    selected = probs >= threshold
+    seeds = _most_probable_part(xyz, probs, probs >= threshold, link)
+    if grow_fraction >= 1.0 or not seeds.any():
+        return seeds
+    candidates = probs >= grow_fraction * threshold
+    index = candidates.nonzero().squeeze(1)
+    labels = torch.as_tensor(_connected_parts(xyz[index], link), device=probs.device)
+    grown_labels = labels[seeds[index]].unique()
+    grown = torch.zeros_like(seeds)
+    grown[index[torch.isin(labels, grown_labels)]] = True
+    return grown
+
+
+def _connected_parts(xyz: Tensor, link: float) -> np.ndarray:
+    """[N] int labels of the connected parts of ``xyz`` [N, 3] (neighbours closer than ``link`` metres)."""
+    points = xyz.detach().cpu().double().numpy()
+    pairs = cKDTree(points).query_pairs(link, output_type="ndarray")  # [E, 2]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points), len(points)))
+    return connected_components(graph, directed=False)[1]
+
+
+def _most_probable_part(xyz: Tensor, probs: Tensor, selected: Tensor, link: float) -> Tensor:
+    """[P] bool: the connected part of the ``selected`` voxels with the largest summed probability."""
     index = selected.nonzero().squeeze(1)
     if index.numel() <= 1:
         return selected
-    points = xyz[index].detach().cpu().double().numpy()
-    pairs = cKDTree(points).query_pairs(link, output_type="ndarray")  # [E, 2]
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points), len(points)))
-    _, labels = connected_components(graph, directed=False)
+    labels = _connected_parts(xyz[index], link)
     mass = np.bincount(labels, weights=probs[index].detach().cpu().double().numpy())
     keep = torch.as_tensor(labels == mass.argmax(), device=probs.device)
-    grounded = torch.zeros_like(selected)
-    grounded[index[keep]] = True
-    return grounded
+    part = torch.zeros_like(selected)
+    part[index[keep]] = True
+    return part
 
 
 def mask_box(

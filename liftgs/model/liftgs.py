@@ -178,7 +178,8 @@ class LiftGS(nn.Module):
         """The best-scoring query's mask, box and token scores for each text.
 
         The grounded voxels are the connected part of the query's thresholded mask holding the most
-        probability (``grounded_voxels``, neighbours within ``link_distance``); the box is theirs."""
+        probability, grown into its connected less probable voxels (``grounded_voxels``, neighbours within
+        ``link_distance``); the box is theirs."""
         text = self.encode_text(texts)
         out = self.ground(scene, text, all_layers=False)
         link = link_distance(scene.points, scene.voxel_size)

@@ -188,7 +188,8 @@ class Prediction:
     Attributes:
         point_probs: [Pv] sigmoid of the query's mask logits.
         mask: [Pv] bool, the grounded voxels (``liftgs.model.grounded_mask.grounded_voxels``: the most
-            probable connected part of the voxels with prob >= threshold).
+            probable connected part of the voxels with prob >= threshold, grown into its connected voxels
+            with prob >= ``GROW_FRACTION`` * threshold).
         score: sigmoid of the query's grounding score.
         box: [6] axis-aligned box of the ``mask`` voxels (if none, of the 16 most probable voxels),
             ``(xmin, ymin, zmin, xmax, ymax, zmax)`` metres.
