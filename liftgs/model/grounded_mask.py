@@ -14,7 +14,7 @@ Acc@0.25 / 0.5 68.5 / 54.3 at 0.2 m, 77.8 / 69.0 at ``link_distance``).
 That part then grows into the voxels connected to it whose probability is at least ``GROW_FRACTION`` times
 the threshold (hysteresis, as in edge detection): a relation such as "closest to the door" lowers the logits
 of a long desk's far end along with the other desks', and the threshold alone kept only the near end
-(on the synthetic val split, five trained checkpoints gained 0.3-1.6 points of Acc@0.25 and 0.3-2.3 of
+(on the synthetic val split, five trained checkpoints gained 0.3-1.7 points of Acc@0.25 and 0.3-2.3 of
 Acc@0.5; the shipped one 83.3 / 73.3 -> 84.9 / 75.6).
 """
 
