@@ -65,37 +65,27 @@ def grounded_voxels(
     metres); the part with the largest summed probability is kept, together with every voxel of
     ``probs >= grow_fraction * threshold`` connected to it through such voxels.
     """
-    seeds = _most_probable_part(xyz, probs, probs >= threshold, link)
-    if grow_fraction >= 1.0 or not seeds.any():
-        return seeds
-    candidates = probs >= grow_fraction * threshold
-    index = candidates.nonzero().squeeze(1)
-    labels = torch.as_tensor(_connected_parts(xyz[index], link), device=probs.device)
-    grown_labels = labels[seeds[index]].unique()
-    grown = torch.zeros_like(seeds)
-    grown[index[torch.isin(labels, grown_labels)]] = True
-    return grown
+    candidates = (probs >= min(grow_fraction, 1.0) * threshold).nonzero().squeeze(1)
+    grounded = torch.zeros_like(probs, dtype=torch.bool)
+    candidate_probs = probs[candidates].detach().cpu().double().numpy()
+    seeds = candidate_probs >= threshold  # [N] bool, the candidates that reach the threshold
+    if not seeds.any():
+        return grounded
+    points = xyz[candidates].detach().cpu().double().numpy()
+    pairs = cKDTree(points).query_pairs(link, output_type="ndarray")  # [E, 2], one tree for both steps
+    seed_pairs = pairs[seeds[pairs[:, 0]] & seeds[pairs[:, 1]]]
+    seed_labels = _connected_parts(seed_pairs, len(points))  # other candidates: parts of their own
+    mass = np.bincount(seed_labels, weights=np.where(seeds, candidate_probs, 0.0))
+    labels = _connected_parts(pairs, len(points))
+    kept = np.isin(labels, labels[seed_labels == mass.argmax()])
+    grounded[candidates[torch.as_tensor(kept, device=probs.device)]] = True
+    return grounded
 
 
-def _connected_parts(xyz: Tensor, link: float) -> np.ndarray:
-    """[N] int labels of the connected parts of ``xyz`` [N, 3] (neighbours closer than ``link`` metres)."""
-    points = xyz.detach().cpu().double().numpy()
-    pairs = cKDTree(points).query_pairs(link, output_type="ndarray")  # [E, 2]
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points), len(points)))
+def _connected_parts(pairs: np.ndarray, count: int) -> np.ndarray:
+    """[count] int labels of the connected parts of the graph on ``count`` nodes whose edges are ``pairs``."""
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
     return connected_components(graph, directed=False)[1]
-
-
-def _most_probable_part(xyz: Tensor, probs: Tensor, selected: Tensor, link: float) -> Tensor:
-    """[P] bool: the connected part of the ``selected`` voxels with the largest summed probability."""
-    index = selected.nonzero().squeeze(1)
-    if index.numel() <= 1:
-        return selected
-    labels = _connected_parts(xyz[index], link)
-    mass = np.bincount(labels, weights=probs[index].detach().cpu().double().numpy())
-    keep = torch.as_tensor(labels == mass.argmax(), device=probs.device)
-    part = torch.zeros_like(selected)
-    part[index[keep]] = True
-    return part
 
 
 def mask_box(
