@@ -58,10 +58,10 @@ class LoadedScene:
         return point_values[self.splats.point_index]
 
     def grounded(self, point_probs: np.ndarray, threshold: float) -> np.ndarray:
-        """[Pv] bool, the grounded object's voxels, as ``liftgs eval`` scores them: the most probable
-        connected part of the voxels whose probability (``point_probs`` [Pv]) reaches ``threshold``, grown
-        into its connected voxels above ``GROW_FRACTION`` of it (``liftgs.model.grounded_voxels``); none
-        when no voxel reaches the threshold."""
+        """[Pv] bool, the grounded object's voxels, as ``liftgs eval`` scores them: the most confident
+        substantial connected part of the voxels whose probability (``point_probs`` [Pv]) reaches
+        ``threshold``, grown into its connected voxels above ``GROW_FRACTION`` of it
+        (``liftgs.model.grounded_voxels``); none when no voxel reaches the threshold."""
         return grounded_voxels(
             torch.from_numpy(self.voxel_points),
             torch.from_numpy(point_probs),

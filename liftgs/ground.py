@@ -8,7 +8,11 @@ Prints (and optionally writes) a JSON record::
      "tokens": [{"token": str, "score": float}, ...],      # the winning query's token alignment
      "anchor_centres": [[x, y, z], ...] | null,            # where it located the objects the query
                                                            # relates the target to (relational models)
-     "threshold": float, "checkpoint": path}
+     "threshold": float,
+     "below_threshold": bool,                              # no point reached the threshold: the grounded
+                                                           # points are those at 0.1 x the largest
+                                                           # probability (``answer_voxels``)
+     "checkpoint": path}
 
 and, with ``--ply``, the grounded Gaussians as a standard 3DGS ``.ply`` (``liftgs.export_ply``). Bad input
 (empty query, unknown scene, too few points, unreadable checkpoint) ends with a one-line error.
@@ -30,6 +34,7 @@ from liftgs.eval.evaluate import predicted_point_mask
 from liftgs.eval.loading import ModelLoadError, load_liftgs
 from liftgs.eval.metrics import points_box
 from liftgs.export_ply import write_gaussians_ply
+from liftgs.model.grounded_mask import EMPTY_FALLBACK
 from liftgs.model.types import Gaussians
 from liftgs.scene import Scene
 
@@ -102,6 +107,7 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
         ],
         "anchor_centres": None if centres is None else centres.detach().cpu().tolist(),
         "threshold": threshold,
+        "below_threshold": prediction.below_threshold,
     }
     return record, features.gaussians, gaussian_mask
 
@@ -136,6 +142,12 @@ class GroundCommand:
         except (ValueError, ModelLoadError, DatasetError) as error:
             raise SystemExit(f"liftgs ground: {error}") from None
         record["checkpoint"] = info["checkpoint"]
+        if record["below_threshold"]:
+            print(
+                f"liftgs ground: no point reached --threshold {self.threshold}; grounded at "
+                f"{EMPTY_FALLBACK} x the largest probability instead (below_threshold)",
+                file=sys.stderr,
+            )
         if self.json is not None:
             self.json.parent.mkdir(parents=True, exist_ok=True)
             self.json.write_text(json.dumps(record, indent=2) + "\n")
@@ -143,11 +155,5 @@ class GroundCommand:
         else:
             print(json.dumps(record, indent=2))
         if self.ply is not None:
-            if not gaussian_mask.any():
-                print(
-                    f"liftgs ground: no Gaussian above --threshold {self.threshold}; {self.ply} not written",
-                    file=sys.stderr,
-                )
-                return
             count = write_gaussians_ply(self.ply, gaussians, mask=gaussian_mask)
             print(f"wrote {count} Gaussians to {self.ply}", file=sys.stderr)

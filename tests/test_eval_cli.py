@@ -67,6 +67,17 @@ def test_eval_cli_writes_every_key_and_counts(toy, tmp_path):
     assert (tmp_path / "eval_plots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_eval_counts_the_answers_grounded_below_the_threshold(toy, tmp_path):
+    root, _, _, checkpoint = toy
+    args = ["--checkpoint", str(checkpoint), "--data", str(root), "--output-dir", str(tmp_path)]
+    _run_eval(*args, "--threshold", "1")  # no voxel reaches probability 1: every answer falls back
+    result = json.loads((tmp_path / "eval_results.json").read_text())
+    assert result["below_threshold"]["count"] == 5
+    assert all(r["below_threshold"] and r["predicted_box"] is not None for r in result["records"])
+    _run_eval(*args, "--threshold", "0")
+    assert json.loads((tmp_path / "eval_results.json").read_text())["below_threshold"]["count"] == 0
+
+
 def test_oracle_scores_one_and_wrong_object_scores_zero(toy, model, monkeypatch):
     root, scenes, expressions, _ = toy
     dataset = GroundingDataset(root, SPLIT, load_frames=False)

@@ -149,3 +149,17 @@ def test_anchor_distance_is_the_worst_named_anchor_to_its_nearest_located_one():
     summary = grounding_accuracy([0.1] * 3, ["multiple"] * 3, anchor_distances=[0.2, None, 0.9])
     assert summary["anchor_localisation"] == {"count": 2, "found": 0.5, "median_m": pytest.approx(0.55)}
     assert "anchor_localisation" not in grounding_accuracy([0.1], ["unique"], anchor_distances=[None])
+
+
+def test_below_threshold_answers_are_counted_with_their_accuracy():
+    summary = grounding_accuracy(
+        [0.6, 0.3, 0.1, 0.9], ["unique"] * 4, below_threshold=[True, True, True, False]
+    )
+    assert summary["below_threshold"] == {
+        "count": 3,
+        "acc@0.25": pytest.approx(2 / 3),
+        "acc@0.5": pytest.approx(1 / 3),
+    }
+    assert "below_threshold" not in grounding_accuracy([0.1], ["unique"])
+    with pytest.raises(ValueError, match="below-threshold flags"):
+        grounding_accuracy([0.1, 0.2], ["unique"] * 2, below_threshold=[True])

@@ -18,7 +18,7 @@ from liftgs.model import LiftGS, load_model, save_checkpoint
 
 RECORD_KEYS = {
     "scene", "query", "truncated", "score", "query_index", "box", "num_points", "point_indices", "tokens",
-    "anchor_centres", "threshold", "checkpoint",
+    "anchor_centres", "threshold", "below_threshold", "checkpoint",
 }  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_ground_random_model_prints_json_with_tokens(toy, capsys):
     _ground(toy, "the lamp", "--scene", "toy0001", "--threshold", "0")
     record = json.loads(capsys.readouterr().out)
     assert set(record) == RECORD_KEYS
-    # threshold 0 selects every voxel; the grounded object is the most probable connected part of them
+    # threshold 0 selects every voxel; the grounded object is one connected part of them
     assert 0 < record["num_points"] == len(record["point_indices"]) <= toy[1]["toy0001"].num_points
     assert [t["token"] for t in record["tokens"]] == ["[CLS]", "the", "lamp", "[SEP]"]
     assert all(0.0 <= t["score"] <= 1.0 for t in record["tokens"])
@@ -109,12 +109,15 @@ def test_non_ascii_query_works(toy, capsys):
     assert len(record["tokens"]) > 4
 
 
-def test_no_gaussian_above_threshold_skips_ply_and_says_so(toy, tmp_path, capsys):
-    out_ply = tmp_path / "none.ply"
+def test_nothing_above_threshold_answers_below_it_and_says_so(toy, tmp_path, capsys):
+    out_ply = tmp_path / "below.ply"
     _ground(toy, "the lamp", "--scene", "toy0001", "--threshold", "1", "--ply", str(out_ply))
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["point_indices"] == [] and not out_ply.exists()
-    assert "not written" in captured.err
+    record = json.loads(captured.out)
+    assert record["below_threshold"] is True and record["point_indices"] and out_ply.exists()
+    assert "no point reached --threshold 1.0" in captured.err
+    _ground(toy, "the lamp", "--scene", "toy0001", "--threshold", "0")  # every point reaches 0
+    assert json.loads(capsys.readouterr().out)["below_threshold"] is False
 
 
 def test_ground_bad_inputs_give_one_line_errors(toy, tmp_path):

@@ -13,6 +13,7 @@ from toys_model import VOXEL, HashTextEncoder, tiny_config, tiny_model
 from liftgs.model import (
     LiftGS,
     TextFeatures,
+    answer_voxels,
     grounded_voxels,
     link_distance,
     mask_box,
@@ -271,24 +272,40 @@ def test_predict_picks_best_query_and_boxes_its_mask():
         "the",
         "floor",
     ]
-    expected = grounded_voxels(
+    expected, below_threshold = answer_voxels(
         scene.points, pred.point_probs, link=link_distance(scene.points, scene.voxel_size)
     )
-    assert torch.equal(pred.mask, expected)
-    assert torch.allclose(pred.box, mask_box(scene.points, pred.mask, pred.point_probs))
+    assert torch.equal(pred.mask, expected) and pred.below_threshold == below_threshold
+    assert torch.allclose(pred.box, mask_box(scene.points, pred.mask))
 
 
-def test_grounded_voxels_keep_the_most_probable_connected_part():
-    # a 3-voxel object at the origin, a 2-voxel blob 3 m away, and a lone stray voxel far off
+def test_grounded_voxels_keep_one_connected_part_and_no_lone_stray_voxel():
+    # a 3-voxel object at the origin, a fainter 2-voxel blob 3 m away, and a lone confident stray voxel
     xyz = torch.tensor(
         [[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [3.0, 0, 0], [3.1, 0, 0], [-4.0, 2, 1], [1.0, 1, 1]]
     )
-    probs = torch.tensor([0.9, 0.8, 0.7, 0.95, 0.95, 0.99, 0.1])
+    probs = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.6, 0.99, 0.1])
     grounded = grounded_voxels(xyz, probs, link=0.15)
     assert grounded.tolist() == [True, True, True, False, False, False, False]
-    assert mask_box(xyz, grounded, probs).tolist() == pytest.approx([0, 0, 0, 0.2, 0, 0])
+    assert mask_box(xyz, grounded).tolist() == pytest.approx([0, 0, 0, 0.2, 0, 0])
     # a larger link joins the blob 3 m away only when it is closer than the link
     assert grounded_voxels(xyz, probs, link=3.5).tolist() == [True] * 5 + [False, False]
+    # without the mass floor the stray voxel, the most confident part, would win
+    assert grounded_voxels(xyz, probs, link=0.15, mass_floor=0.0).tolist() == [False] * 5 + [True, False]
+
+
+def test_the_most_confident_part_wins_over_a_bigger_fainter_look_alike():
+    """A 0.6 m target painted at 0.9 (5.4 summed) and a 1 m look-alike 2 m away at 0.7 (7.0): the target holds
+    more than ``MASS_FLOOR`` of the look-alike's probability and is more confident, so it wins; the heaviest
+    part (mass floor 1) would be the look-alike, and a 0.3 m one at 0.95 holds too little to compete."""
+    line = torch.stack([torch.arange(10) * 0.1, torch.zeros(10), torch.zeros(10)], 1)
+    look_alike = line + torch.tensor([0.0, 2.0, 0.0])
+    xyz = torch.cat([line[:6], look_alike])
+    probs = torch.cat([torch.full((6,), 0.9), torch.full((10,), 0.7)])
+    assert grounded_voxels(xyz, probs, link=0.15).tolist() == [True] * 6 + [False] * 10
+    assert grounded_voxels(xyz, probs, link=0.15, mass_floor=1.0).tolist() == [False] * 6 + [True] * 10
+    small = torch.cat([torch.full((3,), 0.95), torch.zeros(3), torch.full((10,), 0.7)])
+    assert grounded_voxels(xyz, small, link=0.15).tolist() == [False] * 6 + [True] * 10
 
 
 def test_the_link_follows_the_clouds_spacing_so_a_subsampled_object_stays_whole():
@@ -305,7 +322,7 @@ def test_the_link_follows_the_clouds_spacing_so_a_subsampled_object_stays_whole(
     assert grounded_voxels(xyz, probs, link=0.2).sum() == 1
     whole = grounded_voxels(xyz, probs, link=link_distance(xyz, voxel_size=0.1))
     assert torch.equal(whole, checker)
-    assert mask_box(xyz, whole, probs).tolist() == pytest.approx([0, 0, 0.7, 0.9, 0.9, 0.7])
+    assert mask_box(xyz, whole).tolist() == pytest.approx([0, 0, 0.7, 0.9, 0.9, 0.7])
 
 
 def test_the_grounded_part_grows_into_its_connected_less_probable_voxels():
@@ -319,19 +336,27 @@ def test_the_grounded_part_grows_into_its_connected_less_probable_voxels():
     probs = torch.cat([torch.linspace(0.9, 0.25, 16), torch.full((16,), 0.3), torch.tensor([0.1])])
     grown = grounded_voxels(xyz, probs, link=0.15)
     assert grown.tolist() == [True] * 16 + [False] * 17
-    assert mask_box(xyz, grown, probs).tolist() == pytest.approx([0, 0, 0.75, 1.5, 0, 0.75])
+    assert mask_box(xyz, grown).tolist() == pytest.approx([0, 0, 0.75, 1.5, 0, 0.75])
     thresholded = grounded_voxels(xyz, probs, link=0.15, grow_fraction=1.0)  # the threshold alone
     assert thresholded.tolist() == [True] * 10 + [False] * 23  # 0.9 ... 0.51: the desk's near end
     # the growth threshold scales with the threshold: at 0.8 voxels down to 0.32 join
     assert grounded_voxels(xyz, probs, threshold=0.8, link=0.15).sum() == 14
 
 
-def test_nothing_above_threshold_grounds_nothing_and_boxes_the_most_probable_points():
-    xyz = torch.tensor([[0.0, 0, 0], [1, 2, 3], [5, 5, 5], [-1, 0, 2]])
-    low = torch.tensor([0.1, 0.3, 0.2, 0.05])
-    grounded = grounded_voxels(xyz, low, link=0.1)
-    assert not grounded.any()
-    assert mask_box(xyz, grounded, low, fallback_points=2).tolist() == [1, 2, 3, 5, 5, 5]
+def test_nothing_above_threshold_grounds_nothing_but_the_answer_falls_back_below_it():
+    """A faint 3-voxel object (0.3-0.35), a lone voxel at 0.4 and background at 0.01: nothing reaches 0.5,
+    so the answer is grounded at ``EMPTY_FALLBACK`` x 0.4 — the object, since the lone voxel holds too little
+    probability to compete."""
+    xyz = torch.tensor([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [5, 5, 5], [-1, 0, 2], [2, 2, 0]])
+    low = torch.tensor([0.3, 0.35, 0.3, 0.4, 0.01, 0.01])
+    assert not grounded_voxels(xyz, low, link=0.15).any()
+    answer, below_threshold = answer_voxels(xyz, low, link=0.15)
+    assert below_threshold and answer.tolist() == [True] * 3 + [False] * 3
+    assert mask_box(xyz, answer).tolist() == pytest.approx([0, 0, 0, 0.2, 0, 0])
+    reached, below_threshold = answer_voxels(xyz, low, threshold=0.3, link=0.15)
+    assert not below_threshold and torch.equal(reached, grounded_voxels(xyz, low, 0.3, link=0.15))
+    with pytest.raises(ValueError, match="empty"):
+        mask_box(xyz, torch.zeros(6, dtype=torch.bool))
 
 
 def test_encode_scene_rejects_tiny_scenes_and_wrong_extra():

@@ -5,12 +5,12 @@
 that scene is grounded against the cached encoding in batches.
 
 What is scored (see ``liftgs.eval.metrics``): the predicted mask is the chosen query's grounded voxels
-(``Prediction.mask``: thresholded, then its most probable connected part) carried back to the scene's own
-points through ``SceneFeatures.source_to_voxel``; the target is the scene points whose ``point_instance``
-is the expression's object id. Boxes are the axis-aligned boxes of both masks' points. Expressions whose
-target has no point in the cloud are skipped and counted in ``EvalResult.skipped`` (they cannot be
-scored), as are expressions of scenes the dataset cannot supply or the model cannot encode (too few
-points); each skipped scene is logged.
+(``Prediction.mask``, ``answer_voxels``: thresholded, at a lower threshold if no voxel reaches it, then one
+connected part) carried back to the scene's own points through ``SceneFeatures.source_to_voxel``; the target
+is the scene points whose ``point_instance`` is the expression's object id. Boxes are the axis-aligned boxes
+of both masks' points. Expressions whose target has no point in the cloud are skipped and counted in
+``EvalResult.skipped`` (they cannot be scored), as are expressions of scenes the dataset cannot supply or
+the model cannot encode (too few points); each skipped scene is logged.
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def evaluate(
         relations=[r.relation for r in records],
         ranks=[None if r.target_rank is None else (r.target_rank, r.num_candidates) for r in records],
         anchor_distances=[r.anchor_distance for r in records],
+        below_threshold=[r.below_threshold for r in records],
     )
     return EvalResult(records, summary, dict(skipped), threshold, num_scenes)
 
@@ -245,6 +246,7 @@ def _ground_scene(
                     target_rank=rank,
                     num_candidates=candidates,
                     anchor_distance=_anchor_distance(scene, expression, prediction),
+                    below_threshold=prediction.below_threshold,
                 )
             )
     return records

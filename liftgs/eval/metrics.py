@@ -88,6 +88,8 @@ class GroundingRecord:
         anchor_distance: how far (metres) the chosen query located the objects the expression relates the
             target to (``anchor_distance``); None when the expression lists none or the model has no
             relational geometry term.
+        below_threshold: no voxel reached the threshold; the mask is the fallback's
+            (``Prediction.below_threshold``).
     """
 
     scene_id: str
@@ -105,6 +107,7 @@ class GroundingRecord:
     target_rank: int | None = None
     num_candidates: int | None = None
     anchor_distance: float | None = None
+    below_threshold: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -196,6 +199,7 @@ def grounding_accuracy(
     relations: Sequence[str | None] | None = None,  # [N] relation kinds, None where unknown
     ranks: Sequence[tuple[int, int] | None] | None = None,  # [N] (target_rank, num_candidates) or None
     anchor_distances: Sequence[float | None] | None = None,  # [N] metres (``anchor_distance``) or None
+    below_threshold: Sequence[bool] | None = None,  # [N] grounded below the threshold (fallback)
 ) -> dict:
     """The ScanRefer-style summary of N scored expressions.
 
@@ -208,7 +212,8 @@ def grounding_accuracy(
          "per_category": {name: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with categories
          "per_relation": {kind: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with a known relation
          "instance_ranking": {"count": n, "target_first": .., "chance": ..},   # only with ranked records
-         "anchor_localisation": {"count": n, "found": .., "median_m": ..}}    # only with anchor distances
+         "anchor_localisation": {"count": n, "found": .., "median_m": ..},    # only with anchor distances
+         "below_threshold": {"count": n, "acc@0.25": .., "acc@0.5": ..}}   # only with below_threshold
 
     Accuracies of an empty group are None (there is nothing to be accurate about). ``per_relation`` covers
     the expressions whose relation is known and is left out when none is. ``instance_ranking`` covers the
@@ -216,7 +221,9 @@ def grounding_accuracy(
     among the objects of its category, and the rate a uniformly random ranking would give (mean of
     1 / num_candidates) — whether the model tells instances apart, independent of box quality.
     ``anchor_localisation`` covers the expressions with an anchor distance: how often every named anchor
-    was located within ``ANCHOR_FOUND_DISTANCE`` and the median distance.
+    was located within ``ANCHOR_FOUND_DISTANCE`` and the median distance. ``below_threshold`` counts the
+    expressions whose mask no voxel reached the threshold of, so the prediction fell back to a lower one
+    (``liftgs.model.grounded_mask.answer_voxels``), and how accurate those answers were.
     """
     ious = np.asarray(box_ious, dtype=np.float64).reshape(-1)
     types = np.asarray(list(eval_types), dtype=object)
@@ -269,6 +276,14 @@ def grounding_accuracy(
                 "found": float(np.mean(measured <= ANCHOR_FOUND_DISTANCE)),
                 "median_m": float(np.median(measured)),
             }
+    if below_threshold is not None:
+        fell_back = np.asarray(below_threshold, dtype=bool).reshape(-1)
+        if fell_back.shape != ious.shape:
+            raise ValueError(f"{ious.shape[0]} IoUs but {fell_back.shape[0]} below-threshold flags")
+        summary["below_threshold"] = {
+            "count": int(fell_back.sum()),
+            **{_threshold_key(t): _accuracy(ious[fell_back], t) for t in thresholds},
+        }
     return summary
 
 

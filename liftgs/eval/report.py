@@ -68,6 +68,12 @@ def print_report(result: EvalResult, console: Console | None = None) -> None:
             f"named anchors located within {ANCHOR_FOUND_DISTANCE:g} m: {_percent(anchors['found'])}% of "
             f"{anchors['count']} expressions (median {anchors['median_m']:.2f} m)"
         )
+    below = result.summary.get("below_threshold")
+    if below is not None and below["count"]:
+        console.print(
+            f"no voxel reached the threshold for {below['count']} expression(s), grounded at the fallback "
+            f"(Acc@0.25 {_percent(below['acc@0.25'])}% of them)"
+        )
     for reason, count in result.skipped.items():
         console.print(f"[yellow]skipped {count} expression(s): {reason}[/yellow]")
 

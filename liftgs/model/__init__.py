@@ -7,7 +7,7 @@ text encoders and ``build_text_encoder``, and checkpoint I/O.
 
 from liftgs.model.checkpoint import CheckpointError, load_model, save_checkpoint
 from liftgs.model.config import DecoderConfig, EncoderConfig, GaussianConfig, LiftGSConfig
-from liftgs.model.grounded_mask import grounded_voxels, link_distance, mask_box
+from liftgs.model.grounded_mask import answer_voxels, grounded_voxels, link_distance, mask_box
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.text import (
     HFTextEncoder,
@@ -38,6 +38,7 @@ __all__ = [
     "Voxels",
     "build_text_encoder",
     "load_model",
+    "answer_voxels",
     "grounded_voxels",
     "link_distance",
     "mask_box",

@@ -16,7 +16,7 @@ from liftgs.model.config import LiftGSConfig
 from liftgs.model.decoder import GroundingDecoder
 from liftgs.model.encoder import PointEncoder
 from liftgs.model.gaussian_head import GaussianHead
-from liftgs.model.grounded_mask import grounded_voxels, link_distance, mask_box
+from liftgs.model.grounded_mask import answer_voxels, link_distance, mask_box
 from liftgs.model.text import TextEncoder, build_text_encoder
 from liftgs.model.types import GroundingOutput, Prediction, SceneFeatures, TextFeatures
 from liftgs.model.voxelize import voxelize
@@ -177,9 +177,11 @@ class LiftGS(nn.Module):
     def predict(self, scene: SceneFeatures, texts: list[str], threshold: float = 0.5) -> list[Prediction]:
         """The best-scoring query's mask, box and token scores for each text.
 
-        The grounded voxels are the connected part of the query's thresholded mask holding the most
-        probability, grown into its connected less probable voxels (``grounded_voxels``, neighbours within
-        ``link_distance``); the box is theirs."""
+        The grounded voxels are one connected part of the query's thresholded mask (the most confident of
+        those holding enough probability), grown into its connected less probable voxels
+        (``grounded_voxels``, neighbours within ``link_distance``), and never none: when no voxel reaches
+        ``threshold`` they are grounded at a threshold relative to the largest probability
+        (``answer_voxels``; ``Prediction.below_threshold``). The box is theirs."""
         text = self.encode_text(texts)
         out = self.ground(scene, text, all_layers=False)
         link = link_distance(scene.points, scene.voxel_size)
@@ -188,13 +190,14 @@ class LiftGS(nn.Module):
             q = int(out.scores[b].argmax())
             probs = torch.sigmoid(out.mask_logits[b, q])
             valid = text.mask[b]
-            grounded = grounded_voxels(scene.points, probs, threshold, link)
+            grounded, below_threshold = answer_voxels(scene.points, probs, threshold, link)
             predictions.append(
                 Prediction(
                     point_probs=probs,
                     mask=grounded,
                     score=float(torch.sigmoid(out.scores[b, q])),
-                    box=mask_box(scene.points, grounded, probs),
+                    box=mask_box(scene.points, grounded),
+                    below_threshold=below_threshold,
                     token_scores=torch.sigmoid(out.token_logits[b, q][valid]),
                     token_strings=text.token_strings[b],
                     query_index=q,

@@ -187,17 +187,19 @@ class Prediction:
 
     Attributes:
         point_probs: [Pv] sigmoid of the query's mask logits.
-        mask: [Pv] bool, the grounded voxels (``liftgs.model.grounded_mask.grounded_voxels``: the most
-            probable connected part of the voxels with prob >= threshold, grown into its connected voxels
-            with prob >= ``GROW_FRACTION`` * threshold).
+        mask: [Pv] bool, the grounded voxels, never none (``liftgs.model.grounded_mask.answer_voxels``:
+            of the connected parts of the voxels with prob >= threshold holding at least ``MASS_FLOOR`` of
+            the heaviest part's probability, the one with the highest mean, grown into its connected voxels
+            with prob >= ``GROW_FRACTION`` * threshold; with ``EMPTY_FALLBACK`` * max prob as the threshold
+            when no voxel reaches it).
         score: sigmoid of the query's grounding score.
-        box: [6] axis-aligned box of the ``mask`` voxels (if none, of the 16 most probable voxels),
-            ``(xmin, ymin, zmin, xmax, ymax, zmax)`` metres.
+        box: [6] axis-aligned box of the ``mask`` voxels, ``(xmin, ymin, zmin, xmax, ymax, zmax)`` metres.
         token_scores: [T] sigmoid of the query's token alignment logits over the real tokens.
         token_strings: the text's tokens, aligned with ``token_scores``.
         query_index: which decoder query won.
         anchor_centres: [K, 3] where that query located its anchors (``GroundingOutput.anchor_centres``),
             or None for a model without the relational geometry term.
+        below_threshold: no voxel reached the threshold, so ``mask`` was grounded at the fallback one.
     """
 
     point_probs: Tensor  # [Pv]
@@ -208,3 +210,4 @@ class Prediction:
     token_strings: list[str]
     query_index: int
     anchor_centres: Tensor | None = None  # [K, 3]
+    below_threshold: bool = False
