@@ -61,7 +61,8 @@ class LoadedScene:
         """[Pv] bool, the grounded object's voxels, as ``liftgs eval`` scores them: the most confident
         substantial connected part of the voxels whose probability (``point_probs`` [Pv]) reaches
         ``threshold``, grown into its connected voxels above ``GROW_FRACTION`` of it
-        (``liftgs.model.grounded_voxels``); none when no voxel reaches the threshold."""
+        (``liftgs.model.grounded_voxels``); none when no voxel reaches the threshold (where ``liftgs eval``
+        falls back to a lower one, ``answer_voxels``: the viewer's threshold is the person's slider)."""
         return grounded_voxels(
             torch.from_numpy(self.voxel_points),
             torch.from_numpy(point_probs),

@@ -13,17 +13,17 @@ Acc@0.25 / 0.5 68.5 / 54.3 at 0.2 m, 77.8 / 69.0 at ``link_distance``).
 
 Which part: of the parts holding at least ``MASS_FLOOR`` of the heaviest part's summed probability, the one
 with the highest mean probability. The heaviest part alone favours size: a relation ("the ball farthest from
-the nightstand") can paint the target at 0.95 and a look-alike twice its size at 0.7 (46 of the shipped
-checkpoint's 180 test failures boxed a look-alike although the target had the higher mean probability). The
-mean alone favours a single stray confident voxel; the floor keeps those out (on the synthetic val split,
-thirteen trained checkpoints gained 0.2-3.0 points of Acc@0.25 and up to 2.5 of Acc@0.5, none lost; the
-shipped one 84.9 / 75.6 -> 86.0 / 76.2).
+the nightstand") can paint the target at 0.95 and a look-alike twice its size at 0.7 (46 of a trained
+checkpoint's 180 test failures boxed a look-alike although the target had the higher mean probability: kC0
+in the README). The mean alone favours a single stray confident voxel; the floor keeps those out (on the
+synthetic val split, thirteen trained checkpoints gained 0.2-3.0 points of Acc@0.25 and up to 2.5 of
+Acc@0.5, none lost; kC0 84.9 / 75.6 -> 86.0 / 76.2).
 
 That part then grows into the voxels connected to it whose probability is at least ``GROW_FRACTION`` times
 the threshold (hysteresis, as in edge detection): a relation such as "closest to the door" lowers the logits
 of a long desk's far end along with the other desks', and the threshold alone kept only the near end
 (on the synthetic val split, five trained checkpoints gained 0.3-1.7 points of Acc@0.25 and 0.3-2.3 of
-Acc@0.5; the shipped one 83.3 / 73.3 -> 84.9 / 75.6).
+Acc@0.5; kC0 83.3 / 73.3 -> 84.9 / 75.6).
 
 ``grounded_voxels`` grounds nothing when no voxel reaches the threshold (the viewer says so and offers its
 slider); ``answer_voxels``, which ``LiftGS.predict`` and so ``liftgs eval`` / ``liftgs ground`` use, then
