@@ -36,7 +36,7 @@ class AdamWOptimizerConfig(AdamOptimizerConfig):
 
 MAX_STEPS = 4500
 """Training steps of the default run (the cosine schedule decays over exactly these): 39-50 min on one
-core of a 2-core machine beside a second run (README). 3,000 steps took 26 min there and scored about 1.4
+core of a 2-core machine beside a second run (README). 3,000 steps took 26 min there and scored about 1.5
 points of val Acc@0.25 lower over three seeds."""
 
 
