@@ -61,7 +61,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or corrupt files
-        raise ModelLoadError(f"{path}: unreadable (truncated or corrupt?): {first_line(error)}") from None
+        reason = first_line(error).split(". ")[0]  # torch appends paragraphs of advice
+        raise ModelLoadError(f"{path}: unreadable (truncated or corrupt?): {reason}") from None
     if not isinstance(state, dict) or not {"step", "pipeline"} <= state.keys():
         raise ModelLoadError(f"{path}: not a nerfstudio checkpoint (no step and pipeline entries)")
     return state
