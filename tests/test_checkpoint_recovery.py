@@ -150,6 +150,13 @@ def test_sigint_during_a_save_of_ns_train_leaves_the_previous_checkpoint(dataset
     assert read_checkpoint(saved / STEP_2)["step"] == 2
 
 
+def test_a_resume_past_max_num_iterations_trains_and_saves_nothing(tmp_path):
+    trainer = LiftGSTrainer(tiny_trainer("liftgs", tmp_path, 5))
+    trainer._start_step = 5  # as after loading the checkpoint of step 4
+    trainer.train()  # nerfstudio's loop would run steps 5-9 (here: fail on the missing pipeline)
+    assert not trainer.checkpoint_dir.exists()
+
+
 def _stub_trainer(folder: Path, keep_only_latest: bool = True) -> LiftGSTrainer:
     """A LiftGSTrainer (not set up) that saves ``{"step": N, "pipeline": {"w": ...}}`` into ``folder``."""
     config = tiny_trainer("liftgs", folder, 5)

@@ -93,7 +93,10 @@ class LiftGSTrainer(Trainer):
         total = self.config.max_num_iterations
         remaining = total - self._start_step
         if remaining <= 0:
-            CONSOLE.print(f"Resumed at step {self._start_step} of max_num_iterations {total}: nothing to do.")
+            done = self._start_step - 1
+            CONSOLE.print(
+                f"The checkpoint of step {done} completes max_num_iterations {total}: nothing to train."
+            )
             return
         # nerfstudio's loop runs steps _start_step .. _start_step + max_num_iterations - 1.
         self.config.max_num_iterations = remaining
