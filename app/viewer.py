@@ -107,7 +107,7 @@ class ViewerApp:
 
 def load_engine(config: ViewerConfig) -> ViewerEngine:
     """The model and the scenes, checked in start-up order; ``ViewerError`` with one line on failure."""
-    from liftgs.eval.loading import ModelLoadError, load_liftgs, resolve_checkpoint
+    from liftgs.model.loading import ModelLoadError, load_liftgs, resolve_checkpoint
 
     try:
         checkpoint = resolve_checkpoint(config.checkpoint)

@@ -31,10 +31,10 @@ import torch
 
 from liftgs.data.store import DatasetError, load_scene
 from liftgs.eval.evaluate import predicted_point_mask
-from liftgs.eval.loading import ModelLoadError, load_liftgs
 from liftgs.eval.metrics import points_box
 from liftgs.export_ply import write_gaussians_ply
 from liftgs.model.grounded_mask import EMPTY_FALLBACK
+from liftgs.model.loading import ModelLoadError, load_liftgs
 from liftgs.model.types import Gaussians
 from liftgs.scene import Scene
 

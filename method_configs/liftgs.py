@@ -22,6 +22,7 @@ from liftgs.nerfstudio.datamanager import LiftGSDataManagerConfig
 from liftgs.nerfstudio.model import LiftGSModelConfig
 from liftgs.nerfstudio.pipeline import LiftGSPipelineConfig
 from liftgs.nerfstudio.schedule import WarmupCosineSchedulerConfig
+from liftgs.nerfstudio.trainer import LiftGSTrainerConfig
 from liftgs.pseudo.lift import DEFAULT_DIM
 from liftgs.train.batch import SamplerConfig, Supervision
 
@@ -82,7 +83,7 @@ def training_network() -> LiftGSConfig:
 
 def trainer_config(method_name: str, supervision: Supervision) -> TrainerConfig:
     """The whole training configuration of one method."""
-    return TrainerConfig(
+    return LiftGSTrainerConfig(
         method_name=method_name,
         max_num_iterations=MAX_STEPS,
         steps_per_eval_batch=100,

@@ -22,8 +22,8 @@ from liftgs import cli
 from liftgs.data.dataset import GroundingDataset
 from liftgs.data.store import save_expressions, write_scene
 from liftgs.eval.evaluate import SKIP_EMPTY_TARGET, SKIP_MISSING_SCENE, SKIP_UNENCODABLE, evaluate
-from liftgs.eval.loading import ModelLoadError, load_liftgs
 from liftgs.model import LiftGS, load_model
+from liftgs.model.loading import ModelLoadError, load_liftgs
 from liftgs.scene import Expression
 
 
@@ -155,7 +155,7 @@ def test_eval_bad_inputs_give_one_line_errors(toy, tmp_path):
 
 
 def test_missing_default_checkpoint_is_explained(toy, monkeypatch, tmp_path):
-    monkeypatch.setattr("liftgs.eval.loading.DEFAULT_CHECKPOINT", tmp_path / "liftgs_synthetic.pt")
+    monkeypatch.setattr("liftgs.model.loading.DEFAULT_CHECKPOINT", tmp_path / "liftgs_synthetic.pt")
     assert "--checkpoint" in _eval_error("--data", str(toy[0]))
 
 
@@ -175,8 +175,9 @@ def test_nerfstudio_run_loads_newest_checkpoint(toy, tmp_path):
     with pytest.raises(ModelLoadError, match="do not match"):
         load_liftgs(other, "cpu")
     newest = tmp_path / "run" / "nerfstudio_models" / "step-000000007.ckpt"
-    newest.write_bytes(newest.read_bytes()[:500])
-    assert "truncated or corrupt" in _eval_error("--checkpoint", str(config_path), "--data", str(toy[0]))
+    newest.write_bytes(newest.read_bytes()[:500])  # unreadable: the older, empty step-0 is read instead
+    message = _eval_error("--checkpoint", str(config_path), "--data", str(toy[0]))
+    assert "step-000000000.ckpt: no LiftGS weights" in message
     (config_path.parent / "nerfstudio_models").rename(tmp_path / "moved")
     assert "no step-*.ckpt" in _eval_error("--checkpoint", str(config_path), "--data", str(toy[0]))
 

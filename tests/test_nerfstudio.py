@@ -58,7 +58,7 @@ def test_train_writes_checkpoint_config_and_logs(run):
 
 
 def test_resume_with_load_dir(run):
-    config = tiny_trainer("liftgs", run.parents[3], 1)
+    config = tiny_trainer("liftgs", run.parents[3], 4)  # max_num_iterations is the total: step 3 is left
     config.timestamp = "resumed"
     config.load_dir = run.parent / "nerfstudio_models"
     ns_train(config)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from liftgs.eval.loading import DEFAULT_CHECKPOINT, load_liftgs
 from liftgs.model import LiftGS
+from liftgs.model.loading import DEFAULT_CHECKPOINT, load_liftgs
 
 
 def test_shipped_checkpoint_loads_and_predicts() -> None:

@@ -65,8 +65,8 @@ class BenchViewer:
         from app.engine import ViewerEngine
         from app.viewer import ViewerConfig, open_scenes, start_viewer
         from app.wsclient import ViserTestClient
-        from liftgs.eval.loading import DEFAULT_CHECKPOINT, load_liftgs
         from liftgs.model import LiftGS, LiftGSConfig
+        from liftgs.model.loading import DEFAULT_CHECKPOINT, load_liftgs
 
         torch.set_num_threads(self.threads)
         checkpoint = self.checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)

@@ -4,6 +4,5 @@
   ``grounding_accuracy`` (Acc@0.25/0.5 overall/unique/multiple, mean IoUs, per category).
 - ``evaluate``: ``evaluate(model, dataset, expressions=None, ...) -> EvalResult`` (each scene encoded once).
 - ``report``: rich tables, JSON and the PNG of plots of an ``EvalResult``.
-- ``loading``: ``load_liftgs(path, device)`` from a ``.pt`` checkpoint or a nerfstudio ``config.yml``.
 - ``command``: ``liftgs eval``.
 """

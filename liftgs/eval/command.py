@@ -9,8 +9,8 @@ from rich.console import Console
 
 from liftgs.data.store import DatasetError
 from liftgs.eval.evaluate import evaluate
-from liftgs.eval.loading import ModelLoadError, load_liftgs
 from liftgs.eval.report import print_report, save_plot, write_json
+from liftgs.model.loading import ModelLoadError, load_liftgs
 
 RESULTS_NAME = "eval_results.json"
 PLOT_NAME = "eval_plots.png"

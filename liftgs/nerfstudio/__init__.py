@@ -1,2 +1,3 @@
 """The nerfstudio plugin: ``LiftGSDataManager`` (cross-scene batches), ``LiftGSModel``, ``LiftGSPipeline``,
-and ``export-checkpoint``. The method specifications live in ``method_configs/liftgs.py``."""
+``LiftGSTrainer`` (atomic checkpoints, resumes from the newest readable one), reading run folders
+(``run_files``) and ``export-checkpoint``. The method specifications live in ``method_configs/liftgs.py``."""

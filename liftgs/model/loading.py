@@ -1,14 +1,16 @@
-"""Loading a trained LiftGS for evaluation and the CLI: a standalone ``.pt`` or a nerfstudio run.
+"""Loading a trained LiftGS for the CLI, evaluation and the viewer: a standalone ``.pt`` or a nerfstudio run.
 
 - ``*.pt`` (or any non-YAML file): ``liftgs.model.checkpoint.load_model``.
-- ``config.yml`` of an ``ns-train`` run: the newest ``nerfstudio_models/step-*.ckpt`` of that run, with
-  the LiftGS network's weights taken out of the pipeline state (see ``_load_nerfstudio``).
+- ``config.yml`` of an ``ns-train`` run: read with ``liftgs.config_yaml`` (nothing in it is run), weights
+  from the run's newest readable ``step-*.ckpt`` (``liftgs.nerfstudio.run_files``), taken out of the
+  pipeline state (see ``_load_nerfstudio``).
 
 Every failure is a ``ModelLoadError`` with a one-line message naming the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ import torch
 import liftgs
 
 if TYPE_CHECKING:
-    from liftgs.model import LiftGS
+    from liftgs.model import LiftGS, LiftGSConfig
 
 DEFAULT_CHECKPOINT = Path(liftgs.__file__).resolve().parent.parent / "assets" / "liftgs_synthetic.pt"
 """The demo checkpoint shipped in the repository (``assets/liftgs_synthetic.pt``)."""
@@ -28,13 +30,21 @@ class ModelLoadError(ValueError):
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` -> CUDA when available, else CPU; anything else must name a device this machine has."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        target = torch.device(device)
     except RuntimeError as error:
-        raise ModelLoadError(f"--device {device!r}: {error}") from None
+        raise ModelLoadError(f"--device {device!r}: {first_line(error)}") from None
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"--device {device!r}: CUDA is not available here (use cpu or auto)")
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return target
 
 
 def resolve_checkpoint(path: Path | None) -> Path:
@@ -56,8 +66,8 @@ def load_liftgs(path: Path | None, device: str = "auto") -> tuple[LiftGS, dict]:
     """The LiftGS network (eval mode, on ``device``) from a ``.pt`` checkpoint or a nerfstudio config.yml.
 
     Returns:
-        ``(model, info)``: ``info`` holds ``"checkpoint"`` (the file read) and whatever extra data the
-        checkpoint carried.
+        ``(model, info)``: ``info`` holds ``"checkpoint"`` (the file given) and whatever extra data the
+        checkpoint carried (``"step"`` for a nerfstudio run).
     """
     from liftgs.model.checkpoint import CheckpointError, load_model
 
@@ -80,51 +90,34 @@ def _load_nerfstudio(config_path: Path) -> tuple[LiftGS, dict]:
     weights are the pipeline state entries under the one prefix (e.g. ``_model.network.``) that holds a
     full LiftGS state dict.
     """
-    import yaml
-
     from liftgs.model import LiftGS
+    from liftgs.nerfstudio.run_files import newest_checkpoint, read_trainer_config, run_checkpoint_dir
 
-    try:
-        config = yaml.load(config_path.read_text(), Loader=yaml.Loader)  # as ns-eval reads it
-        model_config = config.pipeline.model
-    except Exception as error:  # yaml errors, unimportable config classes, a YAML that is no ns config
-        raise ModelLoadError(
-            f"{config_path}: not a readable nerfstudio config: {_first_line(error)}"
-        ) from None
+    config = read_trainer_config(config_path)
+    model_config = config.pipeline.model
     network_config = _find_liftgs_config(model_config)
     if network_config is None:
         raise ModelLoadError(
             f"{config_path}: its model ({type(model_config).__name__}) has no LiftGSConfig; "
             "is this a LIFT-GS run?"
         )
-    checkpoint_dir = config_path.parent / Path(getattr(config, "relative_model_dir", "nerfstudio_models"))
-    checkpoints = sorted(checkpoint_dir.glob("step-*.ckpt"))
-    if not checkpoints:
-        raise ModelLoadError(f"{config_path}: no step-*.ckpt in {checkpoint_dir}")
-    try:
-        state = torch.load(checkpoints[-1], map_location="cpu", weights_only=True)["pipeline"]
-    except Exception as error:  # torch raises several types for truncated/corrupt files
-        raise ModelLoadError(
-            f"cannot read {checkpoints[-1]} (truncated or corrupt?): {_first_line(error)}"
-        ) from None
+    step, checkpoint, state = newest_checkpoint(run_checkpoint_dir(config_path, config))
     model = LiftGS(network_config)
     expected = model.state_dict()
-    prefix = _state_prefix(state, list(expected))
+    prefix = _state_prefix(state["pipeline"], list(expected))
     if prefix is None:
-        raise ModelLoadError(f"{checkpoints[-1]}: no LiftGS weights matching {config_path}'s config")
+        raise ModelLoadError(f"{checkpoint}: no LiftGS weights matching {config_path}'s config")
     try:
-        model.load_state_dict({name: state[prefix + name] for name in expected})
+        model.load_state_dict({name: state["pipeline"][prefix + name] for name in expected})
     except RuntimeError as error:
         raise ModelLoadError(
-            f"{checkpoints[-1]}: weights do not match {config_path}'s config: {_first_line(error)}"
+            f"{checkpoint}: weights do not match {config_path}'s config: {first_line(error)}"
         ) from None
-    return model, {"step": int(checkpoints[-1].stem.split("-")[-1])}
+    return model, {"step": step}
 
 
-def _find_liftgs_config(model_config):
+def _find_liftgs_config(model_config) -> LiftGSConfig | None:
     """The ``LiftGSConfig`` that is ``model_config`` or one of its (dataclass) fields, else None."""
-    import dataclasses
-
     from liftgs.model import LiftGSConfig
 
     if isinstance(model_config, LiftGSConfig):
@@ -147,6 +140,7 @@ def _state_prefix(state: dict, names: list[str]) -> str | None:
     return None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (at most 200 characters), else its type's name."""
     text = str(error).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__
