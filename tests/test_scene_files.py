@@ -40,7 +40,7 @@ SCANNET_FACES = np.array([(np.array([0, 1, 2], dtype=np.int32),)], dtype=[("vert
 
 @pytest.fixture(scope="module")
 def room():
-    """Reference scene: room points in the reference frame, colours, and floater rows after them."""
+    """Reference scene: room points in the reference frame, colors, and floater rows after them."""
     rng = np.random.default_rng(1)
     points, colors = synthetic_room(ROOM_POINTS, seed=1)
     floaters = rng.random((FLOATERS, 3)) * [6.0, 5.0, 8.0] + [0.0, 0.0, 3.0]
@@ -239,7 +239,7 @@ def test_up_rotations_are_proper():
         assert np.isclose(np.linalg.det(rotation), 1.0)
 
 
-def test_rotated_sh_colour_follows_the_frame():
+def test_rotated_sh_color_follows_the_frame():
     rotation = quaternion_to_matrix(np.array([0.3, -0.5, 0.7, 0.2]))
     coefficients = np.random.default_rng(0).normal(size=(4, 15, 3))
     rotated = rotate_sh_rest(coefficients, rotation)
@@ -318,8 +318,8 @@ def test_point_cloud_and_mesh_exports_keep_their_layout(room, tmp_path):
 def _bad_inputs(room, tmp_path) -> dict[str, tuple[Path, str]]:
     no_rot = _gaussians(room)
     no_rot = no_rot[[name for name in no_rot.dtype.names if not name.startswith("rot_")]]
-    no_colour = np.empty(10, dtype=[(a, "<f4") for a in "xyz"])
-    no_colour[:] = 0.0
+    no_color = np.empty(10, dtype=[(a, "<f4") for a in "xyz"])
+    no_color[:] = 0.0
     faces = PlyElement.describe(SCANNET_FACES, "face")
     all_nan = _gaussians(room)[:5]
     all_nan["y"] = np.nan
@@ -328,7 +328,7 @@ def _bad_inputs(room, tmp_path) -> dict[str, tuple[Path, str]]:
     return {
         "missing property": (_write(tmp_path / "a.ply", repack_fields(no_rot)), "rot_0"),
         "zero splats": (_write(tmp_path / "b.ply", _gaussians(room)[:0]), "zero vertices"),
-        "mesh without colours": (_write(tmp_path / "c.ply", no_colour, faces), "mesh without vertex colours"),
+        "mesh without colors": (_write(tmp_path / "c.ply", no_color, faces), "mesh without vertex colors"),
         "all rows NaN": (_write(tmp_path / "d.ply", all_nan), "non-finite"),
         "not splatfacto": (_splatfacto_run(tmp_path / "nerfacto", room, method="nerfacto"), "not splatfacto"),
         "no transforms": (_splatfacto_run(tmp_path / "nt", room, transforms=False), "dataparser_transforms"),

@@ -124,7 +124,8 @@ class BenchSceneFile:
             "subsample s",
             "total s",
             "peak MiB",
-            "voxels",
+            "points",
+            "placed",
         ):
             table.add_column(column, justify="right")
         with tempfile.TemporaryDirectory() as folder:
@@ -137,14 +138,16 @@ class BenchSceneFile:
                     f"{path.stat().st_size / 2**20:.0f}",
                     *(f"{row[key]:.2f}" for key in ("read_s", "place_s", "subsample_s", "total_s")),
                     f"{row['peak_mib']:.0f}",
-                    f"{row['voxels']:,}",
+                    f"{row['points']:,}",
+                    str(row["placed"]),
                 )
                 path.unlink()
-        Console().print(table)
+        Console(width=140).print(table)
 
 
-def measure_load(path: Path, voxel_size: float, max_points: int) -> dict[str, float]:
-    """Seconds of each load stage and peak traced memory (MiB) for the 3DGS PLY at ``path``."""
+def measure_load(path: Path, voxel_size: float, max_points: int) -> dict[str, float | int | str]:
+    """Seconds of each load stage, peak traced memory (MiB), the network point count and the placement
+    (``SceneTransform.describe``) for the 3DGS PLY at ``path``."""
     tracemalloc.start()
     start = time.perf_counter()
     splats = read_scene_splats(path)
@@ -163,5 +166,6 @@ def measure_load(path: Path, voxel_size: float, max_points: int) -> dict[str, fl
         "subsample_s": done - placed,
         "total_s": done - start,
         "peak_mib": peak / 2**20,
-        "voxels": int(network.points.shape[0]),
+        "points": int(network.points.shape[0]),
+        "placed": transform.describe(),
     }

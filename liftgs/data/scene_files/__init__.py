@@ -1,9 +1,10 @@
-"""Scenes people bring: 3DGS PLY files, coloured point clouds and meshes, nerfstudio splatfacto runs.
+"""Scenes people bring: 3DGS PLY files, colored point clouds and meshes, nerfstudio splatfacto runs.
 
 ``load_scene_file(path, up=, scale=)`` reads any of them (chosen by content) into a ``UserScene``: the
 splats in the file's own frame (``SplatSet``), the ``SceneTransform`` to the network frame (z up, metres)
 and the network's subsampled input with the map back to every splat. ``write_scored_scene`` and
-``write_selected_splats`` write an answer back in the file's own format. Numpy only (torch is imported
+``write_selected_splats`` write an answer back in the file's own format. Rows with non-finite values are
+dropped with one counted warning; every other bad input is a one-line ``SceneFileError``. Numpy only (torch is imported
 only to read a nerfstudio checkpoint).
 
 Modules: ``ply`` (PLY layouts), ``splatfacto`` (run folders), ``frame`` (up and scale), ``subsample``

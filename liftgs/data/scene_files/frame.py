@@ -43,6 +43,9 @@ ROOM_HEIGHT = 2.5
 """Assumed floor-to-top extent (metres) of a scene whose extent matches no unit."""
 UNIT_FACTORS = {"metres": 1.0, "centimetres": 0.01, "millimetres": 0.001}
 """File units tried by ``scale="auto"``, as metres per file unit."""
+FRAME_SAMPLE = 200_000
+"""At most this many points (a fixed-seed random subset) decide ``up`` and ``scale``: plenty for percentiles
+and slab fractions, and placing a scene of millions of splats stays fast."""
 _LOW, _HIGH = 1.0, 99.0  # robust extent percentiles
 _AXES = "xyz"
 
@@ -202,7 +205,7 @@ def estimate_up(points: np.ndarray) -> str:
 
 
 def estimate_scene_transform(
-    points: np.ndarray,  # [N, 3] file frame (the points the network will read)
+    points: np.ndarray,  # [N, 3] file frame (the points the network will read; see FRAME_SAMPLE)
     up: str = "auto",
     scale: str | float = "auto",
 ) -> SceneTransform:
@@ -214,6 +217,8 @@ def estimate_scene_transform(
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] < 3:
         raise ValueError(f"need [N >= 3, 3] points to place a scene, got shape {list(points.shape)}")
+    if points.shape[0] > FRAME_SAMPLE:
+        points = points[np.random.default_rng(0).choice(points.shape[0], FRAME_SAMPLE, replace=False)]
     up = parse_up(up)
     given_scale = parse_scale(scale)
     if up == "auto":

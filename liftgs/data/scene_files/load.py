@@ -1,6 +1,6 @@
 """``load_scene_file``: any supported scene file or run folder -> a ``UserScene`` ready for the network.
 
-The reader is chosen by content: a file starting with the PLY magic line is a PLY (3DGS or coloured point
+The reader is chosen by content: a file starting with the PLY magic line is a PLY (3DGS or colored point
 cloud / mesh, by its vertex properties, ``ply.py``); a folder with a ``config.yml``, or a ``config.yml``
 itself, is a nerfstudio run (``splatfacto.py``).
 """

@@ -1,12 +1,12 @@
 """PLY scene files, told apart by their vertex properties (never by the file name).
 
 - **3DGS** (nerfstudio's ``ns-export gaussian-splat``, the original 3DGS code, gsplat's examples): ``x y z``,
-  colour as ``f_dc_0..2`` (degree-0 SH, ``rgb = 0.5 + SH_C0 * f_dc`` clipped to [0, 1]) or as ``red green
+  color as ``f_dc_0..2`` (degree-0 SH, ``rgb = 0.5 + SH_C0 * f_dc`` clipped to [0, 1]) or as ``red green
   blue`` (nerfstudio's ``--ply-color-mode rgb``), optional ``f_rest_*`` and normals, ``opacity`` (logit),
   ``scale_0..2`` (log standard deviations), ``rot_0..3`` (wxyz quaternion, any norm).
-- **Coloured point cloud or mesh** (a ScanNet ``_vh_clean_2.ply`` too: its vertices are read, its faces
+- **Colored point cloud or mesh** (a ScanNet ``_vh_clean_2.ply`` too: its vertices are read, its faces
   ignored): ``x y z`` and ``red green blue``, ``r g b`` or ``diffuse_red diffuse_green diffuse_blue``.
-  Integer colours are divided by their type's maximum (255 for uchar); float colours are taken as [0, 1]
+  Integer colors are divided by their type's maximum (255 for uchar); float colors are taken as [0, 1]
   when none exceeds 1, as [0, 255] when none exceeds 255, and refused otherwise.
 
 Binary files are memory-mapped (``PlyData.read(mmap=True)``): only the columns used are read into memory.
@@ -23,14 +23,14 @@ from liftgs.data.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatS
 from liftgs.export_ply import SH_C0
 
 GAUSSIAN_PROPERTIES = ("opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
-"""Besides ``x y z`` and a colour, what makes a vertex element a 3DGS layout."""
+"""Besides ``x y z`` and a color, what makes a vertex element a 3DGS layout."""
 SH_DC_PROPERTIES = ("f_dc_0", "f_dc_1", "f_dc_2")
 COLOR_PROPERTIES = (
     ("red", "green", "blue"),
     ("r", "g", "b"),
     ("diffuse_red", "diffuse_green", "diffuse_blue"),
 )
-"""Vertex colour spellings of point clouds and meshes, in order of preference."""
+"""Vertex color spellings of point clouds and meshes, in order of preference."""
 ADDED_PROPERTIES = ("liftgs_score", "liftgs_mask")
 """Per-splat properties LIFT-GS adds on export (ignored when such a file is read again)."""
 
@@ -67,10 +67,10 @@ def vertex_property_names(ply: PlyData) -> list[str]:
 
 
 def splats_from_ply(path: Path, ply: PlyData, opacity_floor: float = OPACITY_FLOOR) -> SplatSet:
-    """The splats (3DGS layout) or points (coloured point cloud / mesh) of a PLY read by ``read_ply``.
+    """The splats (3DGS layout) or points (colored point cloud / mesh) of a PLY read by ``read_ply``.
 
     Raises:
-        SceneFileError: a partial 3DGS layout (names the missing properties), no vertex colours, colour
+        SceneFileError: a partial 3DGS layout (names the missing properties), no vertex colors, color
             values out of range, or no finite row.
     """
     names = set(vertex_property_names(ply))
@@ -125,15 +125,15 @@ def gaussians_from_ply(path: Path, ply: PlyData, layout: str, opacity_floor: flo
 
 
 def points_from_ply(path: Path, ply: PlyData) -> SplatSet:
-    """Coloured points of a point-cloud or mesh vertex element; non-finite rows dropped."""
+    """Colored points of a point-cloud or mesh vertex element; non-finite rows dropped."""
     vertices = ply["vertex"].data
     names = set(vertices.dtype.names)
     spelling = next((triple for triple in COLOR_PROPERTIES if set(triple) <= names), None)
     if spelling is None:
         what = "a mesh" if len(ply.elements) > 1 else "a point cloud"
         raise SceneFileError(
-            f"{path}: {what} without vertex colours (no red/green/blue or r/g/b properties); LIFT-GS needs "
-            "an RGB colour per point"
+            f"{path}: {what} without vertex colors (no red/green/blue or r/g/b properties); LIFT-GS needs "
+            "an RGB color per point"
         )
     means = _xyz(vertices)
     colors = _colors_01(path, vertices, spelling)
@@ -153,7 +153,7 @@ def points_from_ply(path: Path, ply: PlyData) -> SplatSet:
 
 
 def _colors_01(path: Path, vertices: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
-    """[N, 3] float32 RGB in [0, 1] from colour fields of any numeric type (module docstring's rule)."""
+    """[N, 3] float32 RGB in [0, 1] from color fields of any numeric type (module docstring's rule)."""
     dtype = vertices.dtype[names[0]]
     values = _columns(vertices, names)
     if np.issubdtype(dtype, np.integer):
@@ -161,9 +161,7 @@ def _colors_01(path: Path, vertices: np.ndarray, names: tuple[str, ...]) -> np.n
     finite = values[np.isfinite(values)]
     largest = float(finite.max()) if finite.size else 0.0
     if largest > 255.0:
-        raise SceneFileError(
-            f"{path}: float colours reach {largest:g}; expected values in [0, 1] or [0, 255]"
-        )
+        raise SceneFileError(f"{path}: float colors reach {largest:g}; expected values in [0, 1] or [0, 255]")
     if largest > 1.0:
         values = values / np.float32(255.0)
     return np.clip(values, 0.0, 1.0)

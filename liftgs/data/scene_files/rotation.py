@@ -1,7 +1,7 @@
 """Rotating Gaussians with their frame: wxyz quaternions and real spherical-harmonics coefficients.
 
 A frame change ``p' = R p`` turns a Gaussian's orientation ``Q`` into ``R Q`` (``quaternion_multiply(
-quaternion_from_matrix(R), q)``) and its view-dependent colour ``f(d)`` into ``f'(d) = f(R^T d)``:
+quaternion_from_matrix(R), q)``) and its view-dependent color ``f(d)`` into ``f'(d) = f(R^T d)``:
 each SH degree's coefficients mix through one (2l+1) x (2l+1) matrix, found here by least squares from the
 basis evaluated at fixed directions (exact: the rotated basis lies in the same degree's span).
 """
@@ -106,7 +106,7 @@ def sh_basis(directions: np.ndarray, degree: int) -> np.ndarray:
 
 def rotate_sh_rest(coefficients: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """Higher-order SH coefficients [N, K, C] (K = (degree + 1)^2 - 1, bases 1..K) of ``f`` -> those of
-    ``f'(d) = f(R^T d)``, the colour function carried along by the frame change ``p' = R p``.
+    ``f'(d) = f(R^T d)``, the color function carried along by the frame change ``p' = R p``.
 
     Raises:
         ValueError: K is not 3, 8 or 15 (degrees 1-3) or 0.

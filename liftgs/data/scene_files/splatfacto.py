@@ -152,7 +152,7 @@ def _vertices(parameters: dict[str, np.ndarray], rotation: np.ndarray, translati
     count = means.shape[0]
     rest = parameters["features_rest"].reshape(count, -1, 3)
     dc = parameters["features_dc"].reshape(count, 3)
-    if rest.shape[1] == 0:  # sh_degree 0: splatfacto stores colour logits
+    if rest.shape[1] == 0:  # sh_degree 0: splatfacto stores color logits
         dc = (1.0 / (1.0 + np.exp(-dc)) - 0.5) / SH_C0
     inverse = rotation.T  # normalised -> capture axes
     try:

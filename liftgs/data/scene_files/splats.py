@@ -19,12 +19,12 @@ from plyfile import PlyData
 log = logging.getLogger(__name__)
 
 SceneLayout = Literal["3dgs", "point_cloud", "splatfacto"]
-"""Where splats came from: a 3DGS PLY, a coloured point-cloud (or mesh) PLY, a nerfstudio splatfacto run."""
+"""Where splats came from: a 3DGS PLY, a colored point-cloud (or mesh) PLY, a nerfstudio splatfacto run."""
 
 OPACITY_FLOOR = 0.1
 """Splats with ``sigmoid(opacity)`` below this are left out of what the network reads (kept for showing and
 exporting): nerfstudio's splatfacto culls below the same value (``cull_alpha_thresh``) while training, so
-what stays under it is faint haze and floaters that add little colour to any surface."""
+what stays under it is faint haze and floaters that add little color to any surface."""
 
 
 class SceneFileError(ValueError):
@@ -74,7 +74,7 @@ class SplatSet:
 def keep_finite_rows(path: Path, *columns: np.ndarray) -> np.ndarray:
     """[N] bool, rows where every given column (each [N] or [N, k]) is finite; warns once with the count.
 
-    Non-finite rows (NaN or infinite position, colour, opacity, scale or rotation) are dropped, not refused:
+    Non-finite rows (NaN or infinite position, color, opacity, scale or rotation) are dropped, not refused:
     optimisers leave a few in large splat files, and the rest of the scene is sound.
 
     Raises:

@@ -55,7 +55,7 @@ def voxel_means(
     colors: np.ndarray,  # [M, 3]
     voxel_size: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-voxel mean xyz [V, 3] and colour [V, 3] (float64), and each point's voxel [M] int64."""
+    """Per-voxel mean xyz [V, 3] and color [V, 3] (float64), and each point's voxel [M] int64."""
     cells = np.floor(points / voxel_size).astype(np.int64)
     cells -= cells.min(axis=0)
     extent = cells.max(axis=0) + 1
