@@ -4,8 +4,8 @@
 splats in the file's own frame (``SplatSet``), the ``SceneTransform`` to the network frame (z up, metres)
 and the network's subsampled input with the map back to every splat. ``write_scored_scene`` and
 ``write_selected_splats`` write an answer back in the file's own format. Rows with non-finite values are
-dropped with one counted warning; every other bad input is a one-line ``SceneFileError``. Numpy only (torch is imported
-only to read a nerfstudio checkpoint).
+dropped with one counted warning; every other bad input is a one-line ``SceneFileError``. Numpy only
+(torch is imported only to read a nerfstudio checkpoint).
 
 Modules: ``ply`` (PLY layouts), ``splatfacto`` (run folders), ``frame`` (up and scale), ``subsample``
 (network input), ``export``, ``rotation`` (quaternions, SH), ``splats`` (the shared data model).
