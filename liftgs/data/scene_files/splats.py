@@ -65,11 +65,6 @@ class SplatSet:
     def __len__(self) -> int:
         return int(self.means.shape[0])
 
-    @property
-    def num_file_rows(self) -> int:
-        """Rows of the file's vertex element (dropped rows included)."""
-        return int(self.ply["vertex"].count)
-
 
 def keep_finite_rows(path: Path, *columns: np.ndarray) -> np.ndarray:
     """[N] bool, rows where every given column (each [N] or [N, k]) is finite; warns once with the count.
