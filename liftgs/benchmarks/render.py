@@ -11,7 +11,7 @@ depths 2-6 m, random rotations, anisotropic scales whose projected standard devi
 128 x 128 (the same world scene at 256 x 256 has them twice as large in pixels), opacities U(0.2, 1),
 colours U(0, 1). Every pixel is covered (alpha ~ 1), most many times over.
 
-Bar (issue 2): 10k Gaussians, 128^2, D = 19, forward + backward <= 250 ms median on 2 cores and >= 5x the
+Bar: 10k Gaussians, 128^2, D = 19, forward + backward <= 250 ms median on 2 cores and >= 5x the
 dense reference; goal <= 60 ms. On a shared machine wall time is inflated by other processes: CPU time
 divided by the thread count estimates the uncontended wall time.
 """
