@@ -110,11 +110,12 @@ def _first_line(error: BaseException) -> str:
 
 
 def _refused(error: BaseException) -> str:
-    """What ``torch.load(weights_only=True)`` refused (e.g. ``Trying to load unsupported GLOBAL
-    posix.system ...``), without its advice to load the file unsafely."""
+    """The first sentence of what ``torch.load(weights_only=True)`` refused (e.g. ``Unsupported global:
+    GLOBAL getattr was not an allowed global by default``), without its advice to load the file unsafely
+    or to allowlist what it holds."""
     lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
     details = [line for line in lines if "weights_only" not in line and "torch.load" not in line]
-    return details[0] if details else type(error).__name__
+    return details[0].split(". ")[0].rstrip(".") if details else type(error).__name__
 
 
 def _weights_mismatch(expected: dict[str, torch.Tensor], stored: Any) -> str | None:
