@@ -300,6 +300,7 @@ def test_anchors_do_not_read_the_words_naming_the_querys_target():
     steered = anchors.token_weights(queries, words, on_word_1, mask)  # [B, Q, K, T]
     free = anchors.token_weights(queries, words, torch.zeros(1, 1, 3), mask)  # no target word
     assert torch.allclose(steered.sum(-1), torch.ones(1, 1, 2))
+
     def odds(weights: torch.Tensor) -> torch.Tensor:
         return weights[..., 1] / (1 - weights[..., 1])
 
