@@ -125,7 +125,7 @@ class LiftGS(nn.Module):
         return self.config.encoder.extra_channels > 0
 
     def encode(self, scene: PointCloud) -> SceneFeatures:
-        """``encode_scene`` of a scene (or a training batch's scene): its points, colours and, when the model
+        """``encode_scene`` of a scene (or a training batch's scene): its points, colors and, when the model
         reads them, its lifted point features.
 
         Raises:
