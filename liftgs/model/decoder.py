@@ -201,8 +201,10 @@ class GroundingHeads(nn.Module):
         token_weights = token_logits.softmax(-1)
         q = self._read_words(q, token_weights, text)
         mask_logits = self._mask_logits(q, p, token_weights, text, prepared)  # [B, Q, P]
-        candidates = candidate_weights(mask_logits)
+        relational = self.anchors is not None or self.color is not None
+        candidates = candidate_weights(mask_logits) if relational else None  # [B, Q, P]
         if self.anchors is not None:
+            assert candidates is not None
             anchor_weights = self.anchors.token_weights(q, words, token_logits, text.mask)  # [B, Q, K, T]
             referents = self._anchor_referents(anchor_weights, words, text, p, prepared)
             geometry, anchor_centres = self.anchors(referents, xyz, candidates, text.pooled)
