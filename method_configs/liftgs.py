@@ -1,9 +1,16 @@
 """nerfstudio method specifications: ``ns-train liftgs`` (render-supervised) and ``ns-train liftgs-3d``.
 
 Registered under the ``nerfstudio.method_configs`` entry-point group (pyproject). Both methods train the
-same network on the same scenes and expressions for the same number of steps; they differ only in the
-mask supervision (2D masks in rendered views vs per-point masks from 3D labels). Defaults are sized for
-CPU training of the embedded synthetic benchmark; the device is CUDA when available, else CPU.
+same network (``LiftGSConfig()``: points only) with the same losses (``LossConfig()``) on the same batches
+(``SamplerConfig()``) for the same number of steps; they differ only in the mask supervision (2D masks in
+rendered views vs per-point masks from 3D labels). Defaults are sized for CPU training of the embedded
+synthetic benchmark; the device is CUDA when available, else CPU.
+
+To train the network that also reads each point's lifted 2D features (``lifted_features_network``; the
+scenes need ``liftgs lift-features``)::
+
+    ns-train liftgs --pipeline.model.network.encoder.extra-channels 32 \\
+        --pipeline.model.network.decoder.lifted-affinity True
 """
 
 from __future__ import annotations
@@ -16,15 +23,14 @@ from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from liftgs.losses.criterion import LossConfig
-from liftgs.model.config import DecoderConfig, EncoderConfig, GaussianConfig, LiftGSConfig
+from liftgs.model.config import LiftGSConfig
 from liftgs.nerfstudio.datamanager import LiftGSDataManagerConfig
 from liftgs.nerfstudio.model import LiftGSModelConfig
 from liftgs.nerfstudio.pipeline import LiftGSPipelineConfig
 from liftgs.nerfstudio.schedule import WarmupCosineSchedulerConfig
 from liftgs.nerfstudio.trainer import LiftGSTrainerConfig
 from liftgs.pseudo.lift import DEFAULT_DIM
-from liftgs.train.batch import SamplerConfig, Supervision
+from liftgs.train.batch import Supervision
 
 
 @dataclass
@@ -36,49 +42,18 @@ class AdamWOptimizerConfig(AdamOptimizerConfig):
 
 
 MAX_STEPS = 4500
-"""Training steps of the default run (the cosine schedule decays over exactly these): 39-50 min on one
-core of a 2-core machine beside a second run (README). 3,000 steps took 26 min there and scored about 1.5
-points of val Acc@0.25 lower over three seeds."""
+"""Training steps of the default run (the cosine schedule decays over exactly these). Chosen on val, see
+docs/experiments.md."""
 
 
-def training_network() -> LiftGSConfig:
-    """The network the default runs train: a small serialised point transformer over 0.1 m voxels that
-    reads xyz, rgb and the points' lifted pseudo-label features (``liftgs.pseudo.lift``, 32 wide); a
-    two-layer decoder with the lifted affinity, the relational terms (two anchors per query, located by the
-    decoder's own mask heads together with the colour term, the anchors' coefficients set by a relation
-    classifier on the pooled sentence, and a 16-wide voxel-colour term keyed on the words each reader picks;
-    both terms also measured relative to the query's candidates) and heads that read the target words' own
-    embeddings."""
-    return LiftGSConfig(
-        voxel_size=0.1,
-        max_points=3000,
-        subsample="fps",
-        encoder=EncoderConfig(
-            enc_channels=(32, 64, 96),
-            enc_depths=(1, 1, 1),
-            dec_channels=(64, 64),
-            dec_depths=(1, 1),
-            patch_size=64,
-            extra_channels=DEFAULT_DIM,
-        ),
-        decoder=DecoderConfig(
-            d_model=96,
-            num_queries=8,
-            num_layers=2,
-            num_heads=4,
-            align_dim=64,
-            lifted_affinity=True,
-            anchor_slots=2,
-            relation_coefficients="relation",
-            colour_channels=16,
-            read_target_words=True,
-            anchors_grounded=True,
-            candidate_relative=True,
-            colour_from_words=True,
-            colour_anchors=True,
-        ),
-        gaussians=GaussianConfig(hidden=32, feature_dim=16),
-    )
+def lifted_features_network() -> LiftGSConfig:
+    """The default network reading also each point's lifted 2D features (``liftgs lift-features``, e.g. real
+    SAM + CLIP on the frames; ``DEFAULT_DIM`` wide), scored against the text by the lifted affinity
+    (``DecoderConfig.lifted_affinity``). The shipped ``assets/liftgs_synthetic.pt`` is this network."""
+    config = LiftGSConfig()
+    config.encoder.extra_channels = DEFAULT_DIM
+    config.decoder.lifted_affinity = True
+    return config
 
 
 def trainer_config(method_name: str, supervision: Supervision) -> TrainerConfig:
@@ -93,15 +68,8 @@ def trainer_config(method_name: str, supervision: Supervision) -> TrainerConfig:
         mixed_precision=False,
         machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
         pipeline=LiftGSPipelineConfig(
-            datamanager=LiftGSDataManagerConfig(
-                supervision=supervision,
-                sampler=SamplerConfig(
-                    scenes_per_batch=1, expressions_per_scene=8, views_per_scene=3, category_prompts=2
-                ),
-            ),
-            model=LiftGSModelConfig(
-                network=training_network(), loss=LossConfig(anchor_words=1.0, relation=1.0)
-            ),
+            datamanager=LiftGSDataManagerConfig(supervision=supervision),
+            model=LiftGSModelConfig(),
         ),
         optimizers={
             "liftgs": {

@@ -7,8 +7,8 @@ render-supervised mask loss, plus distillation of rendered Gaussian features to 
 maps and the RGB/depth reconstruction. Validation still scores grounding on the expressions of the
 validation split.
 
-The network is ``training_network()`` itself (its Gaussians carry ``feature_dim`` rendered features, the
-distillation target), so a pretrained run initialises fine-tuning directly::
+The network is ``ns-train liftgs``'s (``LiftGSConfig()``, whose Gaussians carry ``feature_dim`` rendered
+features, the distillation target), so a pretrained run initialises fine-tuning directly::
 
     liftgs export-checkpoint --config outputs/.../liftgs-pretrain/.../config.yml --out pretrained.pt
     ns-train liftgs --pipeline.model.init-checkpoint pretrained.pt \\

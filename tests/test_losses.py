@@ -61,16 +61,14 @@ def test_pairwise_costs_equal_rowwise_losses():
 
 
 def _config(**overrides) -> LossConfig:
-    return LossConfig(**{"match_score": 0.0, "balanced_bce": False, **overrides})
+    return LossConfig(**{"match_score": 0.0, **overrides})
 
 
-def test_balanced_bce_weighs_target_and_background_equally():
+def test_bce_is_the_mean_over_the_elements():
     probs = torch.tensor([[0.5, 0.1, 0.1, 0.1]])
     target = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     plain = (-math.log(0.5) - 3 * math.log(0.9)) / 4
     assert float(bce_loss(probs, target)) == pytest.approx(plain, rel=1e-5)
-    balanced = 0.5 * (-math.log(0.5) - math.log(0.9))
-    assert float(bce_loss(probs, target, balanced=True)) == pytest.approx(balanced, rel=1e-5)
 
 
 def test_grounding_losses_hand_values():

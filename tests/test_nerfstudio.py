@@ -16,11 +16,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from toys_training import tiny_trainer
 
 from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
+from liftgs.losses.criterion import LossConfig
 from liftgs.losses.targets import Views
 from liftgs.model import load_model
+from liftgs.model.config import LiftGSConfig
 from liftgs.nerfstudio.export import ExportCheckpoint, load_trained_pipeline
 from liftgs.render import viewmat_from_c2w
-from method_configs.liftgs import liftgs, liftgs_3d, training_network
+from liftgs.train.batch import SamplerConfig
+from method_configs.liftgs import liftgs, liftgs_3d
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +131,14 @@ def test_ns_train_stops_in_one_line_when_the_lifted_features_do_not_fit_the_affi
 
 
 def test_both_supervisions_train_the_same_network_with_the_same_text_losses():
-    """``liftgs`` and ``liftgs-3d`` differ only in the mask supervision; both ask the anchor slots to read
-    the annotated anchors' names and the relation classifier to name the annotated relation kind."""
-    render, three_d = liftgs.config.pipeline.model, liftgs_3d.config.pipeline.model
-    assert render.network == three_d.network == training_network()
-    assert render.network.decoder.anchor_slots > 0 and render.loss.anchor_words > 0
-    assert render.network.decoder.relation_coefficients == "relation" and render.loss.relation > 0
-    assert render.loss == three_d.loss
+    """``liftgs`` and ``liftgs-3d`` differ only in the mask supervision: both are the configs' defaults (the
+    points-only network; anchor slots asked to read the annotated anchors' names, the relation classifier
+    to name the annotated relation kind)."""
+    render, three_d = liftgs.config.pipeline, liftgs_3d.config.pipeline
+    assert render.model.network == three_d.model.network == LiftGSConfig()
+    assert render.model.loss == three_d.model.loss == LossConfig()
+    assert render.datamanager.sampler == three_d.datamanager.sampler == SamplerConfig()
+    assert render.model.network.encoder.extra_channels == 0  # xyz, rgb and the text only
+    assert render.model.network.decoder.anchor_slots > 0 and render.model.loss.anchor_words > 0
+    assert render.model.loss.relation > 0
+    assert (render.datamanager.supervision, three_d.datamanager.supervision) == ("views", "points")

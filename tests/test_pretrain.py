@@ -15,6 +15,7 @@ from toys_training import tiny_trainer
 from liftgs.data.dataset import GroundingDataset
 from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
 from liftgs.model import load_model
+from liftgs.model.config import LiftGSConfig
 from liftgs.model.text import MiniLMTextEncoder
 from liftgs.nerfstudio.export import ExportCheckpoint
 from liftgs.pseudo.command import label_dataset
@@ -23,7 +24,6 @@ from liftgs.pseudo.segments import pseudo_dir
 from liftgs.pseudo.synthetic import SyntheticLabeller
 from liftgs.train.pseudo import SKIP_NO_PSEUDO_SCENE
 from liftgs.train.subset import labelled_subset
-from method_configs.liftgs import training_network
 from method_configs.liftgs_pretrain import as_pretraining, liftgs_pretrain
 
 UNLABELLED = "scan0001"
@@ -73,7 +73,7 @@ def test_method_is_liftgs_with_pseudo_batches_and_distillation():
     assert config.method_name == "liftgs-pretrain"
     assert config.pipeline.datamanager.train_source == "pseudo"
     assert config.pipeline.model.loss.feature > 0
-    assert config.pipeline.model.network == training_network()  # pretrained weights load for fine-tuning
+    assert config.pipeline.model.network == LiftGSConfig()  # pretrained weights load for fine-tuning
     assert config.pipeline.model.network.gaussians.feature_dim > 0
 
 

@@ -1,6 +1,5 @@
-"""The decoder's relational terms (``liftgs.model.relations``): anchor geometry and voxel colour, absolute and
-relative to the query's candidates; and the heads' reading of the target words' own embeddings
-(``DecoderConfig.read_target_words``)."""
+"""The decoder's relational terms (``liftgs.model.relations``): anchor geometry and voxel color, relative to
+the query's candidates; and the heads' reading of the target words' own embeddings."""
 
 from __future__ import annotations
 
@@ -12,12 +11,11 @@ import torch.nn.functional as F
 from toys_model import HashTextEncoder, tiny_config
 
 from liftgs.data.synthetic.expressions import RELATIONS
-from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.config import SYNTHETIC_RELATION_KINDS
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.relations import (
     AnchorGeometry,
-    VoxelColour,
+    VoxelColor,
     candidate_weights,
     referent_centres,
     standardise,
@@ -34,17 +32,14 @@ COLOURS = {
 }
 
 
-def relational_model(
-    anchor_slots: int, colour_channels: int, seed: int = 0, **decoder_options: bool
-) -> LiftGS:
-    """The tiny test network with the lifted affinity, the given relational terms and ``DecoderConfig``
-    switches (``read_target_words``, ``candidate_relative``, ``anchors_grounded``)."""
+def relational_model(anchor_slots: int, color_channels: int, seed: int = 0) -> LiftGS:
+    """The tiny test network with the given relational terms, reading the toy scenes' lifted name features
+    through the lifted affinity."""
     config = tiny_config()
     config.encoder.extra_channels = LIFTED_DIM
     config.decoder.lifted_affinity = True
     config.decoder.anchor_slots = anchor_slots
-    config.decoder.colour_channels = colour_channels
-    config.decoder = replace(config.decoder, **decoder_options)
+    config.decoder.color_channels = color_channels
     torch.manual_seed(seed)
     return LiftGS(config, text_encoder=HashTextEncoder())
 
@@ -99,12 +94,11 @@ def cubes_and_pillar(
 
 def train_and_rank(
     anchor_slots: int,
-    colour_channels: int,
+    color_channels: int,
     task: str,
     steps: int,
     trials: int,
     name_the_pillar: bool = False,
-    **decoder_options: bool,
 ) -> int:
     """Trains a tiny relational model on ``steps`` random scenes with a mask loss on voxel labels (BCE + dice
     of the best-matching query, plus its score, at every layer) and counts, over ``trials`` fresh scenes,
@@ -118,7 +112,7 @@ def train_and_rank(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = relational_model(anchor_slots, colour_channels, **decoder_options)
+        model = relational_model(anchor_slots, color_channels)
         return _train_and_rank(model, task, steps, trials, name_the_pillar)
     finally:
         torch.set_num_threads(threads)
@@ -165,82 +159,49 @@ def _train_and_rank(model: LiftGS, task: str, steps: int, trials: int, name_the_
     return hits
 
 
-@pytest.mark.parametrize("task, slots, channels", [("distance", 2, 0), ("colour", 0, 16)])
-def test_a_relational_term_learns_across_scenes_what_the_plain_decoder_does_not(task, slots, channels):
-    """The terms as the default network builds them (relative to the query's candidates). Measured at 300
-    steps on an AMD EPYC core: distance 18 plain, 57 relative (33 absolute); colour 18 plain, 48 relative
-    (23 absolute). Over init seeds the absolute terms sometimes stay at chance at this budget (colour 23,
-    16 at 450 steps); the relative ones learned for every seed tried (0-3)."""
+def test_the_color_term_learns_color_words_that_the_plain_decoder_does_not():
+    """The color vector comes from the encoder embeddings of the words each query picks."""
     trials = 60
-    plain = train_and_rank(0, 0, task, steps=300, trials=trials)
-    relational = train_and_rank(slots, channels, task, steps=300, trials=trials, candidate_relative=True)
+    plain = train_and_rank(0, 0, "colour", steps=100, trials=trials)
+    color = train_and_rank(0, 16, "colour", steps=100, trials=trials)
     assert plain < 0.45 * trials  # about chance (1 in 3)
-    assert relational > 0.5 * trials
-
-
-def test_a_colour_term_keyed_on_words_learns_colour_words_in_fewer_steps():
-    """``colour_from_words``: the colour vector comes from the encoder embeddings of the words the query
-    picks, not from the query stream that mixes the whole sentence. Measured at 100 steps on an AMD EPYC
-    core: 60 of 60 keyed on words, 26 keyed on the query (18 at 200 steps)."""
-    trials = 60
-    from_query = train_and_rank(0, 16, "colour", steps=100, trials=trials, candidate_relative=True)
-    from_words = train_and_rank(
-        0, 16, "colour", steps=100, trials=trials, candidate_relative=True, colour_from_words=True
-    )
-    assert from_words > 0.8 * trials
-    assert from_words > from_query + 0.2 * trials
+    assert color > 0.8 * trials
 
 
 def test_grounded_anchors_learn_where_the_anchor_is_from_expressions_that_name_it():
-    """With ``anchors_grounded`` an anchor's referent map is the heads' own mask for its words, which the
-    heads learn from the expressions whose target it is ("the pillar", every other training scene here).
-    Measured at 400 steps on an AMD EPYC core: plain decoder 16, grounded relative anchors 46 (model
-    seeds 1 and 2: 60, 39). Without the "the pillar" scenes they stay near chance (19 at 300 steps): the
-    heads never learn to paint the pillar."""
+    """An anchor's referent map is the heads' own mask for its words, which the heads learn from the
+    expressions whose target it is ("the pillar", every other training scene here)."""
     trials = 60
     plain = train_and_rank(0, 0, "distance", steps=400, trials=trials, name_the_pillar=True)
-    grounded = train_and_rank(
-        2, 0, "distance", 400, trials, name_the_pillar=True, candidate_relative=True, anchors_grounded=True
-    )
+    grounded = train_and_rank(2, 0, "distance", steps=400, trials=trials, name_the_pillar=True)
     assert plain < 0.45 * trials
     assert grounded > 0.5 * trials
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {},
-        {"candidate_relative": True, "anchors_grounded": True},
-        {
-            "candidate_relative": True,
-            "anchors_grounded": True,
-            "colour_from_words": True,
-            "colour_anchors": True,
-        },
-        {"anchors_grounded": True, "relation_coefficients": "query+sentence"},
-        {"candidate_relative": True, "anchors_grounded": True, "relation_coefficients": "sentence"},
-        {"candidate_relative": True, "anchors_grounded": True, "relation_coefficients": "query+relation"},
-    ],
-)
-def test_relational_terms_start_neutral(options):
-    model = relational_model(2, 8, read_target_words=True, **options).eval()
+def test_relational_terms_start_neutral_and_locate_anchors_inside_the_scene():
+    model = relational_model(2, 8).eval()
     g = torch.Generator().manual_seed(0)
     points, colours, names, _, _, text = cubes_and_pillar(g, "distance")
     heads = model.decoder.heads
+    assert not heads.target_words.weight.any() and not heads.target_words.bias.any()
     with torch.no_grad():
         scene = model.encode_scene(points, colours, name_features(model)[names])
         with_terms = model.ground(scene, model.encode_text([text]))
-        heads.anchors = heads.colour = heads.target_words = None
+        heads.anchors = heads.color = None
         without = model.ground(scene, model.encode_text([text]))
     for key in ("mask_logits", "scores", "boxes"):
         assert torch.equal(getattr(with_terms, key), getattr(without, key))
+    centres = with_terms.anchor_centres  # weighted means of voxel centres: inside the scene's bounds
+    assert centres.shape == (1, model.config.decoder.num_queries, 2, 3)
+    lowest, highest = scene.points.min(0).values, scene.points.max(0).values
+    assert ((centres >= lowest - 1e-5) & (centres <= highest + 1e-5)).all()
 
 
 def test_heads_read_the_text_encoders_embedding_of_the_target_words():
     """The mask depends on the encoder's own embeddings of the words the query aligns with, even when the
-    decoder's attention stream is unchanged; without ``read_target_words`` it does not (the lifted affinity,
-    which reads those embeddings too, is switched off here)."""
-    model = relational_model(anchor_slots=0, colour_channels=0, read_target_words=True).eval()
+    decoder's attention stream is unchanged (the lifted affinity, which reads those embeddings too, is
+    switched off here); with the projection at its zero initialisation it does not."""
+    model = relational_model(anchor_slots=0, color_channels=0).eval()
     heads = model.decoder.heads
     heads.affinity = None
     torch.nn.init.normal_(heads.target_words.weight)
@@ -259,73 +220,38 @@ def test_heads_read_the_text_encoders_embedding_of_the_target_words():
             return heads(*inputs)["mask_logits"]
 
         assert not torch.allclose(mask(words), mask(reworded))
-        heads.target_words = None
+        torch.nn.init.zeros_(heads.target_words.weight)
         assert torch.equal(mask(words), mask(reworded))
 
 
-def test_anchor_features_locate_the_object_its_words_name():
-    text = HashTextEncoder().encode(["the pillar"])
-    affinity = LiftedAffinity(text_dim=24, lifted_dim=LIFTED_DIM, projection_seed=0)
-    pillar_feature = F.normalize(text.tokens[0, 1] @ affinity.projection, dim=-1)  # [E], the word "pillar"
+def test_anchor_features_locate_the_object_its_referent_map_paints():
     pillar = torch.tensor([[2.0, 1.0, z] for z in (0.0, 0.4, 0.8)] + [[2.2, 1.0, 0.4], [1.8, 1.0, 0.4]])
     floor = torch.tensor([[0.0, 1.0, 0.0], [2.0, 3.0, 0.0], [4.0, 1.0, 0.0]])
     xyz = torch.cat([pillar, floor])
-    point_lifted = torch.cat([pillar_feature.expand(5, -1), torch.zeros(3, LIFTED_DIM)])  # floor: unseen
-    on_pillar = torch.tensor([0.0, 1.0]).view(1, 1, 1, 2)  # [B, Q, K, T]: the anchor reads "pillar"
-    with torch.no_grad():
-        anchors = AnchorGeometry(d_model=8, align_dim=4, slots=1)
-        referents = anchors.lifted_referent_logits(on_pillar, text.tokens, point_lifted, affinity)
-        weights, centres = referent_centres(referents, xyz)
-        features = anchors.features(weights, centres, xyz)[0, 0, 0]  # [P, 2]
+    referents = torch.tensor([10.0] * 5 + [-5.0] * 3).view(1, 1, 1, 8)  # [B, Q, K, Pv]: the pillar
+    weights, centres = referent_centres(referents, xyz)
+    features = AnchorGeometry.features(weights, centres, xyz)[0, 0, 0]  # [P, 2]
     assert torch.allclose(centres[0, 0, 0, :2], torch.tensor([2.0, 1.0]), atol=0.08)
     spread = (0.2**2 * 2 / 5) ** 0.5  # RMS horizontal distance of the pillar's voxels to their centre
-    # the floor keeps a sliver of weight (sigmoid(-5) at cosine 0), which widens the spread a little
+    # the floor keeps a sliver of weight (sigmoid(-5)), which widens the spread a little
     assert torch.allclose(features[5:, 0], torch.full((3,), 2.0 - spread), atol=0.08)
     assert features[:5, 0].max() < 0.25
     assert torch.allclose(features[:, 1], xyz[:, 2] - 0.4, atol=0.03)  # height above the pillar's centre
 
 
-@pytest.mark.parametrize("source", ["sentence", "query+sentence"])
-def test_sentence_coefficients_follow_the_pooled_text_and_are_shared_by_its_queries(source):
-    """ "Closest" or "farthest" is the sentence's: its pooled embedding sets the coefficients of every query
-    of that text (on top of each query's own with ``query+sentence``)."""
+def test_relation_coefficients_are_the_classifiers_mixture_of_per_kind_rows():
+    """A text's coefficients are its relation classifier's softmax times a table of one row per kind: a
+    sentence the classifier reads as kind 1 gets row 1."""
     torch.manual_seed(0)
-    anchors = AnchorGeometry(d_model=4, align_dim=4, slots=1, coefficient_source=source, sentence_dim=3)
-    with torch.no_grad():
-        anchors.sentence_coefficients.weight.normal_()
-    queries = torch.randn(2, 3, 4)  # [B, Q, d_model]
-    sentences = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # [B, Dt]
-    values = anchors.coefficient_values(queries, sentences)
-    assert values.shape == (2, 3, anchors.features_per_anchor)
-    shared = anchors.sentence_coefficients(sentences).unsqueeze(1)
-    own = 0.0 if anchors.coefficients is None else anchors.coefficients(queries)
-    assert torch.allclose(values, shared + own)
-    assert not torch.allclose(values[0], values[1])  # two sentences, two sets of coefficients
-    with pytest.raises(ValueError, match="need the pooled text embedding"):
-        anchors.coefficient_values(queries, None)
-
-
-@pytest.mark.parametrize("source", ["relation", "query+relation"])
-def test_relation_coefficients_are_the_classifiers_mixture_of_per_kind_rows(source):
-    """With ``relation`` sources a text's coefficients are its relation classifier's softmax times a table
-    of one row per kind: a sentence the classifier reads as kind 1 gets row 1, whatever its queries."""
-    torch.manual_seed(0)
-    anchors = AnchorGeometry(4, 4, slots=1, coefficient_source=source, sentence_dim=3, relation_kinds=2)
+    anchors = AnchorGeometry(4, 4, slots=1, sentence_dim=3, relation_kinds=2)
+    table = torch.tensor([[-1.0, 0.0, 0.3, 0.0], [1.0, 0.5, 0.0, -0.2]])
     with torch.no_grad():
         anchors.relation_classifier.weight.copy_(torch.tensor([[50.0, 0.0, 0.0], [0.0, 50.0, 0.0]]))
         anchors.relation_classifier.bias.zero_()
-        anchors.relation_table.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.5]]))
-    queries = torch.randn(2, 3, 4)  # [B, Q, d_model]
+        anchors.relation_table.copy_(table)
     sentences = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])  # kind 1, kind 0 (scale-free: unit first)
     assert anchors.relation_logits(sentences).argmax(-1).tolist() == [1, 0]
-    own = 0.0 if anchors.coefficients is None else anchors.coefficients(queries)
-    expected = torch.tensor([[1.0, 0.5], [-1.0, 0.0]]).unsqueeze(1) + own
-    assert torch.allclose(anchors.coefficient_values(queries, sentences), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="need the pooled text embedding"):
-        anchors.coefficient_values(queries, None)
-    plain = AnchorGeometry(4, 4, slots=1, coefficient_source="query")
-    with pytest.raises(ValueError, match="no relation classifier"):
-        plain.relation_logits(sentences)
+    assert torch.allclose(anchors.coefficient_values(sentences), table.flip(0), atol=1e-6)
 
 
 def test_relation_kinds_are_the_synthetic_benchmarks():
@@ -346,174 +272,113 @@ def test_degenerate_referents_and_candidates_give_finite_gradients():
 
 
 def test_anchor_words_train_through_the_masks():
-    model = relational_model(anchor_slots=2, colour_channels=0).train()
+    model = relational_model(anchor_slots=2, color_channels=0).train()
     anchors = model.decoder.heads.anchors
     with torch.no_grad():
-        anchors.coefficients.bias.fill_(0.5)  # once the query weighs the geometry, its words get gradients
+        anchors.relation_table.fill_(0.5)  # once the text weighs the geometry, its words get gradients
     g = torch.Generator().manual_seed(0)
     points, colours, names, _, _, text = cubes_and_pillar(g, "distance")
     scene = model.encode_scene(points, colours, name_features(model)[names])
     model.ground(scene, model.encode_text([text])).mask_logits.sigmoid().sum().backward()
-    for parameter in (anchors.anchor_align.weight, anchors.referent_offset, anchors.coefficients.weight):
+    for parameter in (
+        anchors.anchor_align.weight,
+        anchors.relation_table,
+        anchors.relation_classifier.weight,
+    ):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
 
 
+def anchor_geometry(slots: int = 2, d_model: int = 8) -> AnchorGeometry:
+    return AnchorGeometry(d_model=d_model, align_dim=4, slots=slots, sentence_dim=3, relation_kinds=1)
+
+
 def test_anchors_do_not_read_the_words_naming_the_querys_target():
-    anchors = AnchorGeometry(d_model=8, align_dim=4, slots=2)
-    words = torch.randn(1, 3, 8)  # [B, T, d]
+    anchors = anchor_geometry()
+    words, queries = torch.randn(1, 3, 8), torch.randn(1, 1, 8)  # [B, T, d], [B, Q, d]
     mask = torch.ones(1, 3, dtype=torch.bool)
     on_word_1 = torch.tensor([[[-20.0, 20.0, -20.0]]])  # [B, Q, T]: the query's target is word 1
-    weights = anchors.token_weights(torch.randn(1, 1, 8), words, on_word_1, mask)  # [B, Q, K, T]
-    assert weights[..., 1].max() < 1e-3
-    assert torch.allclose(weights.sum(-1), torch.ones(1, 1, 2))
+    steered = anchors.token_weights(queries, words, on_word_1, mask)  # [B, Q, K, T]
+    free = anchors.token_weights(queries, words, torch.zeros(1, 1, 3), mask)  # no target word
+    assert torch.allclose(steered.sum(-1), torch.ones(1, 1, 2))
+
+    def odds(weights: torch.Tensor) -> torch.Tensor:
+        return weights[..., 1] / (1 - weights[..., 1])
+
+    assert (odds(steered) < 1e-3 * odds(free)).all()  # word 1's logit lowered by about log(1e-4)
 
 
-def test_anchors_avoiding_target_words_also_avoid_a_two_word_name():
-    g = torch.Generator().manual_seed(1)
-    words = torch.randn(1, 4, 8, generator=g)  # [B, T, d]: "[CLS] trash can [SEP]"
-    mask = torch.ones(1, 4, dtype=torch.bool)
-    on_words_1_2 = torch.tensor([[[-20.0, 20.0, 20.0, -20.0]]])  # the alignment marks both name words
-    queries = torch.randn(1, 1, 8, generator=g)
-    on_name = {}
-    for avoid in (False, True):
-        torch.manual_seed(0)
-        anchors = AnchorGeometry(d_model=8, align_dim=4, slots=2, steer_by_sigmoid=avoid)
-        on_name[avoid] = anchors.token_weights(queries, words, on_words_1_2, mask)[..., 1:3].sum(-1)
-    assert on_name[True].max() < 1e-3
-    assert on_name[False].max() > 10 * on_name[True].max()  # the softmax share steers each word by log 1/2
-
-
-@pytest.mark.parametrize("words_only", [False, True])
-def test_anchors_reading_words_only_never_pick_a_special_token(monkeypatch, words_only):
-    """With ``anchors_read_words_only`` the anchors' softmax leaves out ``[CLS]``/``[SEP]``; without, every
-    real token gets some weight."""
-    picked, token_weights = [], AnchorGeometry.token_weights
-
-    def recording(self, *args):
-        picked.append(token_weights(self, *args))
-        return picked[-1]
-
-    monkeypatch.setattr(AnchorGeometry, "token_weights", recording)
-    model = relational_model(anchor_slots=2, colour_channels=0, anchors_read_words_only=words_only).eval()
-    points, colours, names, *_ = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
-    with torch.no_grad():
-        scene = model.encode_scene(points, colours, name_features(model)[names])
-        output = model.ground(scene, model.encode_text(["[CLS] the red cube [SEP]"]))
-    # where the anchors were located: weighted means of voxel centres, so inside the scene's bounds
-    assert output.anchor_centres.shape == (1, model.config.decoder.num_queries, 2, 3)
-    lowest, highest = scene.points.min(0).values, scene.points.max(0).values
-    assert ((output.anchor_centres >= lowest - 1e-5) & (output.anchor_centres <= highest + 1e-5)).all()
-    on_special = torch.stack([weights[..., [0, 4]].sum(-1) for weights in picked])  # every layer, anchor
-    if words_only:
-        assert on_special.max() == 0
-    else:
-        assert on_special.min() > 0
-
-
-def test_colour_term_scores_voxels_by_their_colour_alone():
-    term = VoxelColour(d_model=8, channels=4)
+def color_term() -> VoxelColor:
+    torch.manual_seed(0)
+    term = VoxelColor(d_model=8, channels=4, text_dim=6, pick_dim=4)
     with torch.no_grad():
         term.query.weight.normal_()
-    colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9], [0.9, 0.1, 0.1]])
-    scores = term(torch.randn(2, 3, 8), term.embed_colours(colours))  # [B, Q, Pv]
+    return term
+
+
+RED_BLUE_RED = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9], [0.9, 0.1, 0.1]])
+
+
+def test_color_term_scores_voxels_by_their_color_alone():
+    term = color_term()
+    tokens, mask = torch.randn(2, 3, 6), torch.ones(2, 3, dtype=torch.bool)
+    scores = term(torch.randn(2, 3, 8), term.embed_colors(RED_BLUE_RED), tokens, mask)  # [B, Q, Pv]
     assert torch.equal(scores[..., 0], scores[..., 2])
     assert not torch.allclose(scores[..., 0], scores[..., 1])
 
 
-def test_colour_term_from_words_reads_the_words_its_reader_picks():
-    """Each reader's softmax covers the real tokens only, and its colour vector is a projection of the
+def test_color_term_reads_the_words_its_reader_picks():
+    """Each reader's softmax covers the real tokens only, and its color vector is a projection of the
     picked words' embeddings: padding does not matter, a real word does."""
-    torch.manual_seed(0)
-    term = VoxelColour(d_model=8, channels=4, text_dim=6, from_words=True)
-    with torch.no_grad():
-        term.query.weight.normal_()
-    colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])
+    term = color_term()
+    colors = term.embed_colors(RED_BLUE_RED[:2])
     readers = torch.randn(1, 2, 8)
     tokens = torch.randn(1, 3, 6)
     mask = torch.tensor([[True, True, False]])
     weights = term.word_weights(readers, tokens, mask)  # [B, N, T]
     assert torch.allclose(weights.sum(-1), torch.ones(1, 2)) and (weights[..., 2] == 0).all()
-    scores = term(readers, term.embed_colours(colours), None, tokens, mask)
+    scores = term(readers, colors, tokens, mask)
     padded_differently = tokens.clone()
     padded_differently[0, 2] = 100.0
-    assert torch.equal(term(readers, term.embed_colours(colours), None, padded_differently, mask), scores)
+    assert torch.equal(term(readers, colors, padded_differently, mask), scores)
     changed_word = tokens.clone()
     changed_word[0, 1] = torch.randn(6)
-    assert not torch.allclose(term(readers, term.embed_colours(colours), None, changed_word, mask), scores)
-    with pytest.raises(ValueError, match="needs the text tokens"):
-        term(readers, term.embed_colours(colours))
-    with pytest.raises(ValueError, match="needs the text embedding width"):
-        VoxelColour(d_model=8, channels=4, from_words=True)
+    assert not torch.allclose(term(readers, colors, changed_word, mask), scores)
 
 
-def test_colour_anchors_add_the_colour_term_to_the_anchors_referent_maps():
-    """With ``colour_anchors`` a grounded anchor's referent logits are the heads' mask for its words plus the
-    colour term of that reader, so voxels of one colour shift alike and voxels of another differently."""
-    model = relational_model(
-        2, 8, read_target_words=True, anchors_grounded=True, colour_from_words=True, colour_anchors=True
-    ).eval()
+def test_the_anchors_referent_maps_carry_the_color_term():
+    """A grounded anchor's referent logits are the heads' mask for its words plus the color term of that
+    reader, so voxels of one color shift alike and voxels of another differently."""
+    model = relational_model(2, 8).eval()
     heads = model.decoder.heads
     with torch.no_grad():
-        heads.colour.query.weight.normal_()
+        heads.color.query.weight.normal_()
     points, colours, names, ids, _, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
     captured = []
-    heads.anchors.register_forward_pre_hook(lambda module, args: captured.append(args[1]))
+    heads.anchors.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
     with torch.no_grad():
         scene = model.encode_scene(points, colours, name_features(model)[names])
         model.ground(scene, model.encode_text([text]), all_layers=False)
-        heads.colour_anchors = False
+        heads.color.query.weight.zero_()
         model.ground(scene, model.encode_text([text]), all_layers=False)
     shift = captured[0] - captured[1]  # [B, Q, K, Pv]
-    voxel_colours = scene.colors
-    pillar = (voxel_colours - 0.5).abs().sum(-1) < 1e-4  # the grey pillar's voxels
-    assert shift[..., pillar].std(-1).max() < 1e-4  # one colour: one shift
-    assert (shift.std(-1) > 1e-2).all()  # the room's other colours shift otherwise
+    pillar = (scene.colors - 0.5).abs().sum(-1) < 1e-4  # the grey pillar's voxels
+    assert shift[..., pillar].std(-1).max() < 1e-4  # one color: one shift
+    assert (shift.std(-1) > 1e-2).all()  # the room's other colors shift otherwise
 
 
 def test_relational_terms_refuse_what_they_cannot_use():
     config = tiny_config()
-    config.decoder.anchor_slots = 2
-    with pytest.raises(ValueError, match="anchor_slots needs decoder.lifted_affinity"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.anchor_slots, config.decoder.candidate_relative = 0, True
-    with pytest.raises(ValueError, match="candidate_relative needs anchor_slots or colour_channels"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.candidate_relative, config.decoder.colour_from_words = False, True
-    with pytest.raises(ValueError, match="colour_from_words and decoder.colour_anchors need colour_channels"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.colour_from_words, config.decoder.colour_anchors = False, True
-    config.decoder.colour_channels = 4
-    with pytest.raises(ValueError, match="colour_anchors needs anchor_slots with anchors_grounded"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.colour_anchors, config.decoder.anchors_avoid_target_words = False, True
-    with pytest.raises(ValueError, match="anchors_avoid_target_words needs anchor_slots"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.anchors_avoid_target_words, config.decoder.anchors_read_words_only = False, True
-    with pytest.raises(ValueError, match="anchors_read_words_only needs anchor_slots"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.anchors_read_words_only, config.decoder.relation_coefficients = False, "sentence"
-    with pytest.raises(ValueError, match="relation_coefficients other than 'query' needs anchor_slots"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.anchor_slots, config.decoder.relation_coefficients = 2, "verb"
-    config.decoder.anchors_grounded = True
-    with pytest.raises(ValueError, match="relation_coefficients must be one of"):
-        LiftGS(config, text_encoder=HashTextEncoder())
-    config.decoder.relation_coefficients, config.decoder.relation_kinds = "relation", ()
+    config.decoder.relation_kinds = ()
     with pytest.raises(ValueError, match="relation_kinds: the relation classifier needs at least one kind"):
         LiftGS(config, text_encoder=HashTextEncoder())
     config.decoder.relation_kinds = SYNTHETIC_RELATION_KINDS
-    config.decoder.anchor_slots, config.decoder.relation_coefficients = 0, "query"
-    config.decoder.anchors_grounded = False
-    config.decoder.colour_channels = 0
-    config.decoder.candidate_relative = True
-    config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True  # the heads find the anchors
-    model = LiftGS(config, text_encoder=HashTextEncoder()).eval()
+    model = LiftGS(config, text_encoder=HashTextEncoder()).eval()  # no lifted affinity: heads find anchors
     points, colours, *_, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
     with torch.no_grad():
         grounded = model.ground(model.encode_scene(points, colours), model.encode_text([text]))
     assert grounded.mask_logits.isfinite().all()
-    model = relational_model(anchor_slots=0, colour_channels=4)
-    with pytest.raises(ValueError, match="no voxel colours"):
+    model = relational_model(anchor_slots=0, color_channels=4)
+    with pytest.raises(ValueError, match="no voxel colors"):
         model.decoder.prepare(
             torch.randn(10, model.encoder.out_channels), torch.rand(10, 3), torch.randn(10, 8)
         )
@@ -534,32 +399,28 @@ def test_relative_geometry_ranks_look_alikes_the_same_in_a_room_of_any_scale():
     """The relative half of the anchor features does not change when the room is scaled (distances to the
     anchor and the candidates' spread scale together); the absolute half does."""
     g = torch.Generator().manual_seed(0)
-    anchors = AnchorGeometry(d_model=8, align_dim=4, slots=1, relative=True)
-    queries = torch.randn(1, 3, 8, generator=g)
+    anchors = anchor_geometry(slots=1)
     referents = torch.randn(1, 3, 1, 40, generator=g) * 3  # [B, Q, K, Pv]
     xyz = torch.rand(40, 3, generator=g) * 4.0
     candidates = candidate_weights(torch.randn(1, 3, 40, generator=g) * 3)
+    sentence = torch.randn(1, 3, generator=g)
 
     def term(coefficients: list[float], scale: float) -> torch.Tensor:
-        with torch.no_grad():
-            anchors.coefficients.bias.copy_(torch.tensor(coefficients))
-            return anchors(queries, referents, xyz * scale, candidates)[0]
+        with torch.no_grad():  # one relation kind: the table's row is the coefficients
+            anchors.relation_table.copy_(torch.tensor([coefficients]))
+            return anchors(referents, xyz * scale, candidates, sentence)[0]
 
     relative = [0.0, 0.0, 1.5, -0.7]  # [distance, height, relative distance, relative height]
     assert torch.allclose(term(relative, 1.0), term(relative, 3.0), atol=1e-4)
     assert not torch.allclose(term([1.5, -0.7, 0.0, 0.0], 1.0), term([1.5, -0.7, 0.0, 0.0], 3.0))
-    with pytest.raises(ValueError, match="candidate weights are needed"):
-        anchors(queries, referents, xyz)
 
 
-def test_relative_colour_term_scores_how_a_voxel_differs_from_the_candidates():
-    term = VoxelColour(d_model=8, channels=4)
-    with torch.no_grad():
-        term.query.weight.normal_()
-    colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9], [0.9, 0.1, 0.1]])
-    embedded = term.embed_colours(colours)
-    queries = torch.randn(1, 2, 8)
+def test_relative_color_term_scores_how_a_voxel_differs_from_the_candidates():
+    term = color_term()
+    embedded = term.embed_colors(RED_BLUE_RED)
+    readers, tokens, mask = torch.randn(1, 2, 8), torch.randn(1, 3, 6), torch.ones(1, 3, dtype=torch.bool)
     on_red = torch.tensor([1.0, 0.0, 0.0]).expand(1, 2, 3)  # the candidates are the red voxel
-    scores = term(queries, embedded, on_red)
+    scores = term(readers, embedded, tokens, mask, on_red)
+    absolute = term(readers, embedded, tokens, mask)
     assert torch.allclose(scores[..., [0, 2]], torch.zeros(1, 2, 2), atol=1e-6)
-    assert torch.allclose(scores[..., 1], term(queries, embedded)[..., 1] - term(queries, embedded)[..., 0])
+    assert torch.allclose(scores[..., 1], absolute[..., 1] - absolute[..., 0])

@@ -67,7 +67,9 @@ def test_render_batch_never_reads_point_labels():
     cache = SceneTensorCache(lambda scene_id: SceneTensors.from_scene(scene, 24, 32))
     expressions = toy_expressions()
     expressions[3].anchor_ids = (0,)  # "the table near the chair"
-    sampler = TrainBatchSampler(expressions, cache, SamplerConfig(1, 4, 2, 8), "views", seed=0)
+    sampler = TrainBatchSampler(
+        expressions, cache, SamplerConfig(1, 4, 2, 8, category_prompts=0), "views", seed=0
+    )
     batch = sampler.sample()
     assert len(batch) == 1 and len(batch[0].texts) == 4 and len(batch[0].views) == 2
     assert batch[0].targets.kind == "views"
@@ -90,11 +92,14 @@ def test_points_batch_and_counted_skips():
     assert batch.views is None and batch.targets.masks[0].shape == (1, scene.num_points)
     assert int(batch.targets.masks[1].sum()) == int((scene.point_instance == 1).sum())
     sampler = TrainBatchSampler(
-        expressions, SceneTensorCache(lambda _: tensors), SamplerConfig(1, 4, 2, 8), "points"
+        expressions,
+        SceneTensorCache(lambda _: tensors),
+        SamplerConfig(1, 4, 2, 8, category_prompts=0),
+        "points",
     )
     assert len(sampler.sample()[0].texts) == 2 and sampler.skipped == {"target has no points": 1}
     views_sampler = TrainBatchSampler(
-        expressions, SceneTensorCache(lambda _: tensors), SamplerConfig(1, 4, 2, 8)
+        expressions, SceneTensorCache(lambda _: tensors), SamplerConfig(1, 4, 2, 8, category_prompts=0)
     )
     views_sampler.sample()
     assert views_sampler.skipped == {"target not visible in any frame": 1}

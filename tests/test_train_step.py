@@ -122,32 +122,28 @@ def test_forward_renders_every_supervised_layer(tensors, model):
 
 
 def test_anchor_word_loss_trains_the_anchor_slots_from_named_anchors(tensors):
-    """With anchors and ``anchor_words``, an expression whose annotation names its anchor ("the table near
-    the chair") adds the loss, and it reaches the slots' word choice; texts without anchors add nothing."""
-    config = tiny_network()
-    config.decoder.anchor_slots, config.decoder.anchors_grounded = 2, True
+    """An expression whose annotation names its anchor ("the table near the chair") adds the anchor-word
+    loss, and it reaches the slots' word choice; texts without anchors add nothing."""
     torch.manual_seed(0)
-    network = LiftGS(config)
+    network = LiftGS(tiny_network())
     expressions = toy_expressions()
     expressions[3].anchor_ids = (0,)  # "the table near the chair": the chair
     targets = expression_targets("toy0000", expressions[2:], tensors.object_names)
     assert [target.anchor_names for target in targets] == [[], [tensors.object_names[0]]]
     batch = build_scene_batch(tensors, targets, [0, 3], "views")
-    losses, _ = batch_losses(network, [batch], LossConfig(anchor_words=1.0))
+    losses, _ = batch_losses(network, [batch], LossConfig())
     assert losses["anchor_words"] > 0
     losses["anchor_words"].backward()
     assert network.decoder.heads.anchors.anchor_align.weight.grad.abs().sum() > 0
     no_anchor = build_scene_batch(tensors, targets[:1], [0, 3], "views")
-    assert "anchor_words" not in batch_losses(network, [no_anchor], LossConfig(anchor_words=1.0))[0]
+    assert "anchor_words" not in batch_losses(network, [no_anchor], LossConfig())[0]
 
 
 def test_relation_loss_trains_the_relation_classifier_from_annotated_kinds(tensors):
-    """With ``relation`` coefficients and ``LossConfig.relation``, texts whose annotation names their relation
-    kind add its cross-entropy, which reaches the classifier; unknown kinds and a decoder without the
-    classifier add nothing."""
+    """Texts whose annotation names their relation kind add its cross-entropy, which reaches the relation
+    classifier; unknown kinds and a decoder without anchors (so without the classifier) add nothing."""
     config = tiny_network()
-    config.decoder.anchor_slots, config.decoder.anchors_grounded = 1, True
-    config.decoder.relation_coefficients = "relation"
+    config.decoder.anchor_slots = 1
     torch.manual_seed(0)
     network = LiftGS(config)
     expressions = toy_expressions()[2:]
@@ -158,14 +154,14 @@ def test_relation_loss_trains_the_relation_classifier_from_annotated_kinds(tenso
     labels = relation_indices([t.relation for t in targets], kinds)
     assert labels.tolist() == [kinds.index("near"), IGNORED_RELATION]
     batch = build_scene_batch(tensors, targets, [0, 3], "views")
-    outputs = forward_scene(network, batch, LossConfig(relation=1.0))
+    outputs = forward_scene(network, batch, LossConfig())
     logits = outputs.relation_logits[:1]
     expected = torch.nn.functional.cross_entropy(logits, torch.tensor([kinds.index("near")]))
-    losses, _ = batch_losses(network, [batch], LossConfig(relation=1.0))
+    losses, _ = batch_losses(network, [batch], LossConfig())
     assert torch.allclose(losses["relation"], expected)
     losses["relation"].backward()
     assert network.decoder.heads.anchors.relation_classifier.weight.grad.abs().sum() > 0
     unknown = build_scene_batch(tensors, targets[1:], [0, 3], "views")
-    assert "relation" not in batch_losses(network, [unknown], LossConfig(relation=1.0))[0]
-    config.decoder.relation_coefficients = "query"
-    assert "relation" not in batch_losses(LiftGS(config), [batch], LossConfig(relation=1.0))[0]
+    assert "relation" not in batch_losses(network, [unknown], LossConfig())[0]
+    config.decoder.anchor_slots = 0
+    assert "relation" not in batch_losses(LiftGS(config), [batch], LossConfig())[0]

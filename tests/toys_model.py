@@ -46,7 +46,7 @@ def tiny_config(**gaussians) -> LiftGSConfig:
             patch_size=32,
         ),
         decoder=DecoderConfig(
-            d_model=32, num_queries=4, num_layers=2, num_heads=2, align_dim=16, point_ffn=True
+            d_model=32, num_queries=4, num_layers=2, num_heads=2, align_dim=16, color_channels=8
         ),
         gaussians=GaussianConfig(**gaussians),
     )

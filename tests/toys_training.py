@@ -122,7 +122,7 @@ def tiny_network() -> LiftGSConfig:
         decoder=DecoderConfig(
             d_model=32, point_dim=32, num_queries=4, num_layers=2, num_heads=2, align_dim=16
         ),
-        gaussians=GaussianConfig(hidden=16),
+        gaussians=GaussianConfig(hidden=16, feature_dim=0),  # renders no features
     )
 
 

@@ -124,7 +124,7 @@ class GsplatParity:
     resolutions: tuple[int, ...] = (128, 512)
     """Square image sizes in pixels."""
     channels: tuple[int, ...] = (3, 19)
-    """Colour channels D."""
+    """Color channels D."""
     repeats: int = 10
     """Timed runs per GPU measurement (after one warm-up); medians are reported."""
     cpu_repeats: int = 3
@@ -174,7 +174,7 @@ class GsplatParity:
     @staticmethod
     def _table(rows: list[dict]) -> Table:
         table = Table(title="torch backend vs gsplat CUDA kernels, 1 camera (medians, ms)")
-        columns = ["N", "image", "D", "max|Δ| colour cpu/gpu", "max|Δ| alpha", "visible=", "worst grad err"]
+        columns = ["N", "image", "D", "max|Δ| color cpu/gpu", "max|Δ| alpha", "visible=", "worst grad err"]
         columns += ["gsplat fwd", "gsplat fwd+bwd", "torch-gpu fwd+bwd", "torch-cpu fwd+bwd"]
         for column in columns:
             table.add_column(column, justify="right")

@@ -24,7 +24,7 @@ from liftgs.model import LiftGS, LiftGSConfig, load_model
 
 
 def synthetic_room(num_voxels: int, voxel_size: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Points [P, 3] and colours [P, 3] of a room corner whose voxelisation has >= ``num_voxels`` cells."""
+    """Points [P, 3] and colors [P, 3] of a room corner whose voxelisation has >= ``num_voxels`` cells."""
     g = torch.Generator().manual_seed(seed)
     side = (num_voxels / 3.0) ** 0.5 * voxel_size * 1.2  # floor + two walls of side x side cells
     n = num_voxels * 4

@@ -9,9 +9,9 @@ forward + backward time and the speed ratio, measured in the same run.
 The scene: N Gaussians spread uniformly over the camera's frustum (slightly wider than the image) at
 depths 2-6 m, random rotations, anisotropic scales whose projected standard deviation is 0.5-4 px at
 128 x 128 (the same world scene at 256 x 256 has them twice as large in pixels), opacities U(0.2, 1),
-colours U(0, 1). Every pixel is covered (alpha ~ 1), most many times over.
+colors U(0, 1). Every pixel is covered (alpha ~ 1), most many times over.
 
-Bar (issue 2): 10k Gaussians, 128^2, D = 19, forward + backward <= 250 ms median on 2 cores and >= 5x the
+Bar: 10k Gaussians, 128^2, D = 19, forward + backward <= 250 ms median on 2 cores and >= 5x the
 dense reference; goal <= 60 ms. On a shared machine wall time is inflated by other processes: CPU time
 divided by the thread count estimates the uncontended wall time.
 """
@@ -159,7 +159,7 @@ class RenderBenchmark:
     resolutions: tuple[int, ...] = (128, 256)
     """Square image sizes in pixels."""
     channels: tuple[int, ...] = (3, 19)
-    """Colour channels D."""
+    """Color channels D."""
     repeats: int = 5
     """Timed runs per measurement (after one warm-up); medians are reported."""
     dense_repeats: int = 1

@@ -25,12 +25,6 @@ from liftgs.benchmarks.timing import device_label, synchronize
 from liftgs.model.config import LiftGSConfig
 
 
-def _default_network() -> LiftGSConfig:
-    from method_configs.liftgs import training_network
-
-    return training_network()
-
-
 @dataclass
 class BenchTrain:
     """Times training steps of `ns-train liftgs` (or liftgs-3d)."""
@@ -41,7 +35,7 @@ class BenchTrain:
     steps: int = 8
     warmup: int = 2
     threads: int = 2
-    network: LiftGSConfig = field(default_factory=_default_network)
+    network: LiftGSConfig = field(default_factory=LiftGSConfig)
     """The network to time (default: the method's)."""
     expressions_per_scene: int | None = None
     views_per_scene: int | None = None

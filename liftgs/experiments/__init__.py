@@ -1,4 +1,4 @@
-"""``liftgs experiments``: issue 6's grid (2D vs 3D supervision, data efficiency with and without
+"""``liftgs experiments``: the experiment grid (2D vs 3D supervision, data efficiency with and without
 pretraining, pseudo-label noise) trained with the registered ns-train methods and scored with liftgs.eval.
 
 - ``grid``: ``RunSpec``, ``plan_runs`` and each run's exact ``ns-train`` command line.

@@ -1,4 +1,4 @@
-"""``liftgs experiments``: train and score issue 6's grid, write ``results.json``, ``results.md`` and plots.
+"""``liftgs experiments``: train and score the experiment grid; write ``results.json``, ``results.md``, plots.
 
 Each run is the registered ``ns-train`` method's TrainerConfig with the run's flags (``grid.ns_train_args``),
 trained (in this process, or ``--jobs`` at once in worker processes: ``liftgs.experiments.schedule``),

@@ -1,4 +1,5 @@
-"""The experiment grid of issue 6 as a list of runs, each an exact ``ns-train`` command line.
+"""The experiment grid (supervision, data efficiency, pseudo-label noise) as a list of runs, each an exact
+``ns-train`` command line.
 
 Runs (deduplicated by name; a run shared by two studies is trained once):
 
@@ -9,8 +10,8 @@ Runs (deduplicated by name; a run shared by two studies is trained once):
 - (c) pseudo-label noise: ``pretrain-noise<N>`` (``liftgs-pretrain`` on pseudo-labels made at noise level
   N) then ``finetune-f<Fn>-noise<N>`` at one fraction Fn (the smallest of the fractions).
 
-Every run trains the same network (``method_configs.liftgs.training_network``, whose Gaussian features are
-the distillation target, so pretrained weights load) for the same number of steps (pretraining has its own
+Every run trains the same network (``LiftGSConfig()``, whose Gaussian features are the distillation
+target, so pretrained weights load) for the same number of steps (pretraining has its own
 budget).
 """
 

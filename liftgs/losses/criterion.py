@@ -12,12 +12,11 @@ in what a "mask" is:
   voxel targets derived from the per-point masks (a voxel is in the target when at least half of its
   source points are).
 
-With ``LossConfig.anchor_words``, a model with anchor slots and targets that name their anchors
-(``ExpressionTargets.anchor_names``), the matched queries' slots are also asked to read the anchors' words
-(``anchor_word_loss``): a text-side label, like the alignment's target names. With ``LossConfig.relation``
-and a decoder whose relational coefficients come from its relation classifier, texts whose annotation
-names their relation kind (``ExpressionTargets.relations``) also train that classifier (cross-entropy):
-another text-side label.
+For a model with anchor slots and targets that name their anchors (``ExpressionTargets.anchor_names``),
+the matched queries' slots are also asked to read the anchors' words (``anchor_word_loss``, weight
+``LossConfig.anchor_words``): a text-side label, like the alignment's target names. Texts whose annotation
+names their relation kind (``ExpressionTargets.relations``) also train the decoder's relation classifier
+(cross-entropy, weight ``LossConfig.relation``): another text-side label.
 
 Deep supervision: the same loss (own matching) on every decoder layer, intermediate layers weighted by
 ``LossConfig.aux``. Reconstruction losses (RGB L1, depth L1 on valid depth, optional feature cosine
@@ -50,8 +49,6 @@ class LossConfig:
 
     mask_bce: float = 2.0
     mask_dice: float = 2.0
-    balanced_bce: bool = False
-    """Average the mask BCE over target and background elements separately (then the mean of both)."""
     token: float = 1.0
     """Sigmoid-focal query <-> token alignment."""
     score: float = 1.0
@@ -66,18 +63,16 @@ class LossConfig:
     match_dice: float = 1.0
     match_score: float = 1.0
     """Cost ``-sigmoid(score)`` of a query: prefer the query that already claims the expression."""
-    match_token: float = 0.0
-    """Cost ``-mean sigmoid(token logits)`` over the target's positive tokens."""
-    anchor_words: float = 0.0
+    anchor_words: float = 1.0
     """Anchor-word loss (``anchor_word_loss``): the matched query's anchor slots should read the words that
     name the objects the text relates its target to, when the annotation lists them (``anchor_ids``: the
-    synthetic benchmark, Sr3D). A text-side label like the alignment's target names; no 3D label."""
-    relation: float = 0.0
-    """Cross-entropy of the decoder's relation classifier (``DecoderConfig.relation_coefficients``
-    ``"relation"``) against the text's annotated relation kind, when it has one (``Expression.relation``:
-    the synthetic benchmark, Sr3D's ``reference_type``). A text-side label; no 3D label. A decoder without
-    the classifier adds nothing (like ``anchor_words`` without anchor slots), so the default weight suits
-    every network."""
+    synthetic benchmark, Sr3D). A text-side label like the alignment's target names; no 3D label. A decoder
+    without anchor slots adds nothing."""
+    relation: float = 1.0
+    """Cross-entropy of the decoder's relation classifier (``liftgs.model.relations.AnchorGeometry``)
+    against the text's annotated relation kind, when it has one (``Expression.relation``: the synthetic
+    benchmark, Sr3D's ``reference_type``). A text-side label; no 3D label. A decoder without anchor slots
+    (so without the classifier) adds nothing."""
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 
@@ -124,19 +119,11 @@ class Match:
     cols: Tensor  # [K] int64
 
 
-def bce_loss(probs: Tensor, targets: Tensor, balanced: bool = False) -> Tensor:  # [K, N], [K, N] -> [K]
-    """Binary cross-entropy per row of probabilities (clamped to [EPS, 1 - EPS]).
-
-    Plain: the mean over the N elements. Balanced: the mean of the target-weighted mean and the
-    background-weighted mean (a small object weighs as much as the rest of the image).
-    """
+def bce_loss(probs: Tensor, targets: Tensor) -> Tensor:  # [K, N], [K, N] -> [K]
+    """Binary cross-entropy per row of probabilities (clamped to [EPS, 1 - EPS]): the mean over the N
+    elements."""
     targets = targets.to(probs.dtype)
-    elementwise = F.binary_cross_entropy(probs.clamp(EPS, 1.0 - EPS), targets, reduction="none")
-    if not balanced:
-        return elementwise.mean(-1)
-    positive = (elementwise * targets).sum(-1) / targets.sum(-1).clamp(min=1.0)
-    negative = (elementwise * (1.0 - targets)).sum(-1) / (1.0 - targets).sum(-1).clamp(min=1.0)
-    return 0.5 * (positive + negative)
+    return F.binary_cross_entropy(probs.clamp(EPS, 1.0 - EPS), targets, reduction="none").mean(-1)
 
 
 def dice_loss(probs: Tensor, targets: Tensor) -> Tensor:  # [K, N], [K, N] -> [K]
@@ -148,9 +135,7 @@ def dice_loss(probs: Tensor, targets: Tensor) -> Tensor:  # [K, N], [K, N] -> [K
 def match_queries(
     probs: Tensor,  # [Q, N]
     scores: Tensor,  # [Q]
-    token_logits: Tensor,  # [Q, T]
     targets: Tensor,  # [M, N]
-    positives: Tensor,  # [M, T] bool
     config: LossConfig,
 ) -> Match:
     """Hungarian match of one text's queries to its targets under the configured cost."""
@@ -158,10 +143,6 @@ def match_queries(
         cost = config.match_bce * pairwise_bce_cost(probs, targets)
         cost = cost + config.match_dice * pairwise_dice_cost(probs, targets)
         cost = cost - config.match_score * torch.sigmoid(scores)[:, None]
-        if config.match_token:
-            weights = positives.to(token_logits.dtype)
-            alignment = torch.sigmoid(token_logits) @ weights.T / weights.sum(-1).clamp(min=1.0)
-            cost = cost - config.match_token * alignment
     rows, cols = hungarian_match(cost)
     return Match(rows.to(probs.device), cols.to(probs.device))
 
@@ -183,10 +164,10 @@ def grounding_losses(
     totals = {key: mask_probs.new_zeros(()) for key in GROUNDING_KEYS}
     matches = []
     for b, (targets, positive) in enumerate(zip(target_masks, positives, strict=True)):
-        match = match_queries(mask_probs[b], scores[b], token_logits[b], targets, positive, config)
+        match = match_queries(mask_probs[b], scores[b], targets, config)
         matches.append(match)
         matched_probs, matched_targets = mask_probs[b, match.rows], targets[match.cols]
-        bce = bce_loss(matched_probs, matched_targets, config.balanced_bce)
+        bce = bce_loss(matched_probs, matched_targets)
         totals["mask_bce"] = totals["mask_bce"] + bce.mean()
         totals["mask_dice"] = totals["mask_dice"] + dice_loss(matched_probs, matched_targets).mean()
 

@@ -1,6 +1,6 @@
 """Render predicted Gaussians, their RGB, expected depth, features and mask probabilities, into views.
 
-Every quantity rides as a colour channel of ONE ``liftgs.render.rasterize`` call per scene: per-Gaussian
+Every quantity rides as a color channel of ONE ``liftgs.render.rasterize`` call per scene: per-Gaussian
 mask probabilities are the sigmoid of the per-point mask logits gathered through
 ``Gaussians.point_index``, for all decoder layers, texts and queries at once, so the rendered mask of a
 pixel is the alpha-composited probability of the Gaussians it sees (background 0 = "not the object").
@@ -22,7 +22,7 @@ class RenderedViews:
     """What the predicted Gaussians look like from V views (H x W).
 
     Attributes:
-        rgb: [V, H, W, 3] composited colour (black background).
+        rgb: [V, H, W, 3] composited color (black background).
         depth: [V, H, W] expected depth in metres (alpha-normalised, gsplat's "ED").
         alpha: [V, H, W] accumulated opacity.
         features: [V, H, W, F] rendered Gaussian features, or None when the Gaussians have none.

@@ -22,24 +22,23 @@ class EncoderConfig:
     have ``dec_channels[0]`` channels.
     """
 
-    enc_channels: tuple[int, ...] = (64, 96, 128)
-    enc_depths: tuple[int, ...] = (1, 2, 2)
-    dec_channels: tuple[int, ...] = (64, 96)
+    enc_channels: tuple[int, ...] = (32, 64, 96)
+    enc_depths: tuple[int, ...] = (1, 1, 1)
+    dec_channels: tuple[int, ...] = (64, 64)
     dec_depths: tuple[int, ...] = (1, 1)
     head_dim: int = 32
     """Channels per attention head (heads = channels // head_dim)."""
-    patch_size: int = 96
+    patch_size: int = 64
     """Points per attention window along the serialisation order."""
     mlp_ratio: float = 2.0
     orders: tuple[str, ...] = ("z", "hilbert", "z-trans", "hilbert-trans")
     """Space-filling curves; block ``i`` of a stage (its decoder blocks counting on after its encoder blocks)
     attends within windows of order ``i % len(orders)``."""
     extra_channels: int = 0
-    """Width of optional extra per-point input features (besides xyz and rgb)."""
+    """Width of the lifted per-point features read besides xyz and rgb (``Scene.point_features``, made by
+    ``liftgs lift-features``); 0 = points only (``method_configs.liftgs.lifted_features_network`` reads
+    them)."""
 
-
-CoefficientSource = Literal["query", "sentence", "query+sentence", "relation", "query+relation"]
-"""Where the relational geometry term's coefficients come from (``DecoderConfig.relation_coefficients``)."""
 
 SYNTHETIC_RELATION_KINDS = (
     "category",
@@ -62,18 +61,17 @@ SYNTHETIC_RELATION_KINDS = (
 
 @dataclass
 class DecoderConfig:
-    """Grounding decoder in the Locate 3D shape (learned queries, text tokens, point features)."""
+    """Grounding decoder in the Locate 3D shape (learned queries, text tokens, point features) with the
+    relational terms of ``liftgs.model.relations`` (see ``liftgs.model.decoder`` for the whole path)."""
 
-    d_model: int = 128
+    d_model: int = 96
     """Width of the query and text-token stream."""
     point_dim: int = 64
     """Width of the point stream (and of the mask embedding): small, since every point carries it."""
-    num_queries: int = 16
-    num_layers: int = 3
+    num_queries: int = 8
+    num_layers: int = 2
     num_heads: int = 4
     ffn_ratio: float = 2.0
-    point_ffn: bool = False
-    """Whether the points->queries update also runs an FFN on every point (costly at 20k points)."""
     align_dim: int = 64
     """Width of the query/token projections whose cosine similarity gives ``token_logits``."""
     dropout: float = 0.0
@@ -84,64 +82,17 @@ class DecoderConfig:
     refuses scenes whose lifting meta says otherwise (``check_point_feature_space``)."""
     lifted_projection_seed: int = 0
     """Seed of the lifted features' random projection (``liftgs.pseudo.lift.feature_projection``)."""
-    anchor_slots: int = 0
+    anchor_slots: int = 2
     """Anchors per query of the relational geometry term (``liftgs.model.relations.AnchorGeometry``): each
-    picks words of the sentence, locates the voxels they name through the lifted affinity, and adds to the
-    mask logits query-weighted distances and heights relative to them. 0 = off; needs ``lifted_affinity``."""
-    anchors_avoid_target_words: bool = False
-    """Steer each anchor away from every word the query's alignment marks as its target (the sigmoid of the
-    word's alignment logit) instead of from the words' softmax share, which for a two-word name ("trash
-    can") is about a half each and let anchors read the target's own words. Needs ``anchor_slots``."""
-    anchors_read_words_only: bool = False
-    """Let anchors choose among the sentence's words only, not its special tokens (``[CLS]``, ``[SEP]``,
-    CLIP's start and end; ``TextFeatures.word_mask``): in runs whose anchors did not learn to find the
-    anchor object, many read ``[CLS]``, whose map is the target's category. Needs ``anchor_slots``."""
-    relation_coefficients: CoefficientSource = "query"
-    """Where the relational geometry term's per-feature coefficients come from: ``"query"`` (a projection of
-    each query's features), ``"sentence"`` (a projection of the text's pooled embedding,
-    ``TextFeatures.pooled``, shared by its queries) or ``"query+sentence"`` (their sum). Whether a relation
-    is "closest" or "farthest" is a property of the whole sentence: a logistic regression on MiniLM's pooled
-    embeddings of the training split's phrasings tells the two apart for 179 of the 180 test-only phrasings
-    ("with the shortest distance to"). Trained that way (``"sentence"``, three seeds on the synthetic
-    benchmark) the network gained on val but lost on those test-only phrasings (README). ``"relation"``
-    passes the pooled embedding through a relation classifier first: the coefficients are its softmax over
-    ``relation_kinds`` times a learned table (one coefficient row per kind), plus the query projection with
-    ``"query+relation"``; ``LossConfig.relation`` can supervise the classifier with the annotation's
-    relation kind (a text-side label). With that loss, ``"relation"`` is the method configs' choice: over
-    three seeds on the synthetic benchmark it beat ``"query"`` by 2.4 points on val and 4.7 on test
-    (Acc@0.25), most on the test-only phrasings (README). Needs ``anchor_slots``."""
+    picks words of the sentence, is located by the grounding heads' own mask for those words, and adds to
+    the mask logits distances and heights relative to it, with coefficients from a relation classifier on
+    the pooled sentence. 0 = no geometry term."""
     relation_kinds: tuple[str, ...] = SYNTHETIC_RELATION_KINDS
-    """Classes of the relation classifier (``relation_coefficients`` ``"relation"``): the values of
-    ``Expression.relation`` the relation loss learns; texts whose relation is unknown or not listed are not
-    supervised."""
-    colour_channels: int = 0
-    """Width of the voxel-colour term (``liftgs.model.relations.VoxelColour``): an embedding of each voxel's
-    RGB dotted with a query projection, added to the mask logits. 0 = off."""
-    read_target_words: bool = False
-    """Add to each query, before the mask, score, box and relational heads, a projection of the text
-    encoder's embeddings of the words it aligns with (``softmax(token_logits)`` over its tokens). The
-    attention stream keeps little of a modifier ("red" in "the red chair"); the encoder's contextual
-    embedding of the target's name keeps it. Zero-initialised: a fresh model's outputs are unchanged."""
-    anchors_grounded: bool = False
-    """Locate each anchor with the grounding heads themselves: its referent map is the mask the heads paint
-    for a query made of the anchor's words (their decoder features plus, with ``read_target_words``, their
-    encoder embeddings), instead of the lifted affinity of those words alone. The heads have learned to
-    find named objects from point features; the lifted features of a voxel are a noisy label. With it,
-    ``anchor_slots`` does not need ``lifted_affinity``."""
-    candidate_relative: bool = False
-    """Also measure the relational terms against the query's candidates: each anchor's distance and height
-    standardised over the voxels the query's other mask terms already favour (mean 0, spread 1 under the
-    weights ``sigmoid(logits)``), and each voxel's colour embedding minus their mean. "Closest to the door"
-    then raises the nearest look-alike and lowers the others whatever the room's scale, instead of
-    shifting all of them by their distance in metres. Needs ``anchor_slots`` or ``colour_channels``."""
-    colour_from_words: bool = False
-    """Key the colour term on words instead of the query's features: each query picks words of the sentence
-    (its own softmax over the tokens) and a projection of their text-encoder embeddings is dotted with the
-    voxels' colour embeddings. The query stream mixes the whole sentence; the encoder's embedding of "red"
-    is red. Needs ``colour_channels``."""
-    colour_anchors: bool = False
-    """Add the colour term to each grounded anchor's referent map too, so "the white shelf" finds the white
-    one of two shelves. Needs ``anchors_grounded`` and ``colour_channels``."""
+    """Classes of the relation classifier: the values of ``Expression.relation`` the relation loss learns;
+    texts whose relation is unknown or not listed are not supervised."""
+    color_channels: int = 16
+    """Width of the voxel-color term (``liftgs.model.relations.VoxelColor``): an embedding of each voxel's
+    RGB dotted with a projection of the words each query (and each anchor) picks. 0 = no color term."""
 
 
 @dataclass
@@ -149,9 +100,10 @@ class GaussianConfig:
     """Per-point Gaussian head: ``gaussians_per_point`` Gaussians around every voxel point."""
 
     gaussians_per_point: int = 1
-    feature_dim: int = 0
-    """Width of the optional rendered feature vector per Gaussian (0 = none)."""
-    hidden: int = 64
+    feature_dim: int = 16
+    """Width of the rendered feature vector per Gaussian (0 = none): the target of ``liftgs-pretrain``'s
+    feature distillation, so the pretrained and fine-tuned networks are the same."""
+    hidden: int = 32
     max_offset: float = 1.0
     """Offsets are ``tanh(.) * max_offset * voxel_size``."""
     min_scale: float = 0.05
@@ -163,11 +115,12 @@ class GaussianConfig:
 
 @dataclass
 class LiftGSConfig:
-    """The whole network. ``text_encoder`` is a ``build_text_encoder`` spec; its width is ``text_dim``."""
+    """The whole network; the defaults are the network ``ns-train liftgs`` trains (points only: xyz, rgb and
+    the text). ``text_encoder`` is a ``build_text_encoder`` spec; its width is ``text_dim``."""
 
-    voxel_size: float = 0.05
+    voxel_size: float = 0.1
     """Voxel edge in metres used by ``LiftGS.encode_scene`` (``voxelize``)."""
-    max_points: int = 20000
+    max_points: int = 3000
     """Cap on voxels per scene; more are subsampled (``subsample``, fixed ``seed``)."""
     subsample: Literal["fps", "random"] = "fps"
     seed: int = 0

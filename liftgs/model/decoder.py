@@ -5,21 +5,23 @@ Two streams: the sequence ``[queries || text tokens]`` (width ``d_model``) and t
 
 1. self-attention over ``[queries || text tokens]`` (padded tokens masked out),
 2. queries -> points cross-attention (the sequence reads the scene), then an FFN on the sequence,
-3. points -> ``[queries || tokens]`` cross-attention (point features updated; optional point FFN).
+3. points -> ``[queries || tokens]`` cross-attention (point features updated).
 
 The queries start from learned embeddings plus a projection of the mean text token, so every query knows
-the text before the first layer. After every layer the shared heads predict, for each query: per-point
-mask logits (``MLP(query) . point_features / sqrt(point_dim)``, times a learned scale, plus a learned
-bias), query <-> token alignment logits (cosine of projections times a learned inverse temperature), a
-grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
-statistics). With ``lifted_affinity`` the mask logits also get the open-vocabulary prior of
-``liftgs.model.affinity``, and with ``anchor_slots`` / ``colour_channels`` the relational terms of
-``liftgs.model.relations`` (all before the boxes read them; with ``candidate_relative`` they are also measured
-against the voxels the other terms favour, and with ``anchors_grounded`` these same heads locate the
-anchors: each anchor's referent map is the mask they paint for its words, with ``colour_anchors`` plus the
-colour term). With ``read_target_words`` each query, after its token alignment, adds a projection of the
-text encoder's embeddings of the words it aligns with, and the mask, score, box and relational heads read
-that query. All layers' outputs are kept for deep supervision.
+the text before the first layer. After every layer the shared heads predict, for each query:
+
+- query <-> token alignment logits (cosine of projections times a learned inverse temperature); the query
+  then adds a projection of the text encoder's embeddings of the words it aligns with (zero-initialised:
+  the attention stream keeps little of a modifier, "red" in "the red chair", the encoder's embedding does);
+- per-point mask logits: ``MLP(query) . point_features / sqrt(point_dim)`` times a learned scale plus a
+  learned bias; with ``lifted_affinity`` plus the open-vocabulary prior of ``liftgs.model.affinity``; then
+  the relational terms of ``liftgs.model.relations`` (``anchor_slots`` anchors located by these same heads:
+  each anchor's referent map is the mask they paint for its words, plus the color term; and the
+  ``color_channels`` voxel-color term), measured relative to the voxels the other terms favour;
+- a grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
+  statistics, after the relational terms).
+
+All layers' outputs are kept for deep supervision.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 
 from liftgs.model.affinity import LiftedAffinity
 from liftgs.model.config import DecoderConfig
-from liftgs.model.relations import AnchorGeometry, VoxelColour, candidate_weights
+from liftgs.model.relations import AnchorGeometry, VoxelColor, candidate_weights
 from liftgs.model.types import DecoderPoints, GroundingOutput, TextFeatures
 
 PAD_LOGIT = -1e4
@@ -134,7 +136,6 @@ class DecoderLayer(nn.Module):
         self.ffn = FeedForward(d, config.ffn_ratio, p)
         self.seq_norm = nn.LayerNorm(d)
         self.update_points = Attention(dp, d, dp, h, p)
-        self.point_ffn = FeedForward(dp, config.ffn_ratio, p) if config.point_ffn else None
 
     def forward(
         self,
@@ -147,8 +148,6 @@ class DecoderLayer(nn.Module):
         seq = self.self_attn(seq, seq_pos, None, seq_pos, seq_ignore)
         seq = self.ffn(self.read_points(seq, seq_pos, points, point_pos, None))
         points = self.update_points(points, point_pos, self.seq_norm(seq), seq_pos, seq_ignore)
-        if self.point_ffn is not None:
-            points = self.point_ffn(points)
         return seq, points
 
 
@@ -160,45 +159,17 @@ class GroundingHeads(nn.Module):
         d, dp = config.d_model, config.point_dim
         seed = config.lifted_projection_seed
         self.affinity = LiftedAffinity(text_dim, lifted_dim, seed) if config.lifted_affinity else None
-        if config.anchor_slots and self.affinity is None and not config.anchors_grounded:
-            raise ValueError("decoder.anchor_slots needs decoder.lifted_affinity (anchors are found by it)")
-        for name in ("anchors_avoid_target_words", "anchors_read_words_only"):
-            if getattr(config, name) and not config.anchor_slots:
-                raise ValueError(f"decoder.{name} needs anchor_slots")
-        if config.relation_coefficients != "query" and not config.anchor_slots:
-            raise ValueError("decoder.relation_coefficients other than 'query' needs anchor_slots")
-        if config.candidate_relative and not (config.anchor_slots or config.colour_channels):
-            raise ValueError("decoder.candidate_relative needs anchor_slots or colour_channels")
-        self.candidate_relative = config.candidate_relative
-        self.anchors_grounded = config.anchors_grounded
-        self.anchors_read_words_only = config.anchors_read_words_only
         self.anchors = None
         if config.anchor_slots:
             self.anchors = AnchorGeometry(
-                d,
-                config.align_dim,
-                config.anchor_slots,
-                relative=config.candidate_relative,
-                lifted_referents=not config.anchors_grounded,
-                steer_by_sigmoid=config.anchors_avoid_target_words,
-                coefficient_source=config.relation_coefficients,
-                sentence_dim=text_dim,
-                relation_kinds=len(config.relation_kinds),
+                d, config.align_dim, config.anchor_slots, text_dim, len(config.relation_kinds)
             )
-        if (config.colour_from_words or config.colour_anchors) and not config.colour_channels:
-            raise ValueError("decoder.colour_from_words and decoder.colour_anchors need colour_channels")
-        if config.colour_anchors and not (config.anchor_slots and config.anchors_grounded):
-            raise ValueError("decoder.colour_anchors needs anchor_slots with anchors_grounded")
-        self.colour_anchors = config.colour_anchors
-        self.colour = None
-        if config.colour_channels:
-            self.colour = VoxelColour(
-                d, config.colour_channels, text_dim, config.colour_from_words, config.align_dim
-            )
-        self.target_words = nn.Linear(text_dim, d) if config.read_target_words else None
-        if self.target_words is not None:
-            nn.init.zeros_(self.target_words.weight)
-            nn.init.zeros_(self.target_words.bias)
+        self.color = None
+        if config.color_channels:
+            self.color = VoxelColor(d, config.color_channels, text_dim, config.align_dim)
+        self.target_words = nn.Linear(text_dim, d)
+        nn.init.zeros_(self.target_words.weight)  # zero: a fresh query is the attention stream's alone
+        nn.init.zeros_(self.target_words.bias)
         self.query_norm = nn.LayerNorm(d)
         self.point_norm = nn.LayerNorm(dp)
         self.token_norm = nn.LayerNorm(d)
@@ -217,7 +188,7 @@ class GroundingHeads(nn.Module):
         tokens: Tensor,  # [B, T, d_model]
         text: TextFeatures,
         points: Tensor,  # [B, P, point_dim] the point stream after the layer
-        prepared: DecoderPoints,  # the scene's text-independent inputs (lifted features, colours)
+        prepared: DecoderPoints,  # the scene's text-independent inputs (lifted features, colors)
         xyz: Tensor,  # [P, 3] metres
     ) -> dict[str, Tensor]:
         q = self.query_norm(queries)
@@ -230,16 +201,17 @@ class GroundingHeads(nn.Module):
         token_weights = token_logits.softmax(-1)
         q = self._read_words(q, token_weights, text)
         mask_logits = self._mask_logits(q, p, token_weights, text, prepared)  # [B, Q, P]
-        candidates = candidate_weights(mask_logits) if self.candidate_relative else None
+        relational = self.anchors is not None or self.color is not None
+        candidates = candidate_weights(mask_logits) if relational else None  # [B, Q, P]
         if self.anchors is not None:
-            choices = text.word_mask() if self.anchors_read_words_only else text.mask
-            anchor_weights = self.anchors.token_weights(q, words, token_logits, choices)  # [B, Q, K, T]
+            assert candidates is not None
+            anchor_weights = self.anchors.token_weights(q, words, token_logits, text.mask)  # [B, Q, K, T]
             referents = self._anchor_referents(anchor_weights, words, text, p, prepared)
-            geometry, anchor_centres = self.anchors(q, referents, xyz, candidates, text.pooled)
+            geometry, anchor_centres = self.anchors(referents, xyz, candidates, text.pooled)
             mask_logits = mask_logits + geometry
-        if self.colour is not None:
-            assert prepared.colour is not None  # ``GroundingDecoder.prepare`` requires it
-            mask_logits = mask_logits + self.colour(q, prepared.colour, candidates, text.tokens, text.mask)
+        if self.color is not None:
+            assert prepared.color is not None  # ``GroundingDecoder.prepare`` requires it
+            mask_logits = mask_logits + self.color(q, prepared.color, text.tokens, text.mask, candidates)
         outputs = {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
@@ -249,15 +221,12 @@ class GroundingHeads(nn.Module):
         if self.anchors is not None:
             outputs["anchor_centres"] = anchor_centres
             outputs["anchor_token_weights"] = anchor_weights
-            if self.anchors.relation_classifier is not None:
-                outputs["relation_logits"] = self.anchors.relation_logits(text.pooled)
+            outputs["relation_logits"] = self.anchors.relation_logits(text.pooled)
         return outputs
 
     def _read_words(self, q: Tensor, token_weights: Tensor, text: TextFeatures) -> Tensor:
-        """q [B, N, d_model] plus, with ``read_target_words``, the projected encoder embeddings of the words
-        each reader weighs (token_weights [B, N, T])."""
-        if self.target_words is None:
-            return q
+        """q [B, N, d_model] plus the projected encoder embeddings of the words each reader weighs
+        (token_weights [B, N, T])."""
         return q + self.target_words(token_weights @ text.tokens)
 
     def _mask_logits(
@@ -277,18 +246,14 @@ class GroundingHeads(nn.Module):
         self, weights: Tensor, words: Tensor, text: TextFeatures, p: Tensor, prepared: DecoderPoints
     ) -> Tensor:
         """[B, Q, K, P] referent logits of the anchors reading the words ``weights`` [B, Q, K, T]: the mask
-        the heads paint for a reader made of those words (``anchors_grounded``), else the lifted affinity of
-        the words (``AnchorGeometry.lifted_referent_logits``). words [B, T, d_model] normalised."""
-        assert self.anchors is not None
-        if not self.anchors_grounded:
-            assert self.affinity is not None and prepared.lifted is not None  # checked in ``__init__``
-            return self.anchors.lifted_referent_logits(weights, text.tokens, prepared.lifted, self.affinity)
+        the heads paint for a reader made of those words, plus the color term of those words. words
+        [B, T, d_model] normalised."""
         flat = weights.flatten(1, 2)  # [B, Q * K, T]
         readers = self._read_words(flat @ words, flat, text)
         logits = self._mask_logits(readers, p, flat, text, prepared)
-        if self.colour_anchors:
-            assert self.colour is not None and prepared.colour is not None  # checked in ``__init__``
-            logits = logits + self.colour(readers, prepared.colour, None, text.tokens, text.mask)
+        if self.color is not None:
+            assert prepared.color is not None  # ``GroundingDecoder.prepare`` requires it
+            logits = logits + self.color(readers, prepared.color, text.tokens, text.mask)
         return logits.unflatten(1, weights.shape[1:3])
 
     @staticmethod
@@ -327,12 +292,12 @@ class GroundingDecoder(nn.Module):
         point_features: Tensor,  # [P, point_dim of the encoder]
         xyz: Tensor,  # [P, 3] metres
         lifted: Tensor | None = None,  # [P, E] lifted features (needed with ``lifted_affinity``)
-        colors: Tensor | None = None,  # [P, 3] RGB in [0, 1] (needed with ``colour_channels``)
+        colors: Tensor | None = None,  # [P, 3] RGB in [0, 1] (needed with ``color_channels``)
     ) -> DecoderPoints:
         """The text-independent point inputs of ``forward``: computed once per scene, reused per query.
 
         Raises:
-            ValueError: the decoder has a lifted affinity and ``lifted`` is None, or a colour term and
+            ValueError: the decoder has a lifted affinity and ``lifted`` is None, or a color term and
                 ``colors`` is None.
         """
         centre = torch.cat([xyz[:, :2].mean(0), xyz.new_zeros(1)])
@@ -341,16 +306,16 @@ class GroundingDecoder(nn.Module):
             if lifted is None:
                 raise ValueError("decoder.lifted_affinity: the scene has no lifted point features")
             unit_lifted = F.normalize(lifted, dim=-1)
-        colour = None
-        if self.heads.colour is not None:
+        color = None
+        if self.heads.color is not None:
             if colors is None:
-                raise ValueError("decoder.colour_channels: no voxel colours given")
-            colour = self.heads.colour.embed_colours(colors)
+                raise ValueError("decoder.color_channels: no voxel colors given")
+            color = self.heads.color.embed_colors(colors)
         return DecoderPoints(
             embed=self.point_proj(point_features),
             pos=self.point_pos(xyz - centre),
             lifted=unit_lifted,
-            colour=colour,
+            color=color,
         )
 
     def forward(

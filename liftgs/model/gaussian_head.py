@@ -6,11 +6,11 @@ Parameterisation (all bounded, so the reconstruction stays tied to the input clo
 - scales = ``voxel_size * (min_scale + (max_scale - min_scale) * sigmoid(.))`` per axis,
 - quaternion (wxyz) = normalise(``(1, 0, 0, 0) + .``),
 - opacity = ``sigmoid(logit(init_opacity) + .)``,
-- colour = ``sigmoid(logit(input colour) + .)`` (a residual on the point's colour in logit space),
+- color = ``sigmoid(logit(input color) + .)`` (a residual on the point's color in logit space),
 - optional features [F] = linear.
 
 The output layer starts with tiny weights and zero bias, so at step 0 the Gaussians sit on the points with
-scale ``init_scale * voxel_size``, opacity ``init_opacity`` and the input colours: they already render the
+scale ``init_scale * voxel_size``, opacity ``init_opacity`` and the input colors: they already render the
 point cloud.
 """
 
@@ -29,7 +29,7 @@ _FIELDS = {"offset": 3, "scale": 3, "quat": 4, "opacity": 1, "color": 3}
 
 
 class GaussianHead(nn.Module):
-    """Point features [Pv, D] (+ xyz, colours) -> ``Gaussians`` with ``Pv * gaussians_per_point`` entries."""
+    """Point features [Pv, D] (+ xyz, colors) -> ``Gaussians`` with ``Pv * gaussians_per_point`` entries."""
 
     def __init__(self, config: GaussianConfig, point_dim: int) -> None:
         super().__init__()

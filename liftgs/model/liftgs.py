@@ -125,7 +125,7 @@ class LiftGS(nn.Module):
         return self.config.encoder.extra_channels > 0
 
     def encode(self, scene: PointCloud) -> SceneFeatures:
-        """``encode_scene`` of a scene (or a training batch's scene): its points, colours and, when the model
+        """``encode_scene`` of a scene (or a training batch's scene): its points, colors and, when the model
         reads them, its lifted point features.
 
         Raises:
@@ -156,8 +156,7 @@ class LiftGS(nn.Module):
                 f"{space.projection_seed}), but this model's lifted affinity compares them with its "
                 f"{text_dim}-d text tokens (seed {decoder.lifted_projection_seed}): lift features whose "
                 "embeddings share the text encoder's space (e.g. CLIP image embeddings with an open_clip "
-                "text encoder of the same model), or train a model without the affinity "
-                "(--pipeline.model.network.decoder.lifted-affinity False)"
+                "text encoder of the same model), or train the points-only default network"
             )
 
     def encode_text(self, texts: list[str]) -> TextFeatures:
@@ -175,13 +174,9 @@ class LiftGS(nn.Module):
 
     @torch.no_grad()
     def predict(self, scene: SceneFeatures, texts: list[str], threshold: float = 0.5) -> list[Prediction]:
-        """The best-scoring query's mask, box and token scores for each text.
-
-        The grounded voxels are one connected part of the query's thresholded mask (the most confident of
-        those holding enough probability), grown into its connected less probable voxels
-        (``grounded_voxels``, neighbours within ``link_distance``), and never none: when no voxel reaches
-        ``threshold`` they are grounded at a threshold relative to the largest probability
-        (``answer_voxels``; ``Prediction.below_threshold``). The box is theirs."""
+        """The best-scoring query's mask, box and token scores for each text. The grounded voxels follow the
+        grounding rule of ``liftgs.model.grounded_mask`` (``answer_voxels``: never none;
+        ``Prediction.below_threshold`` says when it fell back); the box is theirs."""
         text = self.encode_text(texts)
         out = self.ground(scene, text, all_layers=False)
         link = link_distance(scene.points, scene.voxel_size)

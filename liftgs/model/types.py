@@ -50,16 +50,6 @@ class TextFeatures:
     def to(self, device) -> TextFeatures:
         return _map_tensors(self, lambda t: t.to(device))
 
-    def word_mask(self) -> Tensor:
-        """[B, T] bool: True = a real token that is not a special one (``is_special_token``); a text whose
-        tokens are all special (a pseudo-label's ``<segment>``) keeps all of them."""
-        words = self.mask.clone()
-        for row, strings in enumerate(self.token_strings):
-            special = [i for i, token in enumerate(strings) if is_special_token(token)]
-            if len(special) < len(strings):
-                words[row, special] = False
-        return words
-
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
 
@@ -107,13 +97,13 @@ class DecoderPoints:
         pos: [Pv, point_dim] positional embedding of the voxel centres (relative to the floor centre).
         lifted: [Pv, E] unit lifted features of the voxels (zero rows where none), for the decoder's
             lifted affinity; None when the decoder has none.
-        colour: [Pv, C] embedding of the voxels' RGB for the decoder's colour term; None when it has none.
+        color: [Pv, C] embedding of the voxels' RGB for the decoder's color term; None when it has none.
     """
 
     embed: Tensor  # [Pv, point_dim]
     pos: Tensor  # [Pv, point_dim]
     lifted: Tensor | None = None  # [Pv, E]
-    colour: Tensor | None = None  # [Pv, C]
+    color: Tensor | None = None  # [Pv, C]
 
 
 @dataclass
@@ -165,7 +155,7 @@ class GroundingOutput:
         anchor_token_weights: [B, Q, K, T] which words each of those anchors reads (a softmax over the
             text's tokens); None without the term.
         relation_logits: [B, R] the relation classifier's logits over ``DecoderConfig.relation_kinds``
-            (one per text: it reads the pooled sentence only); None unless the coefficients come from it.
+            (one per text: it reads the pooled sentence only); None without the geometry term.
         aux: one dict per decoder layer (the last equals the final outputs) with keys
             ``mask_logits``, ``token_logits``, ``scores``, ``boxes`` (and the two ``anchor_*``,
             ``relation_logits``) as above.
@@ -187,11 +177,8 @@ class Prediction:
 
     Attributes:
         point_probs: [Pv] sigmoid of the query's mask logits.
-        mask: [Pv] bool, the grounded voxels, never none (``liftgs.model.grounded_mask.answer_voxels``:
-            of the connected parts of the voxels with prob >= threshold holding at least ``MASS_FLOOR`` of
-            the heaviest part's probability, the one with the highest mean, grown into its connected voxels
-            with prob >= ``GROW_FRACTION`` * threshold; with ``EMPTY_FALLBACK`` * max prob as the threshold
-            when no voxel reaches it).
+        mask: [Pv] bool, the grounded voxels, never none (the grounding rule of
+            ``liftgs.model.grounded_mask``).
         score: sigmoid of the query's grounding score.
         box: [6] axis-aligned box of the ``mask`` voxels, ``(xmin, ymin, zmin, xmax, ymax, zmax)`` metres.
         token_scores: [T] sigmoid of the query's token alignment logits over the real tokens.

@@ -1,7 +1,7 @@
 """Voxelisation of a scene point cloud into the model's input points.
 
 Voxels are the cells of the axis-aligned grid ``floor(xyz / voxel_size)`` (world frame, metres). Each
-occupied voxel becomes one point at the mean xyz and mean colour of its source points. A ``max_points`` cap
+occupied voxel becomes one point at the mean xyz and mean color of its source points. A ``max_points`` cap
 keeps a fixed-seed subset of voxels (farthest-point or uniform random); source points of dropped voxels are
 mapped to the nearest kept voxel so that every input point has a voxel.
 """
@@ -70,7 +70,7 @@ def voxelize(
     seed: int = 0,
     extra: Tensor | np.ndarray | None = None,  # [P, E]
 ) -> Voxels:
-    """Averages points, colours (and ``extra`` features) per voxel, then caps the voxels at ``max_points``.
+    """Averages points, colors (and ``extra`` features) per voxel, then caps the voxels at ``max_points``.
 
     Raises:
         ValueError: bad shapes, non-finite points, a non-positive ``voxel_size`` or fewer than

@@ -30,7 +30,7 @@ OPENGL_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 """Right-multiplying a camera-to-world rotation flips nerfstudio's camera axes (OpenGL) to OpenCV's."""
 
 HIGHLIGHT = (1.0, 0.15, 0.1)
-"""Colour blended over pixels of the grounded object in the ``highlight`` output."""
+"""Color blended over pixels of the grounded object in the ``highlight`` output."""
 
 
 @dataclass

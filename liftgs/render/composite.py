@@ -3,7 +3,7 @@
 The maths is gsplat 1.4's (``rasterize_to_pixels_fwd.cu``): at pixel centre ``p`` a Gaussian has
 ``sigma = 0.5 d^T conic d`` with ``d = mean2d - p``, ``alpha = min(ALPHA_MAX, opacity exp(-sigma))``;
 it is skipped when ``alpha < ALPHA_MIN``; a pixel stops before the Gaussian that would bring its
-transmittance to ``<= T_MIN``; ``colour = sum_i alpha_i T_i c_i + T_final background`` and
+transmittance to ``<= T_MIN``; ``color = sum_i alpha_i T_i c_i + T_final background`` and
 ``render_alpha = 1 - T_final``.
 
 How it is vectorised: every (block, Gaussian) intersection gets the 6 coefficients of its log-alpha as
@@ -295,7 +295,7 @@ class TileComposite(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor]:
         C, N, D = colors.shape
         prep = _prepare(means2d, conics, opacities, bins, height, width)
-        # Colours with a constant channel (its composite is the alpha), plus a zero padding row.
+        # Colors with a constant channel (its composite is the alpha), plus a zero padding row.
         table = torch.cat([colors.reshape(C * N, D), colors.new_ones(C * N, 1)], dim=1)
         table = torch.cat([table, table.new_zeros(1, D + 1)], dim=0)
 

@@ -1,4 +1,4 @@
-"""``rasterize``: gsplat 1.4's ``rasterization`` for colours of any width, on any device.
+"""``rasterize``: gsplat 1.4's ``rasterization`` for colors of any width, on any device.
 
 Stages of the torch backend: projection (``projection.py``, autograd) -> binning of Gaussians to pixel
 blocks (``binning.py``, no gradient) -> compositing (``composite.py``, a custom autograd Function that
@@ -106,8 +106,8 @@ def rasterize(
         eps2d: added to the diagonal of each 2D covariance (low-pass filter, pixels^2).
         render_mode: "RGB" renders ``colors``; "D" the accumulated z-depth ``sum_i w_i z_i``; "ED" the
             expected depth (accumulated depth / alpha, alpha clamped at 1e-10); "RGB+D" and "RGB+ED"
-            append that channel to the colours.
-        backgrounds: [C, D] colour behind the Gaussians, blended with the final transmittance. Depth
+            append that channel to the colors.
+        backgrounds: [C, D] color behind the Gaussians, blended with the final transmittance. Depth
             channels always get a zero background (gsplat's convention).
         tile_size: gsplat's tile edge in pixels: a Gaussian affects only pixels of the tiles its 3-sigma
             radius box touches.

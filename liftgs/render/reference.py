@@ -32,7 +32,7 @@ def _composite_pixels(
     tile_lo: Tensor,  # [N, 2]
     tile_hi: Tensor,  # [N, 2]
 ) -> tuple[Tensor, Tensor]:
-    """Composite colours [P, D] and final transmittance [P] of a set of pixels."""
+    """Composite colors [P, D] and final transmittance [P] of a set of pixels."""
     delta = means2d[None] - centres[:, None]  # [P, N, 2]
     dx, dy = delta.unbind(-1)
     a, b, c = conics.unbind(-1)

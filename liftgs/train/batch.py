@@ -76,14 +76,14 @@ TrainBatch = list[SceneBatch]
 
 @dataclass
 class SamplerConfig:
-    """How a training step is assembled."""
+    """How a training step is assembled (the defaults are ``ns-train liftgs``'s)."""
 
-    scenes_per_batch: int = 2
-    expressions_per_scene: int = 4
+    scenes_per_batch: int = 1
+    expressions_per_scene: int = 8
     views_per_scene: int = 3
     min_target_pixels: int = 16
     """A frame "sees" a target when it covers this many pixels of the instance map (2x render res)."""
-    category_prompts: int = 0
+    category_prompts: int = 2
     """Extra texts per scene that only name a category present in the views; their targets are all its
     visible instances (many-target matching: dense 2D supervision, like pseudo-label pretraining)."""
 
