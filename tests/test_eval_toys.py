@@ -1,11 +1,14 @@
-"""The evaluation toys (``toys_eval``) keep their promise: no voxel mixes two instances; the dataset loads."""
+"""The toy scenes (``tests.support.scenes``) keep their promise: no voxel mixes two instances; the toy
+dataset loads; frames see every cube."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-from toys_eval import NO_POINTS_OBJECT, SPLIT, VOXEL, voxel_fraction, write_toy_dataset
+
+from tests.support.network import VOXEL
+from tests.support.scenes import NO_POINTS_OBJECT, SPLIT, voxel_fraction, write_toy_dataset
 
 
 def test_toy_voxels_are_pure_and_dataset_loads(tmp_path):
@@ -26,3 +29,20 @@ def test_toy_voxels_are_pure_and_dataset_loads(tmp_path):
     assert not (scenes["toy0001"].point_instance == NO_POINTS_OBJECT).any()
     records = json.loads((tmp_path / "annotations" / f"{SPLIT}.json").read_text())
     assert [r["eval_type"] for r in records].count("unique") == 4
+
+
+def test_toy_frames_see_every_cube_where_its_points_are(toy_scene):
+    for frame in toy_scene.frames:
+        assert frame.image.shape == (48, 64, 3) and frame.depth.shape == frame.instance.shape == (48, 64)
+        c2w, K = frame.c2w, frame.K
+        for object_id, scene_object in toy_scene.objects.items():
+            v, u = np.nonzero(frame.instance == object_id)
+            assert len(v) >= 16, f"frame {frame.name} barely sees object {object_id}"
+            # the pixels' centres back-projected at their depth land on the cube (within a pixel's footprint)
+            z = frame.depth[v, u]
+            rays = np.stack(
+                [(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], np.ones_like(z)], 1
+            )
+            world = (rays * z[:, None]) @ c2w[:3, :3].T + c2w[:3, 3]
+            lo, hi = scene_object.box[:3], scene_object.box[3:]
+            assert ((world > lo - 0.1) & (world < hi + 0.1)).all(), f"frame {frame.name}, object {object_id}"

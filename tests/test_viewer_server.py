@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
-from toys_eval import save_tiny_checkpoint, tiny_config
-from toys_viewer import expected_colors, make_app, object_voxels, viewer_scenes
 
 from app.viewer import ViewerConfig, entrypoint, start_viewer
 from app.wsclient import ViserTestClient, splat_centers, splat_rgba
@@ -27,6 +25,8 @@ from liftgs.eval.metrics import points_box
 from liftgs.export_ply import gaussian_property_names
 from liftgs.model import LiftGS
 from liftgs.scene import Scene
+from tests.support.network import save_tiny_checkpoint, tiny_config
+from tests.support.viewer import expected_colors, make_app, object_voxels, viewer_scenes
 
 
 @pytest.fixture(scope="module")
