@@ -8,6 +8,7 @@ them directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,8 +23,9 @@ DATA_ENV = "LIFTGS_DATA"
 """The environment variable ``default_dataset_path`` reads."""
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _default_dataset_is_temporary(tmp_path_factory) -> None:
+@pytest.fixture(autouse=True, scope="package")
+def _default_dataset_is_temporary(tmp_path_factory) -> Iterator[None]:
+    """Points the default dataset root at an empty temporary folder for the whole test package."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(DATA_ENV, str(tmp_path_factory.mktemp("default-dataset")))
         yield
