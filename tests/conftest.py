@@ -18,16 +18,13 @@ from liftgs.data import default_dataset_path
 from liftgs.model import LiftGSConfig
 from liftgs.scene import Expression, Scene
 from tests.support import network, scenes
-
-DATA_ENV = "LIFTGS_DATA"
-"""The environment variable ``default_dataset_path`` reads."""
+from tests.support.dataset import DATA_ENV, default_dataset_at
 
 
 @pytest.fixture(autouse=True, scope="package")
 def _default_dataset_is_temporary(tmp_path_factory) -> Iterator[None]:
     """Points the default dataset root at an empty temporary folder for the whole test package."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATA_ENV, str(tmp_path_factory.mktemp("default-dataset")))
+    with default_dataset_at(tmp_path_factory.mktemp("default-dataset")):
         yield
 
 

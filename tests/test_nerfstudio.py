@@ -19,7 +19,7 @@ from liftgs.model import load_model
 from liftgs.nerfstudio.export import ExportCheckpoint, load_trained_pipeline
 from liftgs.render import viewmat_from_c2w
 from method_configs.liftgs import liftgs, liftgs_3d, training_network
-from tests.conftest import DATA_ENV
+from tests.support.dataset import default_dataset_at
 from tests.support.training import tiny_trainer
 
 
@@ -29,8 +29,7 @@ def dataset_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     options = SceneOptions(image_width=64, image_height=48, num_views=6, voxel_size=0.08, max_objects=6)
     ensure_dataset(root, spec=DatasetSpec(seed=3, num_scenes=10, options=options), progress=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATA_ENV, str(root))
+    with default_dataset_at(root):
         yield root
 
 
