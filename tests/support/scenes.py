@@ -2,7 +2,7 @@
 
 A toy scene is a floor plus solid cubes of points laid out so that no 0.1 m voxel (the tiny network's voxel
 size, ``VOXEL``) mixes two instances: a prediction built per voxel can then match a target exactly
-(``test_eval_toys`` holds the toys to that promise). With frames, every view's image, depth and instance
+(``test_toys`` holds the toys to that promise). With frames, every view's image, depth and instance
 map come from a z-buffered projection of a dense sampling of the same surfaces.
 """
 
