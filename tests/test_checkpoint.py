@@ -7,45 +7,24 @@ import dataclasses
 import pytest
 import torch
 
-from liftgs.model import (
-    CheckpointError,
-    DecoderConfig,
-    EncoderConfig,
-    LiftGS,
-    LiftGSConfig,
-    TextFeatures,
-    load_model,
-    save_checkpoint,
-)
+from liftgs.model import CheckpointError, LiftGS, LiftGSConfig, TextFeatures, load_model, save_checkpoint
 from liftgs.model.config import config_from_dict, config_to_dict
-
-
-def tiny_config(d_model: int = 16) -> LiftGSConfig:
-    return LiftGSConfig(
-        voxel_size=0.2,
-        text_encoder="hf:/does/not/matter",  # never built: these tests pass text features directly
-        text_dim=8,
-        encoder=EncoderConfig(
-            enc_channels=(8, 16),
-            enc_depths=(1, 1),
-            dec_channels=(8,),
-            dec_depths=(1,),
-            head_dim=8,
-            patch_size=16,
-        ),
-        decoder=DecoderConfig(
-            d_model=d_model, point_dim=8, num_queries=3, num_layers=1, num_heads=2, align_dim=8
-        ),
-    )
+from tests.support.network import tiny_config
 
 
 def outputs(model: LiftGS) -> torch.Tensor:
+    """Mask logits and Gaussian centres of a random scene and random text features (the text encoder is
+    never built)."""
     g = torch.Generator().manual_seed(0)
     points = torch.rand(500, 3, generator=g) * 3
+    width = model.config.text_dim
     with torch.no_grad():
         scene = model.encode_scene(points, torch.rand(500, 3, generator=g))
         text = TextFeatures(
-            torch.randn(1, 4, 8, generator=g), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 8), []
+            torch.randn(1, 4, width, generator=g),
+            torch.ones(1, 4, dtype=torch.bool),
+            torch.zeros(1, width),
+            [],
         )
         return torch.cat([model.ground(scene, text).mask_logits.flatten(), scene.gaussians.means.flatten()])
 
@@ -131,13 +110,15 @@ def test_other_version(saved):
 
 def test_weights_from_another_config(saved):
     _, path = saved
-    rewrite(path, config=config_to_dict(tiny_config(d_model=32)))
+    config = tiny_config()
+    config.decoder.d_model *= 2
+    rewrite(path, config=config_to_dict(config))
     expect_error(path, "weights do not match the stored config")
 
 
 def test_config_other_than_expected(saved):
     _, path = saved
-    other = dataclasses.replace(tiny_config(), voxel_size=0.1)
+    other = dataclasses.replace(tiny_config(), voxel_size=2 * tiny_config().voxel_size)
     expect_error(path, "differs from the expected one \\(voxel_size\\)", expected_config=other)
 
 

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-import numpy as np
 import pytest
 import torch
-from toys_eval import (
-    NO_POINTS_OBJECT,
-    SPLIT,
-    make_oracle,
-    save_tiny_checkpoint,
-    tiny_config,
-    toy_scene,
-    write_toy_dataset,
-    write_toy_nerfstudio_run,
-)
 
 from liftgs import cli
 from liftgs.data.dataset import GroundingDataset
@@ -25,27 +15,22 @@ from liftgs.eval.evaluate import SKIP_EMPTY_TARGET, SKIP_MISSING_SCENE, SKIP_UNE
 from liftgs.model import LiftGS, load_model
 from liftgs.model.loading import ModelLoadError, load_liftgs
 from liftgs.scene import Expression
+from tests.support.oracle import make_oracle
+from tests.support.scenes import NO_POINTS_OBJECT, SPLIT, few_points, toy_scene
+from tests.support.training import write_toy_nerfstudio_run
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    scenes, expressions = write_toy_dataset(root)
-    checkpoint = save_tiny_checkpoint(root / "tiny.pt")
-    return root, scenes, expressions, checkpoint
-
-
-@pytest.fixture(scope="module")
-def model(toy):
-    return load_model(toy[3])[0]
+def model(toy_dataset):
+    return load_model(toy_dataset.checkpoint)[0]
 
 
 def _run_eval(*args: str) -> None:
     cli.main(["eval", "--device", "cpu", *args])
 
 
-def test_eval_cli_writes_every_key_and_counts(toy, tmp_path):
-    root, _, _, checkpoint = toy
+def test_eval_cli_writes_every_key_and_counts(toy_dataset, tmp_path):
+    root, _, _, checkpoint = toy_dataset
     _run_eval("--checkpoint", str(checkpoint), "--data", str(root), "--output-dir", str(tmp_path))
     result = json.loads((tmp_path / "eval_results.json").read_text())
     assert (result["count"], result["count_unique"], result["count_multiple"]) == (5, 3, 2)
@@ -67,8 +52,8 @@ def test_eval_cli_writes_every_key_and_counts(toy, tmp_path):
     assert (tmp_path / "eval_plots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_eval_counts_the_answers_grounded_below_the_threshold(toy, tmp_path):
-    root, _, _, checkpoint = toy
+def test_eval_counts_the_answers_grounded_below_the_threshold(toy_dataset, tmp_path):
+    root, _, _, checkpoint = toy_dataset
     args = ["--checkpoint", str(checkpoint), "--data", str(root), "--output-dir", str(tmp_path)]
     _run_eval(*args, "--threshold", "1")  # no voxel reaches probability 1: every answer falls back
     result = json.loads((tmp_path / "eval_results.json").read_text())
@@ -78,8 +63,8 @@ def test_eval_counts_the_answers_grounded_below_the_threshold(toy, tmp_path):
     assert json.loads((tmp_path / "eval_results.json").read_text())["below_threshold"]["count"] == 0
 
 
-def test_oracle_scores_one_and_wrong_object_scores_zero(toy, model, monkeypatch):
-    root, scenes, expressions, _ = toy
+def test_oracle_scores_one_and_wrong_object_scores_zero(toy_dataset, model, monkeypatch):
+    root, scenes, expressions, _ = toy_dataset
     dataset = GroundingDataset(root, SPLIT, load_frames=False)
     monkeypatch.setattr(LiftGS, "predict", make_oracle(scenes, expressions))
     result = evaluate(model, dataset, batch_size=2)
@@ -105,8 +90,8 @@ def test_oracle_scores_one_and_wrong_object_scores_zero(toy, model, monkeypatch)
     assert wrong.summary["anchor_localisation"]["found"] == 0.0  # the chair, not the lamp
 
 
-def test_max_scenes_and_annotation_file(toy, model, tmp_path):
-    root, scenes, expressions, checkpoint = toy
+def test_max_scenes_and_annotation_file(toy_dataset, model, tmp_path):
+    root, scenes, expressions, checkpoint = toy_dataset
     dataset = GroundingDataset(root, SPLIT, load_frames=False)
     first = evaluate(model, dataset, max_scenes=1)
     assert first.num_scenes == 1 and first.summary["count"] == 3
@@ -135,8 +120,8 @@ def _eval_error(*args: str) -> str:
     return message
 
 
-def test_eval_bad_inputs_give_one_line_errors(toy, tmp_path):
-    root, _, _, checkpoint = toy
+def test_eval_bad_inputs_give_one_line_errors(toy_dataset, tmp_path):
+    root, _, _, checkpoint = toy_dataset
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(checkpoint.read_bytes()[:1000])
     assert "truncated or corrupt" in _eval_error("--checkpoint", str(truncated), "--data", str(root))
@@ -154,40 +139,36 @@ def test_eval_bad_inputs_give_one_line_errors(toy, tmp_path):
     assert "nerfstudio config" in _eval_error("--checkpoint", str(bad_yaml), "--data", str(root))
 
 
-def test_missing_default_checkpoint_is_explained(toy, monkeypatch, tmp_path):
+def test_missing_default_checkpoint_is_explained(toy_dataset, monkeypatch, tmp_path):
     monkeypatch.setattr("liftgs.model.loading.DEFAULT_CHECKPOINT", tmp_path / "liftgs_synthetic.pt")
-    assert "--checkpoint" in _eval_error("--data", str(toy[0]))
+    assert "--checkpoint" in _eval_error("--data", str(toy_dataset.root))
 
 
-def test_nerfstudio_run_loads_newest_checkpoint(toy, tmp_path):
-    config_path = write_toy_nerfstudio_run(tmp_path / "run", tiny_config(), step=7)
+def test_nerfstudio_run_loads_newest_checkpoint(toy_dataset, tiny_config, tmp_path):
+    config_path = write_toy_nerfstudio_run(tmp_path / "run", tiny_config, step=7)
     loaded, info = load_liftgs(config_path, "cpu")
     assert info["step"] == 7 and info["checkpoint"] == str(config_path)
     saved = torch.load(config_path.parent / "nerfstudio_models" / "step-000000007.ckpt", weights_only=True)
     for name, value in loaded.state_dict().items():
         assert torch.equal(value, saved["pipeline"][f"_model.network.{name}"]), name
     out = tmp_path / "out"
-    _run_eval("--checkpoint", str(config_path), "--data", str(toy[0]), "--output-dir", str(out))
+    _run_eval("--checkpoint", str(config_path), "--data", str(toy_dataset.root), "--output-dir", str(out))
     assert json.loads((out / "eval_results.json").read_text())["count"] == 5
 
-    other = write_toy_nerfstudio_run(tmp_path / "other", tiny_config(text_dim=512))
+    other = write_toy_nerfstudio_run(tmp_path / "other", dataclasses.replace(tiny_config, text_dim=512))
     other.write_text(config_path.read_text())  # this run's weights under another run's config
     with pytest.raises(ModelLoadError, match="do not match"):
         load_liftgs(other, "cpu")
     newest = tmp_path / "run" / "nerfstudio_models" / "step-000000007.ckpt"
     newest.write_bytes(newest.read_bytes()[:500])  # unreadable: the older, empty step-0 is read instead
-    message = _eval_error("--checkpoint", str(config_path), "--data", str(toy[0]))
+    message = _eval_error("--checkpoint", str(config_path), "--data", str(toy_dataset.root))
     assert "step-000000000.ckpt: no LiftGS weights" in message
     (config_path.parent / "nerfstudio_models").rename(tmp_path / "moved")
-    assert "no step-*.ckpt" in _eval_error("--checkpoint", str(config_path), "--data", str(toy[0]))
+    assert "no step-*.ckpt" in _eval_error("--checkpoint", str(config_path), "--data", str(toy_dataset.root))
 
 
 def test_scene_with_too_few_points_is_a_counted_skip(model, tmp_path):
-    sparse = toy_scene("sparse0000", ["chair"])
-    keep = np.arange(0, sparse.num_points, 400)  # 9 points: fewer voxels than the model accepts
-    sparse.points, sparse.colors, sparse.point_instance = (
-        sparse.points[keep], sparse.colors[keep], sparse.point_instance[keep]
-    )  # fmt: skip
+    sparse = few_points(toy_scene("sparse0000", ["chair"]))
     write_scene(sparse, tmp_path / "scans" / "sparse0000")
     (tmp_path / "splits").mkdir()
     (tmp_path / "splits" / "test.txt").write_text("sparse0000\n")

@@ -33,6 +33,7 @@ class FakeTask:
         return {"start": start, "end": time.time()}
 
 
+@pytest.mark.multiprocess
 def test_workers_respect_pretraining_and_run_side_by_side(tmp_path):
     finished = dict(execute([PRETRAIN, FINETUNE, SCRATCH], FakeTask(1.0), 2, set(), tmp_path))
     assert set(finished) == {PRETRAIN, FINETUNE, SCRATCH}
@@ -48,6 +49,7 @@ def test_one_worker_runs_in_this_process_in_plan_order(tmp_path, capsys):
     assert capsys.readouterr().out.count("training") == 2 and not list(tmp_path.iterdir())
 
 
+@pytest.mark.multiprocess
 def test_a_failed_pretraining_is_raised_and_its_fine_tuning_never_starts(tmp_path):
     finished, task = [], FakeTask(0.5, fail="pretrain")
     with pytest.raises(RuntimeError, match="pretrain diverged"):

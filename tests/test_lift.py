@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from toys_model import HashTextEncoder, tiny_config
-from toys_training import tiny_network
 
 from liftgs.data.dataset import GroundingDataset
 from liftgs.data.store import DatasetError, load_scene
@@ -33,6 +32,7 @@ from liftgs.scene import Frame, PointFeatureSpace
 from liftgs.train.batch import SamplerConfig, TrainBatchSampler
 from liftgs.train.cache import SceneTensorCache, SceneTensors
 from liftgs.train.step import batch_losses
+from tests.support.network import HashTextEncoder
 
 
 def wall_frame(name: str = "0") -> Frame:
@@ -150,19 +150,17 @@ def test_lift_dataset_from_stored_labels_resumes_and_counts(small_root: Path, tm
     lift_dataset(small_root, "pseudo-test", dim=32, overwrite=True, progress=False)  # restore for others
 
 
-def test_model_reads_the_scene_features_and_trains_through_them(small_root: Path) -> None:
-    config = tiny_config()
-    config.encoder.extra_channels = 32
-    model = LiftGS(config, text_encoder=HashTextEncoder())
+def test_model_reads_the_scene_features_and_trains_through_them(small_root: Path, tiny_config) -> None:
+    lifted = dataclasses.replace(
+        tiny_config, encoder=dataclasses.replace(tiny_config.encoder, extra_channels=32)
+    )
+    model = LiftGS(lifted, text_encoder=HashTextEncoder())
+    bare = LiftGS(tiny_config, text_encoder=HashTextEncoder())
     scene = load_scene(small_root / "scans" / "scan0000")
     features = model.encode(scene)
     assert features.points.shape[0] > 0
-    bare = LiftGS(tiny_config(), text_encoder=HashTextEncoder())
     assert bare.encode(scene).points.shape == features.points.shape  # a model without extras ignores them
 
-    network = tiny_network()
-    network.encoder.extra_channels = 32
-    model = LiftGS(network, text_encoder=HashTextEncoder(dim=network.text_dim))
     data = GroundingDataset(small_root, "train")
     cache = SceneTensorCache(lambda s: SceneTensors.from_scene(data.scene(s), 12, 16))
     sampler = TrainBatchSampler(data.expressions, cache, SamplerConfig(1, 2, 2), seed=0)
@@ -178,15 +176,17 @@ def test_model_reads_the_scene_features_and_trains_through_them(small_root: Path
         model.encode(bare_scene)
 
 
-def test_the_lifted_affinity_refuses_features_lifted_from_another_embedding_space(small_root: Path) -> None:
+def test_the_lifted_affinity_refuses_features_lifted_from_another_embedding_space(
+    small_root: Path, tiny_config
+) -> None:
     scene = load_scene(small_root / "scans" / "scan0000")
     meta = json.loads(str(np.load(small_root / "scans" / "scan0000" / LIFTED_FILE)["meta"]))
     width = meta["embedding_dim"]  # MiniLM's 384 as generated (16 once another test re-lifted it)
     assert scene.point_feature_space == PointFeatureSpace(width, 0) and width != 24
-    config = tiny_config()  # 24-d text tokens
+    config = dataclasses.replace(tiny_config, text_dim=24)
     config.encoder.extra_channels, config.decoder.lifted_affinity = 32, True
     with pytest.raises(ValueError, match=f"project {width}-d embeddings .* with its 24-d text tokens"):
-        LiftGS(config, text_encoder=HashTextEncoder()).encode(scene)
+        LiftGS(config, text_encoder=HashTextEncoder(dim=24)).encode(scene)
     tensors = SceneTensors.from_scene(scene, 12, 16)
     assert tensors.point_feature_space == scene.point_feature_space  # training batches carry it too
     config.text_dim = width

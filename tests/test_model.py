@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from toys_model import VOXEL, HashTextEncoder, tiny_config, tiny_model
 
 from liftgs.model import (
     LiftGS,
@@ -25,6 +25,15 @@ from liftgs.model.encoder import PointEncoder, Rotary3D, build_levels
 from liftgs.model.serialization import ORDERS, hilbert_code, morton_code, serialize
 from liftgs.model.voxelize import grid_coords
 from liftgs.pseudo.lift import feature_projection
+from tests.support.network import VOXEL, HashTextEncoder, tiny_config
+
+
+def tiny_model(seed: int = 0, **gaussians) -> LiftGS:
+    """The tiny network with the hash text encoder, seeded; ``gaussians`` override its GaussianConfig."""
+    config = tiny_config()
+    config.gaussians = dataclasses.replace(config.gaussians, **gaussians)
+    torch.manual_seed(seed)
+    return LiftGS(config, text_encoder=HashTextEncoder())
 
 
 def room(n: int = 3000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -466,8 +475,9 @@ def lifted_room(model: LiftGS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def test_lifted_affinity_scores_points_by_the_words_a_query_aligns_with():
-    affinity = LiftedAffinity(text_dim=24, lifted_dim=8, projection_seed=0)
-    tokens = HashTextEncoder().encode(["the cube"]).tokens  # [1, 2, 24]
+    encoder = HashTextEncoder()
+    affinity = LiftedAffinity(text_dim=encoder.dim, lifted_dim=8, projection_seed=0)
+    tokens = encoder.encode(["the cube"]).tokens  # [1, 2, Dt]
     lifted = F.normalize(tokens[0] @ affinity.projection, dim=-1)  # point 0 lifted "the", point 1 "cube"
     on_cube = torch.tensor([[[-20.0, 20.0]]]).softmax(-1)  # [B, Q, T] weights from token alignment logits
     with torch.no_grad():

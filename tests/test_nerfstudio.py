@@ -4,7 +4,6 @@ with --load-dir, ns-eval's grounding metrics, export-checkpoint, the viewer's ca
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from nerfstudio.configs import method_configs as ns_methods
 from nerfstudio.scripts.eval import ComputePSNR
 from nerfstudio.scripts.train import main as ns_train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from toys_training import tiny_trainer
 
 from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
 from liftgs.losses.criterion import LossConfig
@@ -24,21 +22,18 @@ from liftgs.nerfstudio.export import ExportCheckpoint, load_trained_pipeline
 from liftgs.render import viewmat_from_c2w
 from liftgs.train.batch import SamplerConfig
 from method_configs.liftgs import liftgs, liftgs_3d
+from tests.support.dataset import default_dataset_at
+from tests.support.training import tiny_trainer
 
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory) -> Path:
-    """10 small scenes (8 train, 1 val, 1 test), served as the default dataset ($LIFTGS_DATA)."""
+    """10 small scenes (8 train, 1 val, 1 test), served as the default dataset for this module's tests."""
     root = tmp_path_factory.mktemp("data")
     options = SceneOptions(image_width=64, image_height=48, num_views=6, voxel_size=0.08, max_objects=6)
     ensure_dataset(root, spec=DatasetSpec(seed=3, num_scenes=10, options=options), progress=False)
-    previous = os.environ.get("LIFTGS_DATA")
-    os.environ["LIFTGS_DATA"] = str(root)
-    yield root
-    if previous is None:
-        del os.environ["LIFTGS_DATA"]
-    else:
-        os.environ["LIFTGS_DATA"] = previous
+    with default_dataset_at(root):
+        yield root
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 from nerfstudio.engine.trainer import TrainerConfig
-from toys_training import tiny_trainer
 
 from liftgs.data.dataset import GroundingDataset
 from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
@@ -25,6 +24,7 @@ from liftgs.pseudo.synthetic import SyntheticLabeller
 from liftgs.train.pseudo import SKIP_NO_PSEUDO_SCENE
 from liftgs.train.subset import labelled_subset
 from method_configs.liftgs_pretrain import as_pretraining, liftgs_pretrain
+from tests.support.training import tiny_trainer
 
 UNLABELLED = "scan0001"
 

@@ -8,7 +8,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from toys_training import toy_scene
 
 from liftgs.data.store import write_scene
 from liftgs.pseudo.lift import feature_projection
@@ -27,6 +26,7 @@ from liftgs.train.pseudo import (
     PseudoScene,
     scenes_with_pseudo_labels,
 )
+from tests.support.scenes import toy_scene
 
 DIM = 8
 H, W = 12, 16

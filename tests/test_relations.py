@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from toys_model import HashTextEncoder, tiny_config
 
 from liftgs.data.synthetic.expressions import RELATIONS
 from liftgs.model.config import SYNTHETIC_RELATION_KINDS
@@ -21,6 +20,7 @@ from liftgs.model.relations import (
     standardise,
 )
 from liftgs.pseudo.lift import feature_projection
+from tests.support.network import HashTextEncoder, tiny_config
 
 LIFTED_DIM = 8
 NAMES = ("floor", "cube", "pillar")
@@ -159,6 +159,7 @@ def _train_and_rank(model: LiftGS, task: str, steps: int, trials: int, name_the_
     return hits
 
 
+@pytest.mark.slow
 def test_the_color_term_learns_color_words_that_the_plain_decoder_does_not():
     """The color vector comes from the encoder embeddings of the words each query picks."""
     trials = 60
@@ -168,6 +169,7 @@ def test_the_color_term_learns_color_words_that_the_plain_decoder_does_not():
     assert color > 0.8 * trials
 
 
+@pytest.mark.slow
 def test_grounded_anchors_learn_where_the_anchor_is_from_expressions_that_name_it():
     """An anchor's referent map is the heads' own mask for its words, which the heads learn from the
     expressions whose target it is ("the pillar", every other training scene here)."""

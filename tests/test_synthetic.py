@@ -180,12 +180,11 @@ def test_cli_generates_and_overwrites(tmp_path):
     assert tree(out) == first and "scans/scan0000/color/11.png" in first
 
 
-def test_default_dataset_root_generates_a_subset_on_demand(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIFTGS_DATA", str(tmp_path / "cache"))
+def test_default_dataset_root_generates_a_subset_on_demand(dataset_root):
     with pytest.raises(DatasetError, match="missing"):
         default_dataset_root(generate_if_missing=False, scene_ids=["scan0000"])
     root = default_dataset_root(scene_ids=["scan0000"])
-    assert root == tmp_path / "cache"
+    assert root == dataset_root
     assert sorted(p.name for p in (root / "scans").iterdir()) == ["scan0000"]
     assert default_dataset_root(generate_if_missing=False, scene_ids=["scan0000"]) == root
     with pytest.raises(DatasetError, match="scan9999"):

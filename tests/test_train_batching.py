@@ -1,12 +1,11 @@
-"""Per-scene tensor cache, target masks, view choice and batch sampling on the hand-made toy room
-(``toys_training.toy_scene``)."""
+"""Per-scene tensor cache, target masks, view choice and batch sampling on the toy scene with frames
+(``tests.support.scenes.toy_scene``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from toys_training import poisoned, toy_expressions, toy_scene
 
 from liftgs.scene import Expression
 from liftgs.train.batch import (
@@ -18,10 +17,12 @@ from liftgs.train.batch import (
     expression_targets,
 )
 from liftgs.train.cache import SceneTensorCache, SceneTensors
+from tests.support import scenes
+from tests.support.scenes import poisoned, toy_expressions
 
 
-def test_scene_tensors_shapes_and_masks():
-    scene = toy_scene()
+def test_scene_tensors_shapes_and_masks(toy_scene):
+    scene = toy_scene
     tensors = SceneTensors.from_scene(scene, 24, 32)
     assert tensors.images.shape == (6, 24, 32, 3) and tensors.depths.shape == (6, 24, 32)
     assert tensors.instance.shape == (6, 48, 64) and tensors.point_instance is None
@@ -37,11 +38,11 @@ def test_scene_tensors_shapes_and_masks():
 
 
 def test_depth_resampled_through_depth_intrinsics():
-    scene = toy_scene(num_frames=2)
+    scene = scenes.toy_scene(num_frames=2)
     frame = scene.frames[0]
     frame.K_depth = frame.K * np.array([[0.5], [0.5], [1.0]])  # depth stored at half resolution
     frame.depth = frame.depth[::2, ::2].copy()
-    reference = SceneTensors.from_scene(toy_scene(num_frames=2), 24, 32).depths[0]
+    reference = SceneTensors.from_scene(scenes.toy_scene(num_frames=2), 24, 32).depths[0]
     half = SceneTensors.from_scene(scene, 24, 32).depths[0]
     both = (reference > 0) & (half > 0)
     assert both.sum() > 0.9 * (reference > 0).sum()
@@ -62,8 +63,8 @@ def test_choose_views_sees_every_target():
     assert sorted(choose_views(pixels, [0], 5, 9, rng, 10)) == [0, 1, 2, 3, 4]
 
 
-def test_render_batch_never_reads_point_labels():
-    scene = poisoned(toy_scene())
+def test_render_batch_never_reads_point_labels(toy_scene):
+    scene = poisoned(toy_scene)
     cache = SceneTensorCache(lambda scene_id: SceneTensors.from_scene(scene, 24, 32))
     expressions = toy_expressions()
     expressions[3].anchor_ids = (0,)  # "the table near the chair"
@@ -82,8 +83,8 @@ def test_render_batch_never_reads_point_labels():
         SceneTensors.from_scene(scene, 24, 32, point_labels=True)
 
 
-def test_points_batch_and_counted_skips():
-    scene = toy_scene()
+def test_points_batch_and_counted_skips(toy_scene):
+    scene = toy_scene
     tensors = SceneTensors.from_scene(scene, 24, 32, point_labels=True)
     expressions = toy_expressions()[:2] + [
         Expression("toy0000", 7, "ghost", 9, "a ghost", ["a", "ghost"], "unique")
@@ -107,8 +108,8 @@ def test_points_batch_and_counted_skips():
         expression_targets("toy0000", [Expression("other", 0, "chair", 0, "x", ["x"], "unique")])
 
 
-def test_category_prompts_refer_to_every_visible_instance():
-    scene = toy_scene()
+def test_category_prompts_refer_to_every_visible_instance(toy_scene):
+    scene = toy_scene
     scene.objects[2].name = "chair"  # two chairs: objects 0 and 2
     tensors = SceneTensors.from_scene(scene, 24, 32)
     rng = np.random.default_rng(0)

@@ -3,16 +3,18 @@ both ranks, and they equal the single-process step on the union of the two ranks
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from nerfstudio.data.scene_box import SceneBox
 from torch.nn.parallel import DistributedDataParallel as DDP
-from toys_training import poisoned, tiny_network, toy_expressions, toy_scene
 
 from liftgs.nerfstudio.model import LiftGSModel, LiftGSModelConfig
 from liftgs.train.batch import TrainBatch, build_scene_batch, expression_targets
 from liftgs.train.cache import SceneTensors
+from tests.support.network import tiny_config
+from tests.support.scenes import poisoned, toy_expressions, toy_scene
 
 
 def rank_batches() -> list[TrainBatch]:
@@ -27,7 +29,7 @@ def rank_batches() -> list[TrainBatch]:
 
 def new_model() -> LiftGSModel:
     torch.manual_seed(0)
-    config = LiftGSModelConfig(network=tiny_network())
+    config = LiftGSModelConfig(network=tiny_config())
     return config.setup(scene_box=SceneBox(torch.tensor([[-2.0, -2, 0], [2, 2, 2]])), num_train_data=1)
 
 
@@ -46,6 +48,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.multiprocess
 def test_ddp_gradients_agree_and_equal_the_union_step(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from toys_training import poisoned, tiny_network, toy_expressions, toy_scene
 
 from liftgs.losses.criterion import IGNORED_RELATION, LossConfig, scene_losses
 from liftgs.losses.rendering import render_views
@@ -13,17 +12,20 @@ from liftgs.render import rasterize
 from liftgs.train.batch import build_scene_batch, expression_targets
 from liftgs.train.cache import SceneTensors
 from liftgs.train.step import batch_losses, forward_scene, relation_indices
+from tests.support import scenes
+from tests.support.network import tiny_config
+from tests.support.scenes import poisoned, toy_expressions
 
 
 @pytest.fixture(scope="module")
 def tensors() -> SceneTensors:
-    return SceneTensors.from_scene(poisoned(toy_scene()), 24, 32)
+    return SceneTensors.from_scene(poisoned(scenes.toy_scene(num_frames=6)), 24, 32)
 
 
 @pytest.fixture(scope="module")
 def model() -> LiftGS:
     torch.manual_seed(0)
-    return LiftGS(tiny_network())
+    return LiftGS(tiny_config())
 
 
 def test_rendered_masks_are_the_composited_probabilities(tensors, model):
@@ -79,11 +81,11 @@ def test_mask_loss_reaches_mask_logits_and_gaussians(tensors, model):
 
 
 def test_three_d_baseline_losses_need_no_views(tensors):
-    scene = toy_scene()
+    scene = scenes.toy_scene(num_frames=6)
     labelled = SceneTensors.from_scene(scene, 24, 32, point_labels=True)
     batch = build_scene_batch(labelled, expression_targets("toy0000", toy_expressions()[:2]), None, "points")
     torch.manual_seed(0)
-    network = LiftGS(tiny_network())
+    network = LiftGS(tiny_config())
     losses, metrics = batch_losses(network, [batch], LossConfig())
     assert set(losses) == {"mask_bce", "mask_dice", "token", "score"}  # no rendering, no reconstruction
     sum(losses.values()).backward()
@@ -95,7 +97,7 @@ def test_three_d_baseline_losses_need_no_views(tensors):
 def test_a_few_steps_reduce_the_loss(tensors):
     """Fitting one batch (toy scene with poisoned 3D labels: the 2D path never reads them)."""
     torch.manual_seed(0)
-    network = LiftGS(tiny_network())
+    network = LiftGS(tiny_config())
     batch = [
         build_scene_batch(tensors, expression_targets("toy0000", toy_expressions()[:2]), [0, 3], "views")
     ]
@@ -125,7 +127,7 @@ def test_anchor_word_loss_trains_the_anchor_slots_from_named_anchors(tensors):
     """An expression whose annotation names its anchor ("the table near the chair") adds the anchor-word
     loss, and it reaches the slots' word choice; texts without anchors add nothing."""
     torch.manual_seed(0)
-    network = LiftGS(tiny_network())
+    network = LiftGS(tiny_config())
     expressions = toy_expressions()
     expressions[3].anchor_ids = (0,)  # "the table near the chair": the chair
     targets = expression_targets("toy0000", expressions[2:], tensors.object_names)
@@ -142,7 +144,7 @@ def test_anchor_word_loss_trains_the_anchor_slots_from_named_anchors(tensors):
 def test_relation_loss_trains_the_relation_classifier_from_annotated_kinds(tensors):
     """Texts whose annotation names their relation kind add its cross-entropy, which reaches the relation
     classifier; unknown kinds and a decoder without anchors (so without the classifier) add nothing."""
-    config = tiny_network()
+    config = tiny_config()
     config.decoder.anchor_slots = 1
     torch.manual_seed(0)
     network = LiftGS(config)

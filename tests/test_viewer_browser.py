@@ -15,12 +15,12 @@ import pytest
 import torch
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from toys_eval import tiny_config
-from toys_viewer import expected_colors, make_app, viewer_scenes
 
 from app.screenshot import CHROMIUM, CHROMIUM_ARGS, READY_TEXT, labelled_input
 from app.wsclient import splat_rgba
 from liftgs.model import LiftGS
+from tests.support.network import tiny_config
+from tests.support.viewer import expected_colors, make_app, viewer_scenes
 
 VIEWPORT = {"width": 1000, "height": 700}
 PANEL_LEFT = 640
@@ -39,6 +39,7 @@ def running(tmp_path_factory):
     app_.stop()
 
 
+@pytest.mark.browser
 def test_query_typed_in_the_browser_highlights_and_changes_the_view(running, tmp_path):
     received: list[tuple[float, dict]] = []
 

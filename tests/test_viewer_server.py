@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 import torch
 from plyfile import PlyData
-from toys_eval import save_tiny_checkpoint, tiny_config
-from toys_viewer import expected_colors, make_app, object_voxels, viewer_scenes
 
 from app.viewer import ViewerConfig, entrypoint, start_viewer
 from app.wsclient import ViserTestClient, splat_centers, splat_rgba
@@ -27,6 +25,8 @@ from liftgs.eval.metrics import points_box
 from liftgs.export_ply import gaussian_property_names
 from liftgs.model import LiftGS
 from liftgs.scene import Scene
+from tests.support.network import save_tiny_checkpoint, tiny_config
+from tests.support.viewer import expected_colors, make_app, object_voxels, viewer_scenes
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,10 @@ def test_query_highlights_the_named_object_and_draws_its_box(viewer, scenes):
     mesh = client.nodes["/grounding/box"]
     vertices = np.frombuffer(mesh["vertices"], dtype=np.float32).reshape(-1, 3)
     np.testing.assert_allclose(vertices.max(0) - vertices.min(0), box[3:] - box[:3], atol=1e-5)
-    session = next(iter(app_.sessions.values()))
-    np.testing.assert_allclose(session._nodes["/grounding/box"].position, (box[:3] + box[3:]) / 2, atol=1e-5)
+    client_session = next(iter(app_.sessions.values()))
+    np.testing.assert_allclose(
+        client_session._nodes["/grounding/box"].position, (box[:3] + box[3:]) / 2, atol=1e-5
+    )
     assert client.nodes["/grounding/label"]["text"] == "the table · 0.88"
     assert "| `table` | 0.98 |" in markdowns(client)
     assert labels(client, "Candidates")[0] == "1. table 2 · 0.88"
@@ -115,11 +117,11 @@ def test_anchors_and_the_read_relation_show_how_the_query_was_read(viewer, scene
     client.wait_until(lambda: "/grounding/anchors/0/label" in client.nodes)
     assert "read as *closest* (0.92)" in markdowns(client)  # softmax of 5 against 13 zeros
     assert client.nodes["/grounding/anchors/0/label"]["text"] == "table · 1.00"
-    session = next(iter(app_.sessions.values()))
+    client_session = next(iter(app_.sessions.values()))
     table = app_.engine.load("toy0000")
     table_centre = table.voxel_points[object_voxels(table.scene, torch.as_tensor(table.voxel_points))[2]]
     np.testing.assert_allclose(
-        session._nodes["/grounding/anchors/0/sphere"].position, table_centre.mean(0), atol=1e-5
+        client_session._nodes["/grounding/anchors/0/sphere"].position, table_centre.mean(0), atol=1e-5
     )
     client.set_value(client.gui_id("Anchors"), False)
     client.wait_until(lambda: not client.nodes["/grounding/anchors/0/sphere"]["visible"])
@@ -259,10 +261,10 @@ def test_queries_while_one_runs_latest_wins(model, scenes, tmp_path):
             client.set_value(client.gui_id("Query"), text)
             time.sleep(0.05)
         client.wait_until(lambda: "table 2" in markdowns(client))
-        session = next(iter(app_.sessions.values()))
-        assert session.worker.dropped >= 1  # queued queries replaced by newer ones, never run
+        client_session = next(iter(app_.sessions.values()))
+        assert client_session.worker.dropped >= 1  # queued queries replaced by newer ones, never run
         assert len(oracle.calls) < 4 and "table" in oracle.calls[-1]
-        assert session.state.query == "the table"
+        assert client_session.state.query == "the table"
         client.close()
     finally:
         app_.stop()
@@ -310,9 +312,9 @@ def test_2d_view_renders_the_mask_from_the_client_camera(viewer):
 def test_display_toggles(viewer):
     app_, _ = viewer
     client = connect(app_)
-    session = next(iter(app_.sessions.values()))
-    assert session._nodes["/scene/points"].visible is False
-    assert session._nodes["/scene/cameras"].visible is False
+    client_session = next(iter(app_.sessions.values()))
+    assert client_session._nodes["/scene/points"].visible is False
+    assert client_session._nodes["/scene/cameras"].visible is False
     client.set_value(client.gui_id("Input point cloud"), True)
     client.set_value(client.gui_id("Cameras"), True)
     client.wait_until(
@@ -379,11 +381,11 @@ def test_busy_port_falls_back_to_the_next_one(monkeypatch, capsys, toy_dataset, 
             running.stop()
 
 
-def test_session_threads_end_with_the_client(viewer):
+def test_a_clients_threads_end_with_it(viewer):
     app_, _ = viewer
     client = connect(app_)
-    session = next(iter(app_.sessions.values()))
+    client_session = next(iter(app_.sessions.values()))
     client.close()
-    session.worker._thread.join(timeout=5)
-    assert not session.worker._thread.is_alive()
-    assert all(t.name != f"viewer-{session.client.client_id}" for t in threading.enumerate())
+    client_session.worker._thread.join(timeout=5)
+    assert not client_session.worker._thread.is_alive()
+    assert all(t.name != f"viewer-{client_session.client.client_id}" for t in threading.enumerate())

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from toys_model import HashTextEncoder, tiny_config
 
 from app.engine import ReadRelation, ViewerEngine, located_anchors
 from app.export import export_stem
@@ -22,6 +21,7 @@ from app.worker import LatestWinsWorker
 from app.wsclient import _matrix_to_wxyz
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.types import Gaussians, GroundingOutput
+from tests.support.network import HashTextEncoder
 
 
 def test_highlight_tints_the_selection_by_probability_and_dims_the_rest():
@@ -169,8 +169,8 @@ def test_located_anchors_keep_one_marker_per_word_and_place_and_skip_special_tok
     assert located_anchors(no_anchors, 0, tokens) == ()
 
 
-def test_the_engine_reads_the_relation_classifiers_most_probable_kind():
-    model = LiftGS(tiny_config(), text_encoder=HashTextEncoder())
+def test_the_engine_reads_the_relation_classifiers_most_probable_kind(tiny_config):
+    model = LiftGS(tiny_config, text_encoder=HashTextEncoder())
     engine = ViewerEngine(model, ["toy0000"], lambda scene_id: None)
     kinds = model.config.decoder.relation_kinds
     logits = torch.zeros(2, len(kinds))

@@ -1,5 +1,5 @@
-"""Toys shared by the viewer tests: two toy scenes with frames, a keyword oracle standing in for the
-decoder, and a running viewer over them."""
+"""Viewer toys: two toy scenes with frames, a keyword oracle standing in for the decoder, and a running
+viewer over them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from toys_eval import tiny_config, toy_scene
 
 from app.engine import ViewerEngine
 from app.highlight import highlight
@@ -17,7 +16,8 @@ from app.viewer import ViewerConfig, start_viewer
 from liftgs.model import LiftGS
 from liftgs.model.config import SYNTHETIC_RELATION_KINDS as RELATION_KINDS
 from liftgs.model.types import GroundingOutput
-from liftgs.scene import Frame, Scene
+from liftgs.scene import Scene
+from tests.support.scenes import toy_scene
 
 MASK_LOGIT = 2.0
 """Oracle mask logit on the named object's voxels: probability 0.88 (below a 0.9 threshold)."""
@@ -27,20 +27,13 @@ MASK_LOGIT = 2.0
 
 
 def viewer_scenes() -> dict[str, Scene]:
-    """Two toy scenes (floor + cubes, see ``toys_eval``) with three posed frames each."""
-    scenes = {
-        "toy0000": toy_scene("toy0000", ["chair", "chair", "table"], seed=0),
-        "toy0001": toy_scene("toy0001", ["lamp", "chair"], seed=1),
+    """Two toy scenes (``tests.support.scenes.toy_scene``) with three posed 24 x 32 frames each."""
+    return {
+        "toy0000": toy_scene(
+            "toy0000", ["chair", "chair", "table"], seed=0, num_frames=3, height=24, width=32
+        ),
+        "toy0001": toy_scene("toy0001", ["lamp", "chair"], seed=1, num_frames=3, height=24, width=32),
     }
-    K = np.array([[24.0, 0.0, 16.0], [0.0, 24.0, 12.0], [0.0, 0.0, 1.0]])
-    for scene in scenes.values():
-        for index, x in enumerate((0.5, 1.0, 1.5)):
-            c2w = np.eye(4)
-            c2w[:3, :3] = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]  # looking along +y
-            c2w[:3, 3] = [x, -1.5, 0.8]
-            depth = np.full((24, 32), 2.0, dtype=np.float32)
-            scene.frames.append(Frame(str(index), np.zeros((24, 32, 3), np.uint8), depth, K, c2w))
-    return scenes
 
 
 def object_voxels(scene: Scene, xyz: torch.Tensor) -> torch.Tensor:
@@ -103,7 +96,7 @@ def free_port() -> int:
 def make_app(model, scenes, tmp_path: Path, delay: float = 0.0, scene: str = "toy0000"):
     """A running viewer on a free port over the toy scenes with the keyword oracle; returns (app, oracle)."""
     oracle = keyword_oracle(scenes, delay)
-    own = LiftGS(tiny_config(), text_encoder=model.text_encoder)  # shares the loaded MiniLM
+    own = LiftGS(model.config, text_encoder=model.text_encoder)  # shares the loaded MiniLM
     own.load_state_dict(model.state_dict())
     own.ground = oracle  # instance attribute: the engine calls model.ground
     engine = ViewerEngine(own, list(scenes), scenes.__getitem__, top_k=4)
