@@ -13,7 +13,6 @@ import pytest
 import torch
 from nerfstudio.scripts.train import main as ns_train
 from nerfstudio.utils import writer
-from toys_training import tiny_trainer
 
 from liftgs import cli
 from liftgs.atomic import is_temporary
@@ -24,6 +23,7 @@ from liftgs.nerfstudio import run_files
 from liftgs.nerfstudio import trainer as trainer_module
 from liftgs.nerfstudio.run_files import read_checkpoint
 from liftgs.nerfstudio.trainer import LiftGSTrainer, LiftGSTrainerConfig
+from tests.support.training import tiny_trainer
 
 STEP_2, STEP_4 = "step-000000002.ckpt", "step-000000004.ckpt"
 

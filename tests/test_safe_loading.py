@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from toys_eval import save_tiny_checkpoint, write_toy_dataset
 
 from app import viewer
 from liftgs import cli
@@ -18,6 +17,8 @@ from liftgs.model.loading import ModelLoadError, resolve_device
 from liftgs.nerfstudio.trainer import LiftGSTrainer, LiftGSTrainerConfig
 from method_configs.liftgs import liftgs, liftgs_3d
 from method_configs.liftgs_pretrain import liftgs_pretrain
+from tests.support.network import save_tiny_checkpoint
+from tests.support.scenes import write_toy_dataset
 
 CRAFTED = {  # name: (a document that runs code under yaml.Loader, {marker}: a file it makes; the tag refused)
     "apply os.system": (
