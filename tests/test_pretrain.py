@@ -64,8 +64,10 @@ def pretrained(data_root, tmp_path_factory):
 
 
 def test_pretraining_needs_gaussian_features(tmp_path):
+    config = tiny_trainer("liftgs", tmp_path, 1)
+    config.pipeline.model.network.gaussians.feature_dim = 0  # a network that renders no features
     with pytest.raises(ValueError, match="feature_dim"):
-        as_pretraining(tiny_trainer("liftgs", tmp_path, 1))  # the tiny network renders no features
+        as_pretraining(config)
 
 
 def test_method_is_liftgs_with_pseudo_batches_and_distillation():
