@@ -18,9 +18,9 @@ from playwright.sync_api import sync_playwright
 from toys_eval import tiny_config
 from toys_viewer import expected_colors, make_app, viewer_scenes
 
-from app.screenshot import CHROMIUM, CHROMIUM_ARGS, READY_TEXT, labelled_input
-from app.wsclient import splat_rgba
+from liftgs.benchmarks.viser_client import splat_rgba
 from liftgs.model import LiftGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, READY_TEXT, labelled_input
 
 VIEWPORT = {"width": 1000, "height": 700}
 PANEL_LEFT = 640

@@ -21,7 +21,7 @@ from toys_eval import save_tiny_checkpoint, tiny_config
 from toys_viewer import expected_colors, make_app, object_voxels, viewer_scenes
 
 from app.viewer import ViewerConfig, entrypoint, start_viewer
-from app.wsclient import ViserTestClient, splat_centers, splat_rgba
+from liftgs.benchmarks.viser_client import ViserTestClient, splat_centers, splat_rgba
 from liftgs.data.store import write_scene
 from liftgs.eval.metrics import points_box
 from liftgs.export_ply import gaussian_property_names

@@ -19,7 +19,7 @@ from app.scenes import describe_ids
 from app.splats import Splats
 from app.state import ClientState, normalize_query, parse_negatives, push_history
 from app.worker import LatestWinsWorker
-from app.wsclient import _matrix_to_wxyz
+from liftgs.benchmarks.viser_client import _matrix_to_wxyz
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.types import Gaussians, GroundingOutput
 

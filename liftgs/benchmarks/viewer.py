@@ -1,6 +1,6 @@
 """``liftgs bench viewer``: latency of the live viewer as a browser tab sees it.
 
-A headless websocket client (``app.wsclient``) connects to a real viewer server and measures
+A headless websocket client (``liftgs.benchmarks.viser_client``) connects to a real viewer server and measures
 
 - query -> colours: from sending a new query text to receiving the re-coloured splats (grounding on the
   cached scene encoding, highlight, splat message, transport);
@@ -64,7 +64,7 @@ class BenchViewer:
     def main(self) -> None:
         from app.engine import ViewerEngine
         from app.viewer import ViewerConfig, open_scenes, start_viewer
-        from app.wsclient import ViserTestClient
+        from liftgs.benchmarks.viser_client import ViserTestClient
         from liftgs.eval.loading import DEFAULT_CHECKPOINT, load_liftgs
         from liftgs.model import LiftGS, LiftGSConfig
 
