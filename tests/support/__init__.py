@@ -1,1 +1,0 @@
-"""Test tooling that is not part of the installed packages (headless-browser helpers)."""
