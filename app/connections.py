@@ -10,11 +10,19 @@ grounding results and splat buffers. Every connect/disconnect added them to the 
 
 ``release_closed_connections`` registers a disconnect hook that cancels exactly that task (the broadcast
 producer of the client that just disconnected) on the server's event loop.
+
+What a closed tab freed can still stay in the process: glibc's malloc keeps freed memory in the arena of
+the (per-tab worker) thread that used it. ``return_freed_memory`` hands it back to the system
+(``malloc_trim``); the viewer calls it when a tab connects, so that resident memory stays near one
+process's working set however many tabs came and went.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
 
 import viser
 
@@ -52,3 +60,22 @@ def _cancel_broadcast_producer(loop: asyncio.AbstractEventLoop, buffer, client_i
     if task is not None:
         task.cancel()
         buffer.flush()
+
+
+@functools.cache
+def _libc_malloc_trim():
+    """glibc's ``malloc_trim``, or None on other C libraries."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def return_freed_memory() -> None:
+    """Returns the memory malloc holds free in every arena to the system (glibc; a no-op elsewhere)."""
+    trim = _libc_malloc_trim()
+    if trim is not None:
+        trim(0)

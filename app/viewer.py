@@ -17,7 +17,7 @@ from pathlib import Path
 import tyro
 import viser
 
-from app.connections import release_closed_connections
+from app.connections import release_closed_connections, return_freed_memory
 from app.engine import SceneError, UnknownSceneError, ViewerEngine
 from app.scenes import DatasetDirectory, EmbeddedBenchmark, SceneSource, describe_ids
 from app.session import ClientSession
@@ -83,6 +83,7 @@ class ViewerApp:
         return f"http://{self.config.host}:{self.server.get_port()}"
 
     def _connect(self, client: viser.ClientHandle) -> None:
+        return_freed_memory()  # what tabs closed since the last connection freed
         session = ClientSession(
             client, self.engine, self.config.scene, self.config.export_dir, verbose=self.config.verbose
         )

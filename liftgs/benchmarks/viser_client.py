@@ -148,6 +148,15 @@ class ViserTestClient:
                     raise TimeoutError("condition not reached in time")
                 self._lock.wait(remaining)
 
+    def forget(self) -> None:
+        """Drops the messages received so far (``received`` and ``transfers``; ``gui`` and ``nodes`` stay),
+        so that a long-running client holds only the current state."""
+        with self._lock:
+            self.received.clear()
+            self.transfers.clear()
+            self.downloads.clear()
+            self._transfer_by_uuid.clear()
+
     def completed_downloads(self) -> list[Download]:
         """The downloads received whole so far, in the order they started."""
         with self._lock:
