@@ -6,6 +6,10 @@ it loads (encodes) the scene if it changed, grounds the query if the result is n
 Because every refresh reads the newest state, dropping all but the latest pending refresh loses nothing.
 The 2D mask view renders on a second worker so that camera motion never delays a query.
 
+GUI values are checked before they reach the state (``app.state.check_query``, ``check_threshold``,
+``parse_negatives``, the scene list); a refused value, a scene that cannot be encoded or a failing job is
+shown in the status line and logged in one line (``app.messages``), and the viewer goes on.
+
 Scene nodes (per client): ``/scene/splats`` (the model's Gaussians, as ``/scene/splats/v<n>``, see
 ``app.splats.SplatLayer``), ``/scene/points`` (input cloud),
 ``/scene/cameras/<i>`` (frames' frustums), ``/grounding/box``, ``/grounding/label`` and, for a model with
@@ -157,8 +161,8 @@ class ClientSession:
         if scene_id not in self.engine.scene_ids:  # only a crafted message sends another value
             with self._lock:
                 current = self.state.scene_id
-            self.panel.scene.value = current
-            self.engine.check_scene(scene_id)  # raises, with the available scenes
+            self.panel.scene.value = current  # the dropdown shows the scene in use
+            self.engine.check_scene(scene_id)  # raises, listing the available scenes
         self._set(scene_id=scene_id)
 
     def _on_negatives_typed(self) -> None:
