@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from app.messages import one_line
 from app.scenes import describe_ids
 from app.splats import Splats
+from app.state import check_query
 from liftgs.eval.metrics import points_box
 from liftgs.model.grounded_mask import grounded_voxels, link_distance
 from liftgs.model.types import GroundingOutput, SceneFeatures, is_special_token
@@ -29,6 +31,10 @@ from liftgs.scene import Scene
 
 class UnknownSceneError(ValueError):
     """A scene id the dataset does not have; the message lists the available ones."""
+
+
+class SceneError(ValueError):
+    """A scene the viewer cannot show (unreadable files, too few points to encode); one line naming it."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,12 @@ class ViewerEngine:
             raise UnknownSceneError(f"unknown scene {scene_id!r}; available: {describe_ids(self.scene_ids)}")
 
     def load(self, scene_id: str) -> LoadedScene:
-        """The scene with its encoding, computed on first use (concurrent callers share one encoding)."""
+        """The scene with its encoding, computed on first use (concurrent callers share one encoding).
+
+        Raises:
+            UnknownSceneError: an id the viewer does not offer.
+            SceneError: the scene cannot be read or encoded (e.g. fewer points than the model needs).
+        """
         self.check_scene(scene_id)
         with self._cache_lock:
             if scene_id in self._cache:
@@ -228,7 +239,10 @@ class ViewerEngine:
             with self._cache_lock:
                 if scene_id in self._cache:
                     return self._cache[scene_id]
-            loaded = self._encode(self._load_scene(scene_id))
+            try:
+                loaded = self._encode(self._load_scene(scene_id))
+            except (ValueError, OSError) as error:
+                raise SceneError(f"scene {scene_id!r} cannot be shown: {one_line(error)}") from None
             with self._cache_lock:
                 self._cache[scene_id] = loaded
                 while len(self._cache) > self._cache_size:
@@ -260,9 +274,9 @@ class ViewerEngine:
         """Grounds ``text`` (minus ``negatives``) in the loaded scene; one decoder pass for all texts.
 
         Raises:
-            ValueError: an empty query.
+            ValueError: an empty or over-long query (``app.state.check_query``).
         """
-        text = text.strip()
+        text = check_query(text)
         if not text:
             raise ValueError("empty query: type a description of an object")
         start = time.perf_counter()

@@ -14,6 +14,8 @@ import viser
 QUERY_HINT = "Describe an object, e.g. 'the blue chair next to the table'. Grounds as you type."
 NEGATIVES_HINT = "Subtract these objects' masks: 'the table; the lamp' (';' between queries)."
 EMPTY_QUERY_TEXT = "Type a query above (e.g. *the red chair*) to ground an object."
+THRESHOLD_RANGE = (0.05, 0.95)
+"""The threshold slider's ends; the session refuses other values."""
 
 
 @dataclass
@@ -47,11 +49,11 @@ def build_panel(gui: viser.GuiApi, scene_ids: Sequence[str], scene_id: str, thre
     ground = gui.add_button("Ground", icon=viser.Icon.SEARCH)
     threshold_slider = gui.add_slider(
         "Threshold",
-        min=0.05,
-        max=0.95,
+        min=THRESHOLD_RANGE[0],
+        max=THRESHOLD_RANGE[1],
         step=0.05,
         initial_value=threshold,
-        marks=((0.05, "0.05"), (0.5, "0.5"), (0.95, "0.95")),
+        marks=((THRESHOLD_RANGE[0], "0.05"), (0.5, "0.5"), (THRESHOLD_RANGE[1], "0.95")),
         hint="Mask probability at which a Gaussian counts as grounded",
     )
     status = gui.add_markdown(f"Loading scene **{scene_id}** ...")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from liftgs.atomic import is_temporary
 from liftgs.data.store import load_scene
 from liftgs.scene import Scene
 
@@ -24,14 +25,18 @@ class SceneSource(Protocol):
 
 @dataclass
 class DatasetDirectory:
-    """Every scene folder under ``root/scans`` (any dataset in the project's format)."""
+    """Every scene folder under ``root/scans`` (any dataset in the project's format); hidden folders, among
+    them the temporary ``.<scene>.*.tmp`` ones an interrupted write leaves (``liftgs.atomic``), are no
+    scenes."""
 
     root: Path
 
     @property
     def scene_ids(self) -> list[str]:
         scans = self.root / "scans"
-        return sorted(path.name for path in scans.iterdir() if path.is_dir()) if scans.is_dir() else []
+        if not scans.is_dir():
+            return []
+        return sorted(path.name for path in scans.iterdir() if path.is_dir() and is_scene_folder(path))
 
     def load(self, scene_id: str) -> Scene:
         return load_scene(self.root / "scans" / scene_id, load_frames=True)
@@ -67,6 +72,11 @@ class EmbeddedBenchmark:
         with self._generate_lock:
             root = default_dataset_root(generate_if_missing=True, scene_ids=[scene_id])
         return load_scene(root / "scans" / scene_id, load_frames=True)
+
+
+def is_scene_folder(path: Path) -> bool:
+    """Whether a folder under ``scans/`` may be a scene: not hidden and not a temporary write."""
+    return not path.name.startswith(".") and not is_temporary(path)
 
 
 def describe_ids(scene_ids: list[str], limit: int = 12) -> str:

@@ -6,6 +6,10 @@ it loads (encodes) the scene if it changed, grounds the query if the result is n
 Because every refresh reads the newest state, dropping all but the latest pending refresh loses nothing.
 The 2D mask view renders on a second worker so that camera motion never delays a query.
 
+GUI values are checked before they reach the state (``app.state.check_query``, ``check_threshold``,
+``parse_negatives``, the scene list); a refused value, a scene that cannot be encoded or a failing job is
+shown in the status line and logged in one line (``app.messages``), and the viewer goes on.
+
 Scene nodes (per client): ``/scene/splats`` (the model's Gaussians, as ``/scene/splats/v<n>``, see
 ``app.splats.SplatLayer``), ``/scene/points`` (input cloud),
 ``/scene/cameras/<i>`` (frames' frustums), ``/grounding/box``, ``/grounding/label`` and, for a model with
@@ -16,8 +20,7 @@ objects its text names).
 from __future__ import annotations
 
 import threading
-import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +30,11 @@ import viser
 from app.engine import GroundingResult, LoadedScene, LocatedAnchor, ViewerEngine
 from app.export import export_selection
 from app.highlight import HIGHLIGHT_RGB, highlight, selected
-from app.panel import EMPTY_QUERY_TEXT, Panel, build_panel, set_buttons
+from app.messages import log_error
+from app.panel import EMPTY_QUERY_TEXT, THRESHOLD_RANGE, Panel, build_panel, set_buttons
 from app.render2d import camera_to_world, pinhole, render_view
 from app.splats import SplatLayer
-from app.state import ClientState, normalize_query, parse_negatives, push_history
+from app.state import ClientState, check_query, check_threshold, parse_negatives, push_history
 from app.worker import LatestWinsWorker
 
 SPLATS = "/scene/splats"
@@ -58,6 +62,7 @@ class ClientSession:
         scene_id: the scene to open.
         export_dir: where "Export selection" writes files.
         view_height: pixel height of the 2D mask view's renders.
+        verbose: print internal errors' tracebacks (every error is logged and shown in one line).
     """
 
     def __init__(
@@ -67,11 +72,14 @@ class ClientSession:
         scene_id: str,
         export_dir: Path,
         view_height: int = 180,
+        verbose: bool = False,
     ) -> None:
         self.client = client
         self.engine = engine
         self.export_dir = Path(export_dir)
         self.view_height = view_height
+        self.verbose = verbose
+        self.name = f"client {client.client_id}"
         self.state = ClientState(scene_id=scene_id)
         self._lock = threading.RLock()
         self._closed = False
@@ -83,8 +91,8 @@ class ClientSession:
         self._history_timer: threading.Timer | None = None
         self._nodes: dict[str, viser.SceneNodeHandle] = {}
         self._splats = SplatLayer(client.scene, SPLATS)
-        self.worker = LatestWinsWorker(f"viewer-{client.client_id}")
-        self.render_worker = LatestWinsWorker(f"viewer-2d-{client.client_id}")
+        self.worker = LatestWinsWorker(f"viewer-{client.client_id}", on_error=self._report)
+        self.render_worker = LatestWinsWorker(f"viewer-2d-{client.client_id}", on_error=self._report)
         self.panel: Panel = build_panel(client.gui, engine.scene_ids, scene_id, self.state.threshold)
         self._wire()
         client.scene.set_up_direction("+z")
@@ -116,33 +124,74 @@ class ClientSession:
 
     def _wire(self) -> None:
         panel = self.panel
-        panel.scene.on_update(lambda _: self._set(scene_id=panel.scene.value))
-        panel.query.on_update(lambda _: self._on_query_typed())
-        panel.negatives.on_update(
-            lambda _: self._set(negatives=tuple(parse_negatives(panel.negatives.value)))
-        )
-        panel.ground.on_click(lambda _: self._on_ground())
-        panel.threshold.on_update(lambda _: self._set(threshold=float(panel.threshold.value)))
-        panel.export.on_click(lambda _: self._export())
-        panel.show_points.on_update(lambda _: self._set_visible(POINTS, panel.show_points.value))
-        panel.show_cameras.on_update(lambda _: self._set_visible(CAMERAS, panel.show_cameras.value))
-        panel.show_box.on_update(lambda _: self._show_box_nodes(panel.show_box.value))
-        panel.show_anchors.on_update(lambda _: self._show_anchor_nodes(panel.show_anchors.value))
-        panel.show_splats.on_update(lambda _: self._update_splat_visibility())
-        panel.view_2d.on_update(lambda _: self._on_view_2d())
-        self.client.camera.on_update(lambda _: self._request_render())
+        handlers: list[tuple[Callable[[Callable], object], Callable[[], None]]] = [
+            (panel.scene.on_update, self._on_scene_picked),
+            (panel.query.on_update, self._on_query_typed),
+            (panel.negatives.on_update, self._on_negatives_typed),
+            (panel.ground.on_click, self._on_ground),
+            (panel.threshold.on_update, self._on_threshold),
+            (panel.export.on_click, self._export),
+            (panel.show_points.on_update, lambda: self._set_visible(POINTS, panel.show_points.value)),
+            (panel.show_cameras.on_update, lambda: self._set_visible(CAMERAS, panel.show_cameras.value)),
+            (panel.show_box.on_update, lambda: self._show_box_nodes(panel.show_box.value)),
+            (panel.show_anchors.on_update, lambda: self._show_anchor_nodes(panel.show_anchors.value)),
+            (panel.show_splats.on_update, self._update_splat_visibility),
+            (panel.view_2d.on_update, self._on_view_2d),
+            (self.client.camera.on_update, self._request_render),
+        ]
+        for register, handler in handlers:
+            register(lambda _, handler=handler: self._guarded(handler))
+
+    def _guarded(self, handler: Callable[[], None]) -> None:
+        """Runs a GUI callback; an error is shown in the status line and logged in one line (viser would
+        print its traceback)."""
+        try:
+            handler()
+        except Exception as error:
+            self._report(error)
+
+    def _report(self, error: Exception) -> None:
+        """Logs ``error`` in one line and shows that line in the status."""
+        message = log_error(self.name, error, self.verbose)
+        if not self._closed:
+            self.panel.status.content = f"**Error:** {message}"
+
+    def _on_scene_picked(self) -> None:
+        scene_id = self.panel.scene.value
+        if scene_id not in self.engine.scene_ids:  # only a crafted message sends another value
+            with self._lock:
+                current = self.state.scene_id
+            self.panel.scene.value = current  # the dropdown shows the scene in use
+            self.engine.check_scene(scene_id)  # raises, listing the available scenes
+        self._set(scene_id=scene_id)
+
+    def _on_negatives_typed(self) -> None:
+        self._set(negatives=tuple(parse_negatives(self.panel.negatives.value)))
+
+    def _on_threshold(self) -> None:
+        try:
+            threshold = check_threshold(self.panel.threshold.value, *THRESHOLD_RANGE)
+        except ValueError:
+            with self._lock:
+                current = self.state.threshold
+            self.panel.threshold.value = current  # the slider shows the threshold in use
+            raise
+        self._set(threshold=threshold)
 
     def _set(self, **changes) -> None:
-        """Updates the state and asks for a refresh; a new scene or query shows its best candidate."""
+        """Updates the state and asks for a refresh if anything changed; a new scene or set of negatives
+        shows its best candidate."""
         with self._lock:
+            changes = {name: value for name, value in changes.items() if getattr(self.state, name) != value}
             for name, value in changes.items():
                 setattr(self.state, name, value)
             if "scene_id" in changes or "negatives" in changes:
                 self.state.candidate = 0
-        self.refresh()
+        if changes:
+            self.refresh()
 
     def _on_query_typed(self) -> None:
-        query = normalize_query(self.panel.query.value)
+        query = check_query(self.panel.query.value)
         self._set(query=query, candidate=0)
         with self._lock:
             if self._history_timer is not None:
@@ -153,8 +202,9 @@ class ClientSession:
                 self._history_timer.start()
 
     def _on_ground(self) -> None:
-        query = normalize_query(self.panel.query.value)
+        query = check_query(self.panel.query.value)
         self._set(query=query)
+        self.refresh()  # grounds again after an error too
         self._commit_history(query)
 
     def _commit_history(self, query: str) -> None:
@@ -209,8 +259,7 @@ class ClientSession:
             if not self.worker.has_pending():  # a newer request will draw the newest state
                 self._draw()
         except Exception as error:  # shown to the user; the viewer keeps running
-            traceback.print_exc()
-            self.panel.status.content = f"**Error:** {type(error).__name__}: {error}"
+            self._report(error)
 
     def _update_scene(self) -> None:
         with self._lock:
@@ -430,15 +479,15 @@ class ClientSession:
             return
         candidate = result.candidates[min(candidate_index, len(result.candidates) - 1)]
         try:
-            ply_path, json_path = export_selection(self.export_dir, loaded, result, candidate, threshold)
-        except ValueError as error:
-            self.panel.export_info.content = f"**Not exported:** {error}"
+            exported = export_selection(self.export_dir, loaded, result, candidate, threshold)
+        except (ValueError, OSError) as error:
+            self.panel.export_info.content = f"**Not exported:** {log_error(self.name, error)}"
             return
         self.panel.export_info.content = (
-            f"Wrote `{ply_path}` and `{json_path.name}` (also sent as downloads)."
+            f"Wrote `{exported.ply_path}` and `{exported.json_path.name}` (also sent as downloads)."
         )
-        for path in (ply_path, json_path):
-            self.client.send_file_download(path.name, path.read_bytes())
+        for name, data in exported.files():  # this export's own bytes, whatever happens to the files
+            self.client.send_file_download(name, data)
 
 
 def _bar(score: float, width: int = 10) -> str:

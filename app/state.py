@@ -6,6 +6,7 @@ pure helpers, no viser and no torch, so the rules (history, negatives) are testa
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,6 +16,14 @@ if TYPE_CHECKING:
 
 HISTORY_LENGTH = 10
 NEGATIVE_SEPARATOR = ";"
+MAX_QUERY_LENGTH = 200
+"""Characters a query (or one negative) may have; the text encoder reads far fewer tokens anyway."""
+MAX_NEGATIVES = 8
+"""Negative queries one request may subtract."""
+
+
+class InputError(ValueError):
+    """A GUI value the viewer does not accept; the message says why in one line."""
 
 
 @dataclass
@@ -52,17 +61,51 @@ def normalize_query(text: str) -> str:
     return " ".join(text.split())
 
 
+def check_query(text: str) -> str:
+    """``normalize_query(text)``; "" means no query.
+
+    Raises:
+        InputError: longer than ``MAX_QUERY_LENGTH`` characters.
+    """
+    query = normalize_query(text)
+    if len(query) > MAX_QUERY_LENGTH:
+        raise InputError(f"query too long: {len(query)} characters (at most {MAX_QUERY_LENGTH})")
+    return query
+
+
 def parse_negatives(text: str) -> list[str]:
     """Negative queries from the negatives box: ``;``-separated, a leading "not" dropped, blanks ignored.
 
     ``"not the table; the lamp"`` -> ``["the table", "the lamp"]``.
+
+    Raises:
+        InputError: more than ``MAX_NEGATIVES`` of them, or one longer than ``MAX_QUERY_LENGTH``.
     """
     negatives = []
     for part in text.split(NEGATIVE_SEPARATOR):
         part = re.sub(r"^not\b\s*", "", normalize_query(part), flags=re.IGNORECASE)
+        if len(part) > MAX_QUERY_LENGTH:
+            raise InputError(f"negative query too long: {len(part)} characters (at most {MAX_QUERY_LENGTH})")
         if part:
             negatives.append(part)
+    if len(negatives) > MAX_NEGATIVES:
+        raise InputError(f"too many negative queries: {len(negatives)} (at most {MAX_NEGATIVES})")
     return negatives
+
+
+def check_threshold(value: object, low: float, high: float) -> float:
+    """``value`` as a float in ``[low, high]`` (the slider's range).
+
+    Raises:
+        InputError: not a finite number in that range.
+    """
+    try:
+        threshold = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"threshold must be a number, got {str(value)[:40]!r}") from None
+    if not math.isfinite(threshold) or not low <= threshold <= high:
+        raise InputError(f"threshold must be between {low:g} and {high:g}, got {threshold:g}")
+    return threshold
 
 
 def push_history(history: list[str], query: str, limit: int = HISTORY_LENGTH) -> list[str]:

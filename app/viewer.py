@@ -17,7 +17,8 @@ from pathlib import Path
 import tyro
 import viser
 
-from app.engine import UnknownSceneError, ViewerEngine
+from app.connections import release_closed_connections, return_freed_memory
+from app.engine import SceneError, UnknownSceneError, ViewerEngine
 from app.scenes import DatasetDirectory, EmbeddedBenchmark, SceneSource, describe_ids
 from app.session import ClientSession
 from liftgs.data.store import DatasetError
@@ -45,6 +46,8 @@ class ViewerConfig:
     """Where "Export selection" writes its .ply and .json files."""
     top_k: int = 5
     """Candidates listed per query."""
+    verbose: bool = False
+    """Also print the traceback of internal errors (errors are always reported in one line)."""
 
     def main(self) -> None:
         app = start_viewer(self)
@@ -73,13 +76,17 @@ class ViewerApp:
         self._lock = threading.Lock()
         server.on_client_connect(self._connect)
         server.on_client_disconnect(self._disconnect)
+        release_closed_connections(server)
 
     @property
     def url(self) -> str:
         return f"http://{self.config.host}:{self.server.get_port()}"
 
     def _connect(self, client: viser.ClientHandle) -> None:
-        session = ClientSession(client, self.engine, self.config.scene, self.config.export_dir)
+        return_freed_memory()  # what tabs closed since the last connection freed
+        session = ClientSession(
+            client, self.engine, self.config.scene, self.config.export_dir, verbose=self.config.verbose
+        )
         with self._lock:
             self.sessions[client.client_id] = session
         session.start()
@@ -155,7 +162,7 @@ def entrypoint() -> None:
     config = tyro.cli(ViewerConfig)
     try:
         config.main()
-    except (ViewerError, UnknownSceneError, DatasetError) as error:
+    except (ViewerError, UnknownSceneError, SceneError, DatasetError) as error:
         print(f"liftgs-viewer: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

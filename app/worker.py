@@ -8,8 +8,9 @@ A client that types faster than grounding runs submits many jobs; only the newes
 from __future__ import annotations
 
 import threading
-import traceback
 from collections.abc import Callable
+
+from app.messages import log_error
 
 Job = Callable[[], None]
 
@@ -17,11 +18,14 @@ Job = Callable[[], None]
 class LatestWinsWorker:
     """A daemon thread that runs submitted jobs one at a time, keeping only the latest pending job.
 
-    Exceptions escaping a job are printed and do not stop the worker (jobs should report errors to their
-    client themselves).
+    Exceptions escaping a job go to ``on_error`` and do not stop the worker (jobs should report errors to
+    their client themselves); by default they are logged in one line (``app.messages.log_error``).
     """
 
-    def __init__(self, name: str = "liftgs-viewer-worker") -> None:
+    def __init__(
+        self, name: str = "liftgs-viewer-worker", on_error: Callable[[Exception], None] | None = None
+    ) -> None:
+        self._on_error = on_error or (lambda error: log_error(name, error))
         self._condition = threading.Condition()
         self._pending: Job | None = None
         self._running = False
@@ -74,8 +78,8 @@ class LatestWinsWorker:
                 job, self._pending, self._running = self._pending, None, True
             try:
                 job()
-            except Exception:
-                traceback.print_exc()
+            except Exception as error:
+                self._on_error(error)
             finally:
                 with self._condition:
                     self._running = False

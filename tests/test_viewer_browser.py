@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from app.screenshot import CHROMIUM, CHROMIUM_ARGS, READY_TEXT, labelled_input
-from app.wsclient import splat_rgba
+from liftgs.benchmarks.viser_client import splat_rgba
 from liftgs.model import LiftGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, READY_TEXT, labelled_input
 from tests.support.network import tiny_config
 from tests.support.viewer import expected_colors, make_app, viewer_scenes
 

@@ -19,7 +19,7 @@ import torch
 from plyfile import PlyData
 
 from app.viewer import ViewerConfig, entrypoint, start_viewer
-from app.wsclient import ViserTestClient, splat_centers, splat_rgba
+from liftgs.benchmarks.viser_client import ViserTestClient, splat_centers, splat_rgba
 from liftgs.data.store import write_scene
 from liftgs.eval.metrics import points_box
 from liftgs.export_ply import gaussian_property_names
@@ -201,10 +201,12 @@ def test_export_writes_3dgs_ply_and_json_and_offers_download(viewer, scenes):
     client.wait_until(lambda: "Nothing to export yet" in markdowns(client))
     type_query(client, "the table", "table 2")
     client.click(client.gui_id("Export selection"))
-    client.wait_until(lambda: "toy0000_the-table.json" in client.downloads)
-    ply_path = export_dir / "toy0000_the-table.ply"
-    record = json.loads((export_dir / "toy0000_the-table.json").read_text())
-    assert bytes(client.downloads["toy0000_the-table.ply"]) == ply_path.read_bytes()
+    client.wait_until(lambda: len(client.completed_downloads()) == 2)
+    (json_path,) = export_dir.glob("toy0000_the-table_*.json")
+    ply_path = json_path.with_suffix(".ply")
+    record = json.loads(json_path.read_text())
+    assert bytes(client.downloads[ply_path.name]) == ply_path.read_bytes()
+    assert bytes(client.downloads[json_path.name]) == json_path.read_bytes()
     vertex = PlyData.read(str(ply_path))["vertex"]
     assert [p.name for p in vertex.properties] == gaussian_property_names()
     loaded = app_.engine.load("toy0000")

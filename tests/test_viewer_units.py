@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from app.engine import ReadRelation, ViewerEngine, located_anchors
-from app.export import export_stem
+from app.export import query_slug
 from app.highlight import DIM_OPACITY, DIM_RGB, HIGHLIGHT_RGB, highlight
 from app.render2d import camera_to_world, pinhole, render_view
 from app.scenes import describe_ids
 from app.splats import Splats
 from app.state import ClientState, normalize_query, parse_negatives, push_history
 from app.worker import LatestWinsWorker
-from app.wsclient import _matrix_to_wxyz
+from liftgs.benchmarks.viser_client import _matrix_to_wxyz
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.types import Gaussians, GroundingOutput
 from tests.support.network import HashTextEncoder
@@ -138,9 +138,9 @@ def test_2d_view_camera_matches_the_client_convention_and_renders_the_highlight(
 
 
 def test_export_names_and_scene_lists():
-    assert export_stem("scan0001", "The red chair, by the WINDOW!") == "scan0001_the-red-chair-by-the-window"
-    assert export_stem("s", "???") == "s_query"
-    assert len(export_stem("s", "x" * 100)) == len("s_") + 40
+    assert query_slug("The red chair, by the WINDOW!") == "the-red-chair-by-the-window"
+    assert query_slug("???") == "query"
+    assert len(query_slug("x" * 100)) == 40
     assert describe_ids(["a", "b"]) == "a, b"
     assert describe_ids([f"s{i}" for i in range(20)]) == "s0, s1, s2, s3, s4, ..., s18, s19 (20 scenes)"
 

@@ -31,9 +31,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from liftgs.benchmarks.timing import memory_kib
 from liftgs.render import rasterize
 
-_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
@@ -59,17 +59,6 @@ def random_scene(n: int, size: int, channels: int, seed: int = 0) -> dict:
     }
 
 
-def _rss_kib(field: str) -> int | None:
-    """A memory field of /proc/self/status in KiB (Linux), else None."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def _peak_memory_child(n: int, size: int, channels: int, seed: int, threads: int | None) -> float | None:
     """In a fresh process: peak resident-memory increase (MiB) over one forward + backward, after a tiny
     render that initialises torch's lazily created state."""
@@ -81,9 +70,9 @@ def _peak_memory_child(n: int, size: int, channels: int, seed: int, threads: int
         _CLEAR_REFS.write_text("5")  # reset the kernel's high-water mark (VmHWM)
     except OSError:
         return None
-    before = _rss_kib("VmRSS")
+    before = memory_kib("VmRSS")
     forward_backward()
-    peak = _rss_kib("VmHWM")
+    peak = memory_kib("VmHWM")
     return None if before is None or peak is None else max(0, peak - before) / 1024
 
 

@@ -1,6 +1,7 @@
-"""``liftgs bench viewer``: latency of the live viewer as a browser tab sees it.
+"""``liftgs bench viewer``: latency of the live viewer as a browser tab sees it, alone or under load.
 
-A headless websocket client (``app.wsclient``) connects to a real viewer server and measures
+Headless websocket clients (``liftgs.benchmarks.viser_client``) connect over loopback to a real viewer
+server in this process. ``--mode latency`` (the default) uses one tab and measures
 
 - query -> colours: from sending a new query text to receiving the re-coloured splats (grounding on the
   cached scene encoding, highlight, splat message, transport);
@@ -10,19 +11,37 @@ A headless websocket client (``app.wsclient``) connects to a real viewer server 
 
 Prints medians (and 90th percentiles). Bars for a 20k-Gaussian scene on 2 cores: query -> colours
 <= 200 ms median (goal <= 80 ms); warm splat upload for a new scene <= 1 s.
+
+``--mode load`` connects ``--clients`` tabs at once; each sends a new query as soon as its previous one
+came back as colours, until ``--queries`` queries in all were answered or ``--time-limit`` seconds passed.
+It prints the query -> colours latency (p50, p95, max), the answered queries per second, and the
+process's resident memory (RSS) when the server is ready, after the load, and after ``--cycles`` tabs
+more connected, grounded one query and closed one after the other, with its growth per tab over the
+second half of them (close to zero: closed tabs release their sessions). The clients run in this
+process too, keeping only the messages they need, so the RSS includes them.
 """
 
 from __future__ import annotations
 
+import gc
 import socket
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from rich.console import Console
 from rich.table import Table
+
+from liftgs.benchmarks.timing import memory_kib
+from liftgs.benchmarks.viser_client import ViserTestClient
+
+if TYPE_CHECKING:
+    from app.engine import ViewerEngine
+    from app.viewer import ViewerApp
 
 QUERIES = (
     "the chair",
@@ -44,8 +63,11 @@ def _free_port() -> int:
 
 @dataclass
 class BenchViewer:
-    """Times the viewer end to end: query -> new splat colours at the client, scene switch -> splats."""
+    """Times the viewer end to end: query -> new splat colours at the client, scene switch -> splats; or
+    several clients querying at once."""
 
+    mode: Literal["latency", "load"] = "latency"
+    """``latency``: one tab, every kind of update timed alone; ``load``: ``clients`` tabs at once."""
     checkpoint: Path | None = None
     """Checkpoint to serve; default: the shipped one if present, else a random default-config LiftGS."""
     data: Path | None = None
@@ -60,11 +82,33 @@ class BenchViewer:
     """Override the model's voxel edge in metres (0.05 gives ~20k Gaussians on the embedded scenes)."""
     threads: int = 2
     """torch CPU threads (the bars are for 2 cores)."""
+    clients: int = 4
+    """Load mode: tabs connected and querying at once."""
+    queries: int = 48
+    """Load mode: queries answered in all (shared by the tabs)."""
+    time_limit: float = 120.0
+    """Load mode: seconds after which no tab sends another query."""
+    cycles: int = 20
+    """Load mode: tabs that connect, ground one query and close, one after the other, after the load."""
 
     def main(self) -> None:
+        if self.mode == "load" and min(self.clients, self.queries, self.cycles) < 1:
+            raise SystemExit("liftgs bench viewer: --clients, --queries and --cycles must be at least 1")
+        if self.mode == "load" and self.time_limit <= 0:
+            raise SystemExit("liftgs bench viewer: --time-limit must be positive")
+        app, engine, source_name = self._start()
+        try:
+            if self.mode == "load":
+                self._load(app, engine, source_name)
+            else:
+                self._latency(app, engine, source_name)
+        finally:
+            app.stop()
+
+    def _start(self) -> tuple[ViewerApp, ViewerEngine, str]:
+        """The running viewer (first scene encoded), its engine and a name for the weights."""
         from app.engine import ViewerEngine
         from app.viewer import ViewerConfig, open_scenes, start_viewer
-        from app.wsclient import ViserTestClient
         from liftgs.model import LiftGS, LiftGSConfig
         from liftgs.model.loading import DEFAULT_CHECKPOINT, load_liftgs
 
@@ -77,13 +121,13 @@ class BenchViewer:
             model.config.voxel_size = self.voxel_size
         source = open_scenes(self.data)
         engine = ViewerEngine(model, source.scene_ids, source.load)
-        app = start_viewer(ViewerConfig(scene=self.scene, port=_free_port()), engine)
-        client = ViserTestClient(app.url)
+        app = start_viewer(ViewerConfig(scene=self.scene, host="127.0.0.1", port=_free_port()), engine)
+        return app, engine, f"checkpoint {checkpoint}" if checkpoint else "random weights"
+
+    def _latency(self, app: ViewerApp, engine: ViewerEngine, source_name: str) -> None:
+        """One tab: queries, threshold moves and scene switches, each timed alone."""
+        client = _connect(app.url)
         try:
-            client.send_camera()
-            client.wait_until(
-                lambda: any("Type a query" in p.get("markdown", "") for p in client.gui.values())
-            )
             session = next(iter(app.sessions.values()))
             query, slider, dropdown = (client.gui_id(label) for label in ("Query", "Threshold", "Scene"))
             queries, grounding = [], []
@@ -101,14 +145,12 @@ class BenchViewer:
             loaded = engine.load(self.scene)
         finally:
             client.close()
-            app.stop()
         rows = [
             ("query -> colours", queries, "<= 200 ms (goal <= 80 ms)"),
             ("threshold -> colours", thresholds, "(no model call)"),
             ("scene switch -> splats, cold", cold, "(encode + upload)"),
             ("scene switch -> splats, warm", warm, "<= 1 s"),
         ]
-        source_name = f"checkpoint {checkpoint}" if checkpoint else "random weights"
         table = Table(
             title=f"liftgs-viewer latency: {len(loaded.splats)} Gaussians ({self.scene}), "
             f"{self.threads} threads, {source_name}"
@@ -122,6 +164,80 @@ class BenchViewer:
             table.add_row(name, _ms(statistics.median(walls)), _ms(p90), _ms(cpu), str(len(runs)), bar)
         Console().print(table)
         print(f"server-side ViewerEngine.ground per query: median {_ms(statistics.median(grounding))}")
+
+    def _load(self, app: ViewerApp, engine: ViewerEngine, source_name: str) -> None:
+        """Several tabs querying at once, then tabs connecting and closing one after the other."""
+        rss_ready = _rss_mib()
+        clients = [_connect(app.url) for _ in range(self.clients)]
+        latencies: list[float] = []
+        counter = iter(range(self.queries))
+        lock = threading.Lock()
+        deadline = time.monotonic() + self.time_limit
+        start = time.perf_counter()
+
+        def run(client) -> None:
+            query_id = client.gui_id("Query")
+            while time.monotonic() < deadline:
+                with lock:
+                    index = next(counter, None)
+                if index is None:
+                    return
+                sent = time.perf_counter()
+                client.set_value(query_id, f"{QUERIES[index % len(QUERIES)]} {index}")
+                remaining = max(0.0, deadline - time.monotonic())
+                try:
+                    received = client.wait_for(
+                        lambda r: r.type == "GaussianSplatsMessage", after=sent, timeout=remaining
+                    )
+                except TimeoutError:
+                    return
+                with lock:
+                    latencies.append(received.time - sent)
+                client.forget()
+
+        threads = [threading.Thread(target=run, args=(client,)) for client in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
+        for client in clients:
+            client.close()
+        del clients
+        gc.collect()
+        rss_loaded = _rss_mib()
+        rss_cycles = []  # after each tab came and went
+        for index in range(self.cycles):
+            client = _connect(app.url)
+            sent = time.perf_counter()
+            client.set_value(client.gui_id("Query"), QUERIES[index % len(QUERIES)])
+            client.wait_for(lambda r: r.type == "GaussianSplatsMessage", after=sent, timeout=600.0)
+            client.close()
+            _wait_until(lambda: not app.sessions, timeout=30.0)
+            rss_cycles.append(_rss_mib())
+
+        loaded = engine.load(self.scene)
+        table = Table(
+            title=f"liftgs-viewer under load: {self.clients} tabs, {len(loaded.splats)} Gaussians "
+            f"({self.scene}), {self.threads} threads, {source_name}"
+        )
+        for column in ("measure", "value"):
+            table.add_column(column)
+        answered = sorted(latencies)
+        table.add_row("queries answered", f"{len(answered)} of {self.queries} in {elapsed:.1f} s")
+        if answered:
+            table.add_row("query -> colours p50", _ms(_percentile(answered, 0.50)))
+            table.add_row("query -> colours p95", _ms(_percentile(answered, 0.95)))
+            table.add_row("query -> colours max", _ms(answered[-1]))
+            table.add_row("queries per second", f"{len(answered) / elapsed:.2f}")
+        table.add_row("RSS, server ready", _mib(rss_ready))
+        table.add_row("RSS, after the load", _mib(rss_loaded))
+        table.add_row(f"RSS, after {self.cycles} more tabs came and went", _mib(rss_cycles[-1]))
+        half = self.cycles // 2
+        if rss_cycles[-1] is not None and half >= 1:  # the first tabs still allocate lasting caches
+            growth = (rss_cycles[-1] - rss_cycles[half - 1]) / (self.cycles - half) * 1024
+            table.add_row(f"RSS growth per tab, last {self.cycles - half} tabs", f"{growth:+.0f} KiB")
+        Console().print(table)
 
     @staticmethod
     def _measure(client, session, actions: list[tuple[str, object]]) -> list[tuple[float, float]]:
@@ -140,3 +256,34 @@ class BenchViewer:
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.0f} ms"
+
+
+def _mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} MiB"
+
+
+def _rss_mib() -> float | None:
+    """This process's resident memory in MiB (None where /proc is missing)."""
+    kib = memory_kib("VmRSS")
+    return None if kib is None else kib / 1024
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of the sorted values lie (nearest rank)."""
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def _connect(url: str) -> ViserTestClient:
+    """A tab whose first scene is on screen."""
+    client = ViserTestClient(url)
+    client.send_camera()
+    client.wait_until(
+        lambda: any("Type a query" in p.get("markdown", "") for p in client.gui.values()), 600.0
+    )
+    return client
+
+
+def _wait_until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -1,6 +1,7 @@
-"""Screenshot of the viewer for the README: start it, drive headless Chromium, type a query, save a PNG.
+"""Headless-browser helpers for the viewer: Chromium settings and locators for the browser test, and a
+screenshot command for the README (start the viewer, type a query in headless Chromium, save a PNG)::
 
-    python -m app.screenshot --query "the desk next to the chair" --out docs/viewer.png
+    python -m tests.support.browser --query "the desk next to the chair" --out docs/viewer.png
 
 Uses Debian's ``/usr/bin/chromium`` through Playwright (no ``playwright install``): WebGL runs on the
 CPU (SwiftShader), so the splats are drawn exactly as in a desktop browser, just slower.

@@ -34,11 +34,26 @@ class Received:
         return self.message["type"]
 
 
+@dataclass
+class Download:
+    """One file the server sent (``send_file_download``): its name, announced size and the bytes so far."""
+
+    filename: str
+    size: int
+    content: bytearray
+
+    @property
+    def complete(self) -> bool:
+        return len(self.content) == self.size
+
+
 class ViserTestClient:
     """Connects to a viser server, mirrors its GUI and scene state, and sends GUI events like a tab would.
 
     ``gui`` maps GUI ids to their merged properties (add message + later updates); ``nodes`` maps scene
-    node names to their latest add message; ``received`` keeps every message in arrival order.
+    node names to their latest add message; ``received`` keeps every message in arrival order;
+    ``transfers`` every file download in the order they started, and ``downloads`` the content of the
+    latest download of each file name.
     """
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
@@ -51,7 +66,8 @@ class ViserTestClient:
         self.gui: dict[str, dict[str, Any]] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.downloads: dict[str, bytearray] = {}
-        self._transfers: dict[str, str] = {}
+        self.transfers: list[Download] = []
+        self._transfer_by_uuid: dict[str, Download] = {}
         self._thread = threading.Thread(target=self._receive_loop, daemon=True)
         self._thread.start()
 
@@ -132,6 +148,20 @@ class ViserTestClient:
                     raise TimeoutError("condition not reached in time")
                 self._lock.wait(remaining)
 
+    def forget(self) -> None:
+        """Drops the messages received so far (``received`` and ``transfers``; ``gui`` and ``nodes`` stay),
+        so that a long-running client holds only the current state."""
+        with self._lock:
+            self.received.clear()
+            self.transfers.clear()
+            self.downloads.clear()
+            self._transfer_by_uuid.clear()
+
+    def completed_downloads(self) -> list[Download]:
+        """The downloads received whole so far, in the order they started."""
+        with self._lock:
+            return [download for download in self.transfers if download.complete]
+
     def close(self) -> None:
         self._exit_stack.close()
         self._thread.join(timeout=5.0)
@@ -167,10 +197,12 @@ class ViserTestClient:
         elif kind == "SetSceneNodeVisibilityMessage" and message["name"] in self.nodes:
             self.nodes[message["name"]]["visible"] = message["visible"]
         elif kind == "FileTransferStart":
-            self._transfers[message["transfer_uuid"]] = message["filename"]
-            self.downloads[message["filename"]] = bytearray()
-        elif kind == "FileTransferPart" and message["transfer_uuid"] in self._transfers:
-            self.downloads[self._transfers[message["transfer_uuid"]]] += message["content"]
+            download = Download(message["filename"], message["size_bytes"], bytearray())
+            self._transfer_by_uuid[message["transfer_uuid"]] = download
+            self.transfers.append(download)
+            self.downloads[download.filename] = download.content
+        elif kind == "FileTransferPart" and message["transfer_uuid"] in self._transfer_by_uuid:
+            self._transfer_by_uuid[message["transfer_uuid"]].content += message["content"]
         elif "name" in message and kind.endswith("Message") and not kind.startswith("Set"):
             self.nodes[message["name"]] = {**message, "visible": True}
 
