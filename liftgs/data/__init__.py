@@ -3,10 +3,13 @@
 - ``lifting``: posed RGB-D frames -> voxelised, instance-labelled point cloud.
 - ``rgbd_io``: the frame readers every source shares (images, depth, poses, intrinsics) and skip counting.
 - ``store``: one scene folder per scene (ScanNet-export-like), expression files, ``DatasetError``.
+- ``point_features``: the file of a scene's lifted per-point features (made by ``liftgs lift-features``).
 - ``dataset``: ``GroundingDataset(root, split)`` over a dataset root.
 - ``synthetic``: the embedded default benchmark generator (``liftgs generate``).
 - ``scannet`` + ``referit3d`` (+ ``import_scannet``: ``liftgs import-scannet``), ``nerfstudio_data``: real
   captures and their annotations.
+
+Numpy only: nothing here imports torch, the model or the pseudo-labellers.
 """
 
 from __future__ import annotations
@@ -40,11 +43,9 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
         scene_ids: only these scenes must exist (e.g. ``["scan0000"]`` for the viewer, seconds); None means
             the whole default set (a few minutes the first time).
 
-    Scenes also get their lifted stand-in features (``liftgs.pseudo.lift_dataset``) when they lack them
-    and ``generate_if_missing`` is True (a dataset generated before lifting existed is upgraded in place).
+    Only scenes are made here: lifted point features are made by ``liftgs lift-features`` alone.
     """
-    from liftgs.data.synthetic.generate import ensure_dataset, missing_scenes, requested_scenes
-    from liftgs.pseudo.lift_dataset import ensure_lifted_features
+    from liftgs.data.synthetic.generate import ensure_dataset, missing_scenes
 
     root = default_dataset_path()
     missing = missing_scenes(root, scene_ids)
@@ -54,8 +55,6 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
         )
     if missing:
         ensure_dataset(root, scene_ids, workers=min(8, os.cpu_count() or 1))
-    elif generate_if_missing:
-        ensure_lifted_features(root, requested_scenes(root, scene_ids))
     return root
 
 
