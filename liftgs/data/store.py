@@ -195,6 +195,7 @@ def read_points_ply(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reads a scene point cloud: points [P, 3] f32, colors [P, 3] f32 in [0, 1], instance [P] i64.
 
     ``instance`` is all ``NO_INSTANCE`` when the file has no ``instance`` property (e.g. plain scans).
+    Raises ``DatasetError`` when the file is missing, unreadable, empty or holds non-finite coordinates.
     """
     try:
         vertex = PlyData.read(str(path))["vertex"].data
@@ -208,6 +209,8 @@ def read_points_ply(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     instance = (
         vertex["instance"].astype(np.int64) if "instance" in names else np.full(len(points), NO_INSTANCE)
     )
+    if len(points) == 0:
+        raise DatasetError(f"{path}: point cloud has no points")
     if not np.isfinite(points).all():
         raise DatasetError(f"{path}: point cloud has non-finite coordinates")
     return points, colors / 255.0, instance
