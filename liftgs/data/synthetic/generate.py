@@ -368,12 +368,16 @@ class GenerateCommand:
             return
         if not (out / "meta.json").exists():
             raise ValueError(f"{out} is not empty and not a liftgs dataset (no meta.json); not touching it")
-        existing = DatasetSpec.read(out)
         if self.overwrite:
             for name in ("scans", "annotations", "splits"):
                 shutil.rmtree(out / name, ignore_errors=True)
             (out / "meta.json").unlink()
-        elif existing != spec:
+            return
+        try:
+            existing = DatasetSpec.read(out)
+        except DatasetError as error:
+            raise ValueError(f"{error}; pass --overwrite to replace the dataset") from None
+        if existing != spec:
             raise ValueError(
                 f"{out} holds a dataset generated with {existing}; rerun with those options to finish or "
                 "keep it, or pass --overwrite to replace it"
