@@ -1,0 +1,57 @@
+"""``ns-train liftgs`` on a bad ``--data``: one line, and no run folder left behind."""
+
+from __future__ import annotations
+
+import pytest
+import tyro
+from nerfstudio.scripts.train import main as ns_train
+from toys_eval import SPLIT, write_toy_dataset
+from toys_training import tiny_network, tiny_trainer
+
+from liftgs.data.dataset import GroundingDataset
+from liftgs.nerfstudio.datamanager import LiftGSDataManagerConfig, check_lifted_features
+
+
+def _no_val_root(tmp_path):
+    root = tmp_path / "no-val"
+    write_toy_dataset(root)
+    (root / "splits/train.txt").write_text("toy0000\n")
+    (root / "splits/val.txt").write_text("")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "no val scene"])
+def test_ns_train_refuses_a_bad_data_root_before_making_the_run_folder(tmp_path, kind):
+    data = {
+        "missing": tmp_path / "nowhere",
+        "empty": tmp_path / "empty",
+        "no val scene": _no_val_root(tmp_path),
+    }
+    (tmp_path / "empty").mkdir()
+    expected = {
+        "missing": "dataset root not found",
+        "empty": "empty folder",
+        "no val scene": "lists no scene",
+    }
+    config = tiny_trainer("liftgs", tmp_path / "outputs", 1)
+    config.data = data[kind]
+    with pytest.raises(SystemExit) as raised:
+        ns_train(config)
+    message = str(raised.value.code)
+    assert message.startswith("ns-train: ") and expected[kind] in message and "\n" not in message
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_datamanager_flag_is_checked_when_parsed(tmp_path):
+    with pytest.raises(SystemExit, match="^ns-train: .*val.txt: the 'val' split lists no scene$"):
+        tyro.cli(LiftGSDataManagerConfig, args=["--data", str(_no_val_root(tmp_path))])
+
+
+def test_a_network_that_reads_lifted_features_names_the_command_that_makes_them(tmp_path):
+    root = tmp_path / "toy"
+    write_toy_dataset(root)
+    network = tiny_network()
+    check_lifted_features(GroundingDataset(root, SPLIT), network)  # reads none: nothing to check
+    network.encoder.extra_channels = 32
+    with pytest.raises(SystemExit, match=rf"2 of the 2 '{SPLIT}' scenes have none .* `liftgs lift-features "):
+        check_lifted_features(GroundingDataset(root, SPLIT), network)
