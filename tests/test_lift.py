@@ -11,11 +11,6 @@ from toys_model import HashTextEncoder, tiny_config
 from toys_training import tiny_network
 
 from liftgs.data.dataset import GroundingDataset
-from liftgs.data.store import DatasetError, load_scene
-from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
-from liftgs.losses.criterion import LossConfig
-from liftgs.model import LiftGS
-from liftgs.pseudo.command import label_dataset
 from liftgs.data.point_features import (
     LIFTED_FILE,
     LiftedFeaturesError,
@@ -23,6 +18,11 @@ from liftgs.data.point_features import (
     load_lifted_space,
     save_lifted_features,
 )
+from liftgs.data.store import DatasetError, load_scene
+from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
+from liftgs.losses.criterion import LossConfig
+from liftgs.model import LiftGS
+from liftgs.pseudo.command import label_dataset
 from liftgs.pseudo.lift import lift_segment_embeddings, project_features
 from liftgs.pseudo.lift_dataset import LiftFeaturesCommand, lift_dataset
 from liftgs.pseudo.noise import NoiseConfig

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 from toys_model import HashTextEncoder
 from toys_training import toy_scene
 
-from liftgs.data.point_features import LIFTED_FILE, lifted_features_readable
-from liftgs.data.store import write_scene
+from liftgs.data.point_features import LIFTED_FILE, save_lifted_features
+from liftgs.data.store import DatasetError, load_scene, write_scene
 from liftgs.pseudo.command import label_dataset
 from liftgs.pseudo.lift_dataset import LiftFeaturesCommand, lift_dataset
 from liftgs.pseudo.noise import NoiseConfig
@@ -66,10 +67,16 @@ def test_lift_features_names_an_unreadable_label_file_and_redoes_unreadable_feat
     label_dataset(root, labeller, folder=FOLDER, progress=False)  # the advice: redo the bad file
     LiftFeaturesCommand(root, source="stored", folder=FOLDER, dim=8, progress=False).main()
     assert capsys.readouterr().out.startswith("lift-features: 1 scenes lifted, 0 skipped")
-    assert lifted_features_readable(scene_dir)
+    assert load_scene(scene_dir, load_frames=False).point_features.shape[1] == 8
 
     _truncate(scene_dir / LIFTED_FILE)
-    assert not lifted_features_readable(scene_dir)
+    with pytest.raises(DatasetError, match=r"unreadable lifted features .* run `liftgs lift-features` again"):
+        load_scene(scene_dir, load_frames=False)
     again = lift_dataset(root, FOLDER, dim=8, progress=False)
     assert (again.lifted, again.skipped) == (1, 0)  # redone, not counted as already done
     assert lift_dataset(root, FOLDER, dim=8, progress=False).skipped == 1
+
+    save_lifted_features(scene_dir, np.zeros((3, 8)), {})  # another cloud's rows
+    with pytest.raises(DatasetError, match="for a cloud of .* run `liftgs lift-features` again"):
+        load_scene(scene_dir, load_frames=False)
+    assert lift_dataset(root, FOLDER, dim=8, progress=False).lifted == 1  # the advice fixes it

@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from liftgs.data.dataset import GroundingDataset
+from liftgs.data.dataset import GroundingDataset, generation_unfinished
 from liftgs.data.store import DatasetError
 
 DEFAULT_DATASET_NAME = "synthetic-v1"
@@ -38,8 +38,8 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
 
     Args:
         generate_if_missing: generate the missing scenes (deterministic from the dataset's seed and each
-            scene's index) and refresh the split/annotation files; if False, raise ``DatasetError`` when
-            anything asked for is missing.
+            scene's index) and refresh the split/annotation files (also when a killed run left the root
+            marked as being generated); if False, raise ``DatasetError`` when anything asked for is missing.
         scene_ids: only these scenes must exist (e.g. ``["scan0000"]`` for the viewer, seconds); None means
             the whole default set (a few minutes the first time).
 
@@ -53,7 +53,7 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
         raise DatasetError(
             f"{root}: {len(missing)} scene(s) missing (e.g. {missing[0]}); run `liftgs generate --out {root}`"
         )
-    if missing:
+    if missing or (generate_if_missing and generation_unfinished(root)):
         ensure_dataset(root, scene_ids, workers=min(8, os.cpu_count() or 1))
     return root
 

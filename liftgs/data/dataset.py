@@ -26,13 +26,18 @@ GENERATING_KEY = "generating"
 run, until the same command finishes it)."""
 
 
+def generation_unfinished(root: Path) -> bool:
+    """Whether ``ROOT/meta.json`` marks the root as being generated (or left so by a killed run)."""
+    meta_path = Path(root) / "meta.json"
+    if not meta_path.is_file():
+        return False
+    meta = read_json(meta_path)
+    return isinstance(meta, dict) and bool(meta.get(GENERATING_KEY))
+
+
 def check_dataset_finished(root: Path) -> None:
     """Raises ``DatasetError`` when ``root`` is a generated root whose generation did not finish."""
-    meta_path = root / "meta.json"
-    if not meta_path.is_file():
-        return
-    meta = read_json(meta_path)
-    if isinstance(meta, dict) and meta.get(GENERATING_KEY):
+    if generation_unfinished(root):
         raise DatasetError(
             f"{root}: `liftgs generate` has not finished writing this dataset (interrupted?); rerun the "
             f"same `liftgs generate --out {root}` command to finish it"

@@ -89,7 +89,7 @@ def load_lifted_features(scene_dir: str | Path, num_points: int) -> np.ndarray |
     if features.shape[0] != num_points:
         raise LiftedFeaturesError(
             f"{path}: features of shape {list(features.shape)} for a cloud of {num_points} points; "
-            "run `liftgs lift-features --overwrite` again"
+            "run `liftgs lift-features` again to redo it"
         )
     return features
 
@@ -108,15 +108,3 @@ def load_lifted_space(scene_dir: str | Path) -> PointFeatureSpace | None:
     if "embedding_dim" not in meta or "projection_seed" not in meta:
         return None
     return PointFeatureSpace(int(meta["embedding_dim"]), int(meta["projection_seed"]))
-
-
-def lifted_features_readable(scene_dir: str | Path) -> bool:
-    """Whether the scene has a lifted-features file that reads whole (what a resumable run may skip)."""
-    path = lifted_path(scene_dir)
-    if not path.is_file():
-        return False
-    try:
-        _read(path)
-    except LiftedFeaturesError:
-        return False
-    return True

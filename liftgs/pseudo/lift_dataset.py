@@ -12,10 +12,11 @@
 says otherwise: on the benchmark, val and test scenes keep to xyz + rgb, and a score measured with lifted
 features on them must say so.
 
-The run is resumable: a scene whose ``lifted_features.npz`` reads whole is skipped unless ``overwrite``; an
-unreadable one is redone. A scene whose frames have no stored labels is counted and left without features;
-a scene with an unreadable label file is counted, named in one warning line and left without features
-(``liftgs pseudo-label`` redoes unreadable files; then rerun this command).
+The run is resumable: a scene whose ``lifted_features.npz`` reads whole, one row per point, is skipped
+unless ``overwrite``; an unreadable or mis-sized one is redone. A scene whose frames have no stored labels
+is counted and left without features; a scene with an unreadable label file is counted, named in one
+warning line and left without features (``liftgs pseudo-label`` redoes unreadable files; then rerun this
+command).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from liftgs.atomic import is_temporary
-from liftgs.data.point_features import LiftedFeaturesError, lifted_features_readable, save_lifted_features
+from liftgs.data.point_features import LiftedFeaturesError, save_lifted_features
 from liftgs.data.store import DatasetError, load_scene
 from liftgs.pseudo.command import is_synthetic_dataset
 from liftgs.pseudo.labeller import FrameInput, Labeller
@@ -91,6 +92,15 @@ def _scene_ids(root: Path, split: str | None) -> list[str]:
     if not split_path.is_file():
         raise DatasetError(f"{split_path}: split file not found")
     return split_path.read_text().split()
+
+
+def _lifted_features_fit(scene_dir: Path) -> bool:
+    """Whether the scene has lifted features that read whole and have one row per point of its cloud (what
+    a resumable run may skip)."""
+    try:
+        return load_scene(scene_dir, load_frames=False).point_features is not None
+    except DatasetError:
+        return False
 
 
 def resolve_source(root: Path, source: Source, folder: str = DEFAULT_FOLDER) -> Literal["stored", "stand-in"]:
@@ -173,7 +183,7 @@ def lift_dataset(
     summary = LiftingSummary()
     for scene_id in tqdm(scene_ids, desc="lift-features", unit="scene", disable=not progress):
         scene_dir = root / "scans" / scene_id
-        if not overwrite and lifted_features_readable(scene_dir):
+        if not overwrite and _lifted_features_fit(scene_dir):
             summary.skipped += 1
             continue
         scene = load_scene(scene_dir, load_point_features=False)
