@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tyro
 from toys_training import toy_scene
 
 from liftgs.atomic import is_temporary
@@ -82,8 +83,10 @@ def test_interrupted_generate_is_never_read_as_a_dataset_and_the_same_command_fi
     with pytest.raises(KeyboardInterrupt):
         command.main()
     assert sorted(p.name for p in (out / "scans").iterdir()) == ["scan0000"]  # whole scenes only
-    with pytest.raises(DatasetError, match=r"has not finished .* rerun the same `liftgs generate --out"):
+    with pytest.raises(DatasetError, match=r"has not finished .* run `liftgs generate --out") as raised:
         GroundingDataset(out, "train")
+    advice = str(raised.value).split("`")[-2]  # the command the error prints
+    assert tyro.cli(GenerateCommand, args=[*advice.split()[2:], "--workers", "1"]) == command
 
     monkeypatch.setattr(generate, "_generate_and_write", real)
     command.main()
@@ -98,7 +101,9 @@ def test_interrupted_generate_is_never_read_as_a_dataset_and_the_same_command_fi
         if path.is_file():
             assert path.read_bytes() == (out / path.relative_to(fresh)).read_bytes(), path
 
-    with pytest.raises(SystemExit, match=r"^liftgs generate: .* --overwrite to replace it$"):
+    with pytest.raises(
+        SystemExit, match=r"^liftgs generate: .* holds another dataset .*--seed 2 .*--overwrite"
+    ):
         GenerateCommand(out=out, num_scenes=3, seed=3, workers=1, **TINY).main()
     with pytest.raises(SystemExit, match="is a file"):
         GenerateCommand(out=out / "meta.json", num_scenes=1, **TINY).main()

@@ -66,7 +66,9 @@ def test_lift_features_names_an_unreadable_label_file_and_redoes_unreadable_feat
 
     label_dataset(root, labeller, folder=FOLDER, progress=False)  # the advice: redo the bad file
     LiftFeaturesCommand(root, source="stored", folder=FOLDER, dim=8, progress=False).main()
-    assert capsys.readouterr().out.startswith("lift-features: 1 scenes lifted, 0 skipped")
+    assert capsys.readouterr().out.startswith(
+        f"lift-features (pseudo-labels in {FOLDER}/; every scene): 1 scenes lifted, 0 skipped"
+    )
     assert load_scene(scene_dir, load_frames=False).point_features.shape[1] == 8
 
     _truncate(scene_dir / LIFTED_FILE)

@@ -38,9 +38,10 @@ def generation_unfinished(root: Path) -> bool:
 def check_dataset_finished(root: Path) -> None:
     """Raises ``DatasetError`` when ``root`` is a generated root whose generation did not finish."""
     if generation_unfinished(root):
+        command = read_json(root / "meta.json").get("command", f"liftgs generate --out {root}")
         raise DatasetError(
-            f"{root}: `liftgs generate` has not finished writing this dataset (interrupted?); rerun the "
-            f"same `liftgs generate --out {root}` command to finish it"
+            f"{root}: `liftgs generate` has not finished writing this dataset (interrupted?); run "
+            f"`{command}` to finish it"
         )
 
 

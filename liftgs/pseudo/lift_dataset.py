@@ -67,11 +67,14 @@ class LiftingSummary:
     """Scenes with no stored pseudo-labels for any frame (left without features)."""
     unreadable: int = 0
     """Scenes with an unreadable pseudo-label file (left without features)."""
+    origin: str = ""
+    """Where the embeddings came from (the stored folder or the stand-in labeller) and which scenes."""
 
     def line(self) -> str:
         line = (
-            f"lift-features: {self.lifted} scenes lifted, {self.skipped} skipped (already done), "
-            f"{self.unlabelled} without pseudo-labels, {self.unreadable} with unreadable pseudo-labels"
+            f"lift-features ({self.origin}): {self.lifted} scenes lifted, {self.skipped} skipped "
+            f"(already done), {self.unlabelled} without pseudo-labels, {self.unreadable} with unreadable "
+            "pseudo-labels"
         )
         if self.unreadable:
             line += " (run `liftgs pseudo-label` with the same options to redo them, then this command)"
@@ -180,7 +183,7 @@ def lift_dataset(
     origin = (
         f"pseudo-labels in {folder}/" if labeller is None else f"synthetic stand-in labeller, noise {noise:g}"
     )
-    summary = LiftingSummary()
+    summary = LiftingSummary(origin=f"{origin}; {'every scene' if split is None else f'split {split}'}")
     for scene_id in tqdm(scene_ids, desc="lift-features", unit="scene", disable=not progress):
         scene_dir = root / "scans" / scene_id
         if not overwrite and _lifted_features_fit(scene_dir):

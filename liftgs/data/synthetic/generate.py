@@ -195,6 +195,15 @@ class DatasetSpec:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DatasetError(f"{path}: not a synthetic dataset description ({error})") from None
 
+    def command(self, root: Path) -> str:
+        """The ``liftgs generate`` command line that makes, or finishes, this dataset at ``root``."""
+        options = self.options
+        return (
+            f"liftgs generate --out {root} --num-scenes {self.num_scenes} --seed {self.seed} "
+            f"--image-width {options.image_width} --image-height {options.image_height} "
+            f"--num-views {options.num_views} --voxel-size {options.voxel_size:g}"
+        )
+
 
 def _requested(spec: DatasetSpec, scene_ids: Sequence[str] | None) -> list[int]:
     if scene_ids is None:
@@ -218,9 +227,10 @@ def missing_scenes(root: Path, scene_ids: Sequence[str] | None = None) -> list[s
 
 
 def _dataset_meta(
-    spec: DatasetSpec, present: list[int], counts: dict[str, Counter], generating: bool
+    root: Path, spec: DatasetSpec, present: list[int], counts: dict[str, Counter], generating: bool
 ) -> dict:
     return {
+        "command": spec.command(root),
         "generator": "liftgs.data.synthetic",
         "version": GENERATOR_VERSION,
         "seed": spec.seed,
@@ -265,7 +275,7 @@ def write_index(root: Path, spec: DatasetSpec, generating: bool = False) -> dict
         ids = [scene_id(i) for i in present if split_of(i) == split]
         write_text_atomic(root / "splits" / f"{split}.txt", "".join(f"{sid}\n" for sid in ids))
         write_json_atomic(root / "annotations" / f"{split}.json", records[split])
-    meta = _dataset_meta(spec, present, counts, generating)
+    meta = _dataset_meta(root, spec, present, counts, generating)
     write_json_atomic(root / "meta.json", meta)
     return meta
 
@@ -379,13 +389,12 @@ class GenerateCommand:
             raise ValueError(f"{error}; pass --overwrite to replace the dataset") from None
         if existing != spec:
             raise ValueError(
-                f"{out} holds a dataset generated with {existing}; rerun with those options to finish or "
-                "keep it, or pass --overwrite to replace it"
+                f"{out} holds another dataset (`{existing.command(out)}` makes or finishes it); pass "
+                "--overwrite to replace it"
             )
-        else:
-            present = spec.num_scenes - len(missing_scenes(out))
-            if present < spec.num_scenes:
-                print(f"liftgs generate: resuming {out}: {present} of {spec.num_scenes} scenes already there")
+        present = spec.num_scenes - len(missing_scenes(out))
+        if present < spec.num_scenes:
+            print(f"liftgs generate: resuming {out}: {present} of {spec.num_scenes} scenes already there")
 
 
 __all__ = [
