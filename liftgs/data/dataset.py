@@ -24,6 +24,8 @@ from liftgs.scene import Expression, Scene, SceneObject
 GENERATING_KEY = "generating"
 """``ROOT/meta.json`` key that is true while ``liftgs generate`` is writing the root (and after a killed
 run, until the same command finishes it)."""
+GENERATE_FLAGS_KEY = "generate_flags"
+"""``ROOT/meta.json`` key holding the ``liftgs generate`` flags (besides ``--out``) that make the root."""
 
 
 def generation_unfinished(root: Path) -> bool:
@@ -38,10 +40,10 @@ def generation_unfinished(root: Path) -> bool:
 def check_dataset_finished(root: Path) -> None:
     """Raises ``DatasetError`` when ``root`` is a generated root whose generation did not finish."""
     if generation_unfinished(root):
-        command = read_json(root / "meta.json").get("command", f"liftgs generate --out {root}")
+        flags = read_json(root / "meta.json").get(GENERATE_FLAGS_KEY, "")
         raise DatasetError(
             f"{root}: `liftgs generate` has not finished writing this dataset (interrupted?); run "
-            f"`{command}` to finish it"
+            f"`{f'liftgs generate --out {root} {flags}'.strip()}` to finish it"
         )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from liftgs.atomic import atomic_directory, write_json_atomic, write_text_atomic
-from liftgs.data.dataset import GENERATING_KEY
+from liftgs.data.dataset import GENERATE_FLAGS_KEY, GENERATING_KEY
 from liftgs.data.lifting import lift_frames
 from liftgs.data.store import DatasetError, read_json, save_expressions, write_scene
 from liftgs.data.synthetic.camera_path import camera_path, intrinsics
@@ -195,13 +195,13 @@ class DatasetSpec:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DatasetError(f"{path}: not a synthetic dataset description ({error})") from None
 
-    def command(self, root: Path) -> str:
-        """The ``liftgs generate`` command line that makes, or finishes, this dataset at ``root``."""
+    def flags(self) -> str:
+        """The ``liftgs generate`` flags (besides ``--out``) that make, or finish, this dataset."""
         options = self.options
         return (
-            f"liftgs generate --out {root} --num-scenes {self.num_scenes} --seed {self.seed} "
-            f"--image-width {options.image_width} --image-height {options.image_height} "
-            f"--num-views {options.num_views} --voxel-size {options.voxel_size:g}"
+            f"--num-scenes {self.num_scenes} --seed {self.seed} --image-width {options.image_width} "
+            f"--image-height {options.image_height} --num-views {options.num_views} "
+            f"--voxel-size {options.voxel_size:g}"
         )
 
 
@@ -227,10 +227,10 @@ def missing_scenes(root: Path, scene_ids: Sequence[str] | None = None) -> list[s
 
 
 def _dataset_meta(
-    root: Path, spec: DatasetSpec, present: list[int], counts: dict[str, Counter], generating: bool
+    spec: DatasetSpec, present: list[int], counts: dict[str, Counter], generating: bool
 ) -> dict:
     return {
-        "command": spec.command(root),
+        GENERATE_FLAGS_KEY: spec.flags(),
         "generator": "liftgs.data.synthetic",
         "version": GENERATOR_VERSION,
         "seed": spec.seed,
@@ -275,7 +275,7 @@ def write_index(root: Path, spec: DatasetSpec, generating: bool = False) -> dict
         ids = [scene_id(i) for i in present if split_of(i) == split]
         write_text_atomic(root / "splits" / f"{split}.txt", "".join(f"{sid}\n" for sid in ids))
         write_json_atomic(root / "annotations" / f"{split}.json", records[split])
-    meta = _dataset_meta(root, spec, present, counts, generating)
+    meta = _dataset_meta(spec, present, counts, generating)
     write_json_atomic(root / "meta.json", meta)
     return meta
 
@@ -389,7 +389,8 @@ class GenerateCommand:
             raise ValueError(f"{error}; pass --overwrite to replace the dataset") from None
         if existing != spec:
             raise ValueError(
-                f"{out} holds another dataset (`{existing.command(out)}` makes or finishes it); pass "
+                f"{out} holds another dataset (`liftgs generate --out {out} {existing.flags()}` makes or "
+                "finishes it); pass "
                 "--overwrite to replace it"
             )
         present = spec.num_scenes - len(missing_scenes(out))
