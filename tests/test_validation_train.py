@@ -47,11 +47,19 @@ def test_the_datamanager_flag_is_checked_when_parsed(tmp_path):
         tyro.cli(LiftGSDataManagerConfig, args=["--data", str(_no_val_root(tmp_path))])
 
 
-def test_a_network_that_reads_lifted_features_names_the_command_that_makes_them(tmp_path):
+def test_a_network_that_reads_lifted_features_names_the_commands_that_make_them(tmp_path):
     root = tmp_path / "toy"
     write_toy_dataset(root)
+    (root / "splits/val.txt").write_text("toy0001\n")
+    (root / "annotations/val.json").write_text("[]")
+    data = [GroundingDataset(root, SPLIT), GroundingDataset(root, "val")]
     network = tiny_network()
-    check_lifted_features(GroundingDataset(root, SPLIT), network)  # reads none: nothing to check
+    check_lifted_features(data, network)  # reads none: nothing to check
     network.encoder.extra_channels = 32
-    with pytest.raises(SystemExit, match=rf"2 of the 2 '{SPLIT}' scenes have none .* `liftgs lift-features "):
-        check_lifted_features(GroundingDataset(root, SPLIT), network)
+    with pytest.raises(SystemExit) as raised:
+        check_lifted_features(data, network)
+    assert str(raised.value.code) == (
+        f"ns-train: the network reads lifted point features and 2 '{SPLIT}' scenes (e.g. toy0000), 1 'val' "
+        f"scenes (e.g. toy0001) have none; run `liftgs lift-features --data {root} --split {SPLIT}` and "
+        f"`liftgs lift-features --data {root} --split val`"
+    )

@@ -21,6 +21,7 @@ predicted Gaussians the viewer renders, and the first evaluation scene).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -145,17 +146,24 @@ def check_training_root(data: Path | None, train_split: str, eval_split: str) ->
         raise SystemExit(f"ns-train: {error}") from None
 
 
-def check_lifted_features(data: GroundingDataset, network: LiftGSConfig | None) -> None:
-    """Raises ``SystemExit`` (one line, with the command that makes them) when ``network`` reads lifted
-    point features and some scene of ``data``'s split has none."""
+def check_lifted_features(datasets: Sequence[GroundingDataset], network: LiftGSConfig | None) -> None:
+    """Raises ``SystemExit`` (one line, with the commands that make them) when ``network`` reads lifted
+    point features and some scene of the ``datasets``' splits has none."""
     if network is None or network.encoder.extra_channels == 0:
         return
-    missing = [s for s in data.scene_ids if not lifted_path(data.root / "scans" / s).is_file()]
+    missing = {
+        data.split: [s for s in data.scene_ids if not lifted_path(data.root / "scans" / s).is_file()]
+        for data in datasets
+    }
+    missing = {split: scenes for split, scenes in missing.items() if scenes}
     if missing:
+        counts = ", ".join(
+            f"{len(scenes)} {split!r} scenes (e.g. {scenes[0]})" for split, scenes in missing.items()
+        )
+        root = datasets[0].root
+        commands = " and ".join(f"`liftgs lift-features --data {root} --split {split}`" for split in missing)
         raise SystemExit(
-            f"ns-train: the network reads lifted point features and {len(missing)} of the "
-            f"{len(data.scene_ids)} {data.split!r} scenes have none (e.g. {missing[0]}); run "
-            f"`liftgs lift-features --data {data.root} --split {data.split}` first"
+            f"ns-train: the network reads lifted point features and {counts} have none; run {commands}"
         )
 
 
@@ -192,8 +200,7 @@ class LiftGSDataManager(DataManager):
                 self.eval_data = GroundingDataset(root, eval_split)
             except DatasetError as error:
                 raise SystemExit(f"ns-train: {error}") from None
-            check_lifted_features(self.train_data, network)
-            check_lifted_features(self.eval_data, network)
+            check_lifted_features([self.train_data, self.eval_data], network)
             viewer_scene = config.viewer_scene or self.train_data.scene_ids[0]
             self.train_dataset = SceneFrames(self.train_data.scene(viewer_scene))
             self.eval_dataset = SceneFrames(self.eval_data.scene(self.eval_data.scene_ids[0]))
