@@ -168,7 +168,10 @@ class GroundCommand:
                 file=sys.stderr,
             )
         if json_path is not None:
-            write_json_atomic(json_path, record, indent=2)
+            try:
+                write_json_atomic(json_path, record, indent=2)
+            except ValueError as error:  # strict JSON: a NaN score is a broken model, not a result
+                raise SystemExit(f"liftgs ground: {json_path} not written: {error}") from None
             print(json.dumps({k: v for k, v in record.items() if k != "point_indices"}, indent=2))
         else:
             print(json.dumps(record, indent=2))

@@ -85,7 +85,10 @@ class EvalCommand:
             "split": self.split,
             "annotations": None if self.annotations is None else str(self.annotations),
         }
-        write_json(result, output_dir / RESULTS_NAME, meta)
+        try:
+            write_json(result, output_dir / RESULTS_NAME, meta)
+        except ValueError as error:  # strict JSON: a NaN score is a broken model, not a result
+            raise SystemExit(f"liftgs eval: results not written: {error}") from None
         save_plot(result, output_dir / PLOT_NAME)
         console.print(f"wrote {output_dir / RESULTS_NAME} and {output_dir / PLOT_NAME}")
 
