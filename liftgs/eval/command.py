@@ -105,7 +105,8 @@ def _check_lifted_features(dataset, expressions) -> None:
     scene_ids = dict.fromkeys(
         e.scene_id for e in (dataset.expressions if expressions is None else expressions)
     )
-    known = [s for s in scene_ids if s in set(dataset.scene_ids)]
+    in_split = set(dataset.scene_ids)
+    known = [s for s in scene_ids if s in in_split]
     missing = [s for s in known if not lifted_path(dataset.root / "scans" / s).is_file()]
     if missing:
         raise ValueError(

@@ -263,3 +263,8 @@ class LiftFeaturesCommand:
         except (DatasetError, LiftedFeaturesError, PseudoLabelError) as error:
             raise SystemExit(f"liftgs lift-features: {error}") from None
         print(summary.line())
+        if self.split is None and resolve_source(data, self.source, self.folder) == "stand-in":
+            print(
+                f"lift-features: the stand-in lifts the {STAND_IN_SPLIT} split only; other scenes keep to "
+                "xyz + rgb (--split val or --split test lifts them; a score measured with them must say so)"
+            )
