@@ -70,6 +70,16 @@ def load_ground_scene(scene_id: str, data: Path | None) -> Scene:
     return load_scene(scans / scene_id, load_frames=False)
 
 
+def missing_features_message(scene_id: str, data: Path | None) -> str:
+    """The one-line refusal for a checkpoint that reads lifted point features the scene lacks, with the
+    ``liftgs lift-features`` command that makes them (``--split`` the split file that lists the scene)."""
+    root = Path(data).expanduser() if data is not None else default_dataset_path()
+    splits = sorted(root.glob("splits/*.txt"))
+    split = next((path.stem for path in splits if scene_id in path.read_text().split()), None)
+    command = f"liftgs lift-features --data {root}" + ("" if split is None else f" --split {split}")
+    return f"this checkpoint reads lifted point features and scene {scene_id} has none; run `{command}`"
+
+
 @torch.no_grad()
 def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dict, Gaussians, np.ndarray]:
     """Ground ``query`` in ``scene``.
@@ -152,11 +162,7 @@ class GroundCommand:
             scene = load_ground_scene(self.scene, self.data)
             model, info = load_liftgs(self.checkpoint, self.device)
             if model.reads_point_features and scene.point_features is None:
-                root = self.data if self.data is not None else default_dataset_path()
-                raise ValueError(
-                    f"this checkpoint reads lifted point features and scene {scene.scene_id} has none; make "
-                    f"them with `liftgs lift-features --data {root} --split SPLIT` (the scene's split)"
-                )
+                raise ValueError(missing_features_message(scene.scene_id, self.data))
             record, gaussians, gaussian_mask = ground(model, scene, query, self.threshold)
         except (ValueError, ModelLoadError, DatasetError) as error:
             raise SystemExit(f"liftgs ground: {error}") from None
