@@ -179,9 +179,11 @@ def lift_dataset(
     if resolved == "stand-in" and split is None:
         split = STAND_IN_SPLIT
     scene_ids = _scene_ids(root, split)
-    labeller = stand_in_labeller(noise, text_encoder) if resolved == "stand-in" else None
+    labeller = None  # the stand-in, built when a scene needs it (a resumed run may need none)
     origin = (
-        f"pseudo-labels in {folder}/" if labeller is None else f"synthetic stand-in labeller, noise {noise:g}"
+        f"pseudo-labels in {folder}/"
+        if resolved == "stored"
+        else f"synthetic stand-in labeller, noise {noise:g}"
     )
     summary = LiftingSummary(origin=f"{origin}; {'every scene' if split is None else f'split {split}'}")
     for scene_id in tqdm(scene_ids, desc="lift-features", unit="scene", disable=not progress):
@@ -190,7 +192,11 @@ def lift_dataset(
             summary.skipped += 1
             continue
         scene = load_scene(scene_dir, load_point_features=False)
-        labels = _stored_labels(scene_dir, folder) if labeller is None else _stand_in_labels(scene, labeller)
+        if resolved == "stored":
+            labels = _stored_labels(scene_dir, folder)
+        else:
+            labeller = labeller or stand_in_labeller(noise, text_encoder)
+            labels = _stand_in_labels(scene, labeller)
         try:
             features, meta = lift_scene(scene, labels, dim, depth_tolerance=depth_tolerance)
         except _UnreadableLabels as error:
