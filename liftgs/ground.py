@@ -41,7 +41,7 @@ from liftgs.export_ply import write_gaussians_ply
 from liftgs.model.grounded_mask import EMPTY_FALLBACK
 from liftgs.model.types import Gaussians
 from liftgs.scene import Scene
-from liftgs.validate import check_probability, prepare_output_file
+from liftgs.validate import check_output_file, check_probability
 
 
 def validate_query(query: str) -> str:
@@ -157,8 +157,8 @@ class GroundCommand:
         try:
             query = validate_query(self.query)
             check_probability(self.threshold, "--threshold")
-            json_path = None if self.json is None else prepare_output_file(self.json, "--json")
-            ply_path = None if self.ply is None else prepare_output_file(self.ply, "--ply")
+            json_path = None if self.json is None else check_output_file(self.json, "--json")
+            ply_path = None if self.ply is None else check_output_file(self.ply, "--ply")
             scene = load_ground_scene(self.scene, self.data)
             model, info = load_liftgs(self.checkpoint, self.device)
             if model.reads_point_features and scene.point_features is None:
@@ -175,6 +175,7 @@ class GroundCommand:
             )
         if json_path is not None:
             try:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
                 write_json_atomic(json_path, record, indent=2)
             except ValueError as error:  # strict JSON: a NaN score is a broken model, not a result
                 raise SystemExit(f"liftgs ground: {json_path} not written: {error}") from None

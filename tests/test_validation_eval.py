@@ -82,8 +82,10 @@ def test_eval_checks_the_output_folder_before_the_work(toy, tmp_path):
     a_file = tmp_path / "results.txt"
     a_file.write_text("keep")
     assert "--output-dir" in _eval_error(root, MISSING_CHECKPOINT, a_file)
-    assert "a file stands where a folder is needed" in _eval_error(root, MISSING_CHECKPOINT, a_file / "sub")
+    assert "is a file, so the folder" in _eval_error(root, MISSING_CHECKPOINT, a_file / "sub")
     assert a_file.read_text() == "keep"
+    assert "not found" in _eval_error(root, MISSING_CHECKPOINT, tmp_path / "x/y")
+    assert not (tmp_path / "x").exists()  # a refused run leaves no folder behind
     deep = tmp_path / "a/b/c"
     _eval(root, checkpoint, deep)
     assert json.loads((deep / "eval_results.json").read_text())["count"] == 5
@@ -122,7 +124,7 @@ def test_ground_checks_flags_and_output_paths_before_the_work(toy, tmp_path):
     assert "--json" in _ground_error(root, MISSING_CHECKPOINT, "--json", tmp_path)
     a_file = tmp_path / "file"
     a_file.write_text("keep")
-    assert "a file stands where a folder is needed" in _ground_error(
+    assert "is a file, so the folder" in _ground_error(
         root, MISSING_CHECKPOINT, "--json", a_file / "out.json"
     )
     out_json, out_ply = tmp_path / "new/dir/g.json", tmp_path / "other/dir/g.ply"

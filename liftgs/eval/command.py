@@ -1,8 +1,8 @@
 """``liftgs eval``: score a checkpoint on a dataset split; print tables, write JSON and a PNG of plots.
 
-Flags are checked before the model is loaded (threshold, batch size, the output folder, which is created
-then); a checkpoint that reads lifted point features is refused up front, naming ``liftgs lift-features``,
-when scenes it would score have none. Scenes that cannot be read or encoded are skipped and counted; a
+Flags are checked before the model is loaded (threshold, batch size, the output folder); a checkpoint
+that reads lifted point features is refused up front, naming ``liftgs lift-features``, when scenes it
+would score have none. Scenes that cannot be read or encoded are skipped and counted; a
 run that scores no expression at all writes nothing and exits non-zero saying why.
 """
 
@@ -18,7 +18,7 @@ from liftgs.data.store import DatasetError
 from liftgs.eval.evaluate import EvalResult, evaluate
 from liftgs.eval.loading import ModelLoadError, load_liftgs
 from liftgs.eval.report import print_report, save_plot, write_json
-from liftgs.validate import check_probability, prepare_output_dir
+from liftgs.validate import check_output_dir, check_probability
 
 RESULTS_NAME = "eval_results.json"
 PLOT_NAME = "eval_plots.png"
@@ -39,7 +39,7 @@ class EvalCommand:
     max_scenes: int | None = None
     """Evaluate only the first N scenes."""
     output_dir: Path = Path("outputs/eval")
-    """Where eval_results.json and eval_plots.png are written (created before the evaluation)."""
+    """Where eval_results.json and eval_plots.png are written (created if missing; checked first)."""
     threshold: float = 0.5
     """Mask probability above which a point belongs to the prediction (strictly between 0 and 1)."""
     batch_size: int = 32
@@ -57,7 +57,7 @@ class EvalCommand:
             if self.batch_size < 1:
                 raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
             check_probability(self.threshold, "--threshold")
-            output_dir = prepare_output_dir(self.output_dir, "--output-dir")
+            output_dir = check_output_dir(self.output_dir, "--output-dir")
             root = self.data.expanduser() if self.data is not None else _default_root()
             dataset = GroundingDataset(root, self.split, load_frames=False)
             expressions = load_expressions(self.annotations) if self.annotations is not None else None
