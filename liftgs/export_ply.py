@@ -22,6 +22,8 @@ from typing import Protocol
 import numpy as np
 from plyfile import PlyData, PlyElement
 
+from liftgs.atomic import atomic_path
+
 SH_C0 = 0.28209479177387814
 """Degree-0 real spherical-harmonics constant: ``rgb = 0.5 + SH_C0 * f_dc``."""
 NUM_SH_REST = 45
@@ -66,10 +68,12 @@ def write_gaussians_ply(
     mask: np.ndarray | None = None,  # [G] bool: which Gaussians to write (all when None)
     include_sh_rest: bool = True,
 ) -> int:
-    """Write (the masked subset of) ``gaussians`` to ``path`` in the 3DGS layout; returns how many.
+    """Write (the masked subset of) ``gaussians`` to ``path`` in the 3DGS layout (atomically); returns how
+    many.
 
     Raises:
-        ValueError: inconsistent shapes, a mask of the wrong length, or non-finite values.
+        ValueError: inconsistent shapes, a mask of the wrong length, non-finite values, or ``path`` is a
+            folder.
     """
     means = _numpy(gaussians.means).reshape(-1, 3)
     count = means.shape[0]
@@ -106,6 +110,9 @@ def write_gaussians_ply(
     for index, name in enumerate(names):
         vertices[name] = values[:, index]
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a .ply file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    PlyData([PlyElement.describe(vertices, "vertex")], byte_order="<").write(str(path))
+    with atomic_path(path) as temporary:
+        PlyData([PlyElement.describe(vertices, "vertex")], byte_order="<").write(str(temporary))
     return int(values.shape[0])

@@ -15,7 +15,9 @@ Prints (and optionally writes) a JSON record::
      "checkpoint": path}
 
 and, with ``--ply``, the grounded Gaussians as a standard 3DGS ``.ply`` (``liftgs.export_ply``). Bad input
-(empty query, unknown scene, too few points, unreadable checkpoint) ends with a one-line error.
+(empty query, a threshold outside (0, 1), an output path that names a folder, unknown scene, too few points,
+unreadable checkpoint, a checkpoint that reads lifted features the scene lacks) ends with a one-line error;
+flags and output paths are checked before the scene and the model are loaded. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from liftgs.atomic import is_temporary, write_json_atomic
+from liftgs.data import default_dataset_path
 from liftgs.data.store import DatasetError, load_scene
 from liftgs.eval.evaluate import predicted_point_mask
 from liftgs.eval.metrics import points_box
@@ -37,6 +41,7 @@ from liftgs.model.grounded_mask import EMPTY_FALLBACK
 from liftgs.model.loading import ModelLoadError, load_liftgs
 from liftgs.model.types import Gaussians
 from liftgs.scene import Scene
+from liftgs.validate import check_output_file, check_probability
 
 
 def validate_query(query: str) -> str:
@@ -55,10 +60,24 @@ def load_ground_scene(scene_id: str, data: Path | None) -> Scene:
         data = default_dataset_root(generate_if_missing=True, scene_ids=[scene_id])
     scans = Path(data).expanduser() / "scans"
     if not (scans / scene_id).is_dir():
-        known = sorted(p.name for p in scans.iterdir() if p.is_dir()) if scans.is_dir() else []
+        known = (
+            sorted(p.name for p in scans.iterdir() if p.is_dir() and not is_temporary(p))
+            if scans.is_dir()
+            else []
+        )
         hint = f" (known: {', '.join(known[:5])}{', ...' if len(known) > 5 else ''})" if known else ""
         raise DatasetError(f"unknown scene id {scene_id!r} in {scans}{hint}")
     return load_scene(scans / scene_id, load_frames=False)
+
+
+def missing_features_message(scene_id: str, data: Path | None) -> str:
+    """The one-line refusal for a checkpoint that reads lifted point features the scene lacks, with the
+    ``liftgs lift-features`` command that makes them (``--split`` the split file that lists the scene)."""
+    root = Path(data).expanduser() if data is not None else default_dataset_path()
+    splits = sorted(root.glob("splits/*.txt"))
+    split = next((path.stem for path in splits if scene_id in path.read_text().split()), None)
+    command = f"liftgs lift-features --data {root}" + ("" if split is None else f" --split {split}")
+    return f"this checkpoint reads lifted point features and scene {scene_id} has none; run `{command}`"
 
 
 @torch.no_grad()
@@ -125,19 +144,25 @@ class GroundCommand:
     checkpoint: Path | None = None
     """A .pt checkpoint or a nerfstudio config.yml (default: assets/liftgs_synthetic.pt)."""
     ply: Path | None = None
-    """Write the grounded Gaussians here (standard 3DGS layout)."""
+    """Write the grounded Gaussians here (standard 3DGS layout; missing folders are created)."""
     json: Path | None = None
-    """Write the JSON record here (stdout then gets a summary without the point indices)."""
+    """Write the JSON record here (stdout then gets a summary without the point indices; missing folders
+    are created)."""
     threshold: float = 0.5
-    """Mask probability above which a point/Gaussian is grounded."""
+    """Mask probability above which a point/Gaussian is grounded (strictly between 0 and 1)."""
     device: str = "auto"
     """auto (CUDA if available), cpu, cuda, cuda:1, ..."""
 
     def main(self) -> None:
         try:
             query = validate_query(self.query)
+            check_probability(self.threshold, "--threshold")
+            json_path = None if self.json is None else check_output_file(self.json, "--json")
+            ply_path = None if self.ply is None else check_output_file(self.ply, "--ply")
             scene = load_ground_scene(self.scene, self.data)
             model, info = load_liftgs(self.checkpoint, self.device)
+            if model.reads_point_features and scene.point_features is None:
+                raise ValueError(missing_features_message(scene.scene_id, self.data))
             record, gaussians, gaussian_mask = ground(model, scene, query, self.threshold)
         except (ValueError, ModelLoadError, DatasetError) as error:
             raise SystemExit(f"liftgs ground: {error}") from None
@@ -148,12 +173,15 @@ class GroundCommand:
                 f"{EMPTY_FALLBACK} x the largest probability instead (below_threshold)",
                 file=sys.stderr,
             )
-        if self.json is not None:
-            self.json.parent.mkdir(parents=True, exist_ok=True)
-            self.json.write_text(json.dumps(record, indent=2) + "\n")
+        if json_path is not None:
+            try:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(json_path, record, indent=2)
+            except ValueError as error:  # strict JSON: a NaN score is a broken model, not a result
+                raise SystemExit(f"liftgs ground: {json_path} not written: {error}") from None
             print(json.dumps({k: v for k, v in record.items() if k != "point_indices"}, indent=2))
         else:
             print(json.dumps(record, indent=2))
-        if self.ply is not None:
-            count = write_gaussians_ply(self.ply, gaussians, mask=gaussian_mask)
-            print(f"wrote {count} Gaussians to {self.ply}", file=sys.stderr)
+        if ply_path is not None:
+            count = write_gaussians_ply(ply_path, gaussians, mask=gaussian_mask)
+            print(f"wrote {count} Gaussians to {ply_path}", file=sys.stderr)

@@ -59,8 +59,20 @@ class Frame:
 
     @property
     def depth_intrinsics(self) -> np.ndarray:
-        """[3, 3] intrinsics of the depth map (the colour ones when both share a resolution)."""
-        return self.K if self.K_depth is None else self.K_depth
+        """[3, 3] intrinsics of the depth map (the colour ones when both share a resolution).
+
+        Raises:
+            ValueError: the depth map has another size than the image and the frame has no ``K_depth``
+                (the colour intrinsics would put its pixels in the wrong place).
+        """
+        if self.K_depth is not None:
+            return self.K_depth
+        if self.depth.shape[:2] != self.image.shape[:2]:
+            raise ValueError(
+                f"frame {self.name}: depth map of shape {list(self.depth.shape)} for an image of shape "
+                f"{list(self.image.shape[:2])} and no depth intrinsics (K_depth)"
+            )
+        return self.K
 
 
 @dataclass
@@ -88,7 +100,7 @@ class SceneObject:
 class PointFeatureSpace:
     """Where a scene's lifted point features come from: ``embedding_dim``-d L2-normalised embeddings (CLIP
     image embeddings, or the stand-in labeller's text embeddings) mapped to the stored width by the fixed
-    random projection ``liftgs.pseudo.lift.feature_projection(embedding_dim, C, projection_seed)``."""
+    random projection ``liftgs.model.projection.feature_projection(embedding_dim, C, projection_seed)``."""
 
     embedding_dim: int
     projection_seed: int

@@ -55,11 +55,11 @@ def test_eval_cli_writes_every_key_and_counts(toy_dataset, tmp_path):
 def test_eval_counts_the_answers_grounded_below_the_threshold(toy_dataset, tmp_path):
     root, _, _, checkpoint = toy_dataset
     args = ["--checkpoint", str(checkpoint), "--data", str(root), "--output-dir", str(tmp_path)]
-    _run_eval(*args, "--threshold", "1")  # no voxel reaches probability 1: every answer falls back
+    _run_eval(*args, "--threshold", "0.999999")  # no voxel reaches it: every answer falls back
     result = json.loads((tmp_path / "eval_results.json").read_text())
     assert result["below_threshold"]["count"] == 5
     assert all(r["below_threshold"] and r["predicted_box"] is not None for r in result["records"])
-    _run_eval(*args, "--threshold", "0")
+    _run_eval(*args, "--threshold", "0.000001")
     assert json.loads((tmp_path / "eval_results.json").read_text())["below_threshold"]["count"] == 0
 
 

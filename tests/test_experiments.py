@@ -13,6 +13,7 @@ from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dat
 from liftgs.experiments import runner
 from liftgs.experiments.grid import RunSettings, plan_runs
 from liftgs.model import load_model
+from liftgs.pseudo.lift_dataset import lift_dataset
 
 TRAIN_SCENES = ["scan0000", "scan0001"]
 
@@ -27,6 +28,8 @@ def data_root(tmp_path_factory) -> Path:
     annotations = root / "annotations" / "train.json"
     records = [r for r in json.loads(annotations.read_text()) if r["scene_id"] in TRAIN_SCENES]
     annotations.write_text(json.dumps(records))
+    for split in ("train", "val"):  # the grid's network reads lifted features: `liftgs lift-features`
+        lift_dataset(root, split=split, source="stand-in", progress=False)
     return root
 
 

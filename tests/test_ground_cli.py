@@ -85,10 +85,10 @@ def test_ground_reports_where_the_model_located_the_anchors(toy_dataset, capsys,
 
 
 def test_ground_random_model_prints_json_with_tokens(toy_dataset, capsys):
-    _ground(toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "0")
+    _ground(toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "0.000001")
     record = json.loads(capsys.readouterr().out)
     assert set(record) == RECORD_KEYS
-    # threshold 0 selects every voxel; the grounded object is one connected part of them
+    # a threshold near 0 selects every voxel; the grounded object is one connected part of them
     assert (
         0 < record["num_points"] == len(record["point_indices"]) <= toy_dataset.scenes["toy0001"].num_points
     )
@@ -114,12 +114,14 @@ def test_non_ascii_query_works(toy_dataset, capsys):
 
 def test_nothing_above_threshold_answers_below_it_and_says_so(toy_dataset, tmp_path, capsys):
     out_ply = tmp_path / "below.ply"
-    _ground(toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "1", "--ply", str(out_ply))
+    _ground(toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "0.999999", "--ply", str(out_ply))
     captured = capsys.readouterr()
     record = json.loads(captured.out)
     assert record["below_threshold"] is True and record["point_indices"] and out_ply.exists()
-    assert "no point reached --threshold 1.0" in captured.err
-    _ground(toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "0")  # every point reaches 0
+    assert "no point reached --threshold 0.999999" in captured.err
+    _ground(
+        toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "0.000001"
+    )  # every point reaches it
     assert json.loads(capsys.readouterr().out)["below_threshold"] is False
 
 

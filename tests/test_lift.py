@@ -10,20 +10,19 @@ import numpy as np
 import pytest
 
 from liftgs.data.dataset import GroundingDataset
+from liftgs.data.point_features import (
+    LIFTED_FILE,
+    LiftedFeaturesError,
+    load_lifted_features,
+    load_lifted_space,
+    save_lifted_features,
+)
 from liftgs.data.store import DatasetError, load_scene
 from liftgs.data.synthetic.generate import DatasetSpec, SceneOptions, ensure_dataset
 from liftgs.losses.criterion import LossConfig
 from liftgs.model import LiftGS
 from liftgs.pseudo.command import label_dataset
-from liftgs.pseudo.lift import (
-    LIFTED_FILE,
-    LiftedFeaturesError,
-    lift_segment_embeddings,
-    load_lifted_features,
-    load_lifted_space,
-    project_features,
-    save_lifted_features,
-)
+from liftgs.pseudo.lift import lift_segment_embeddings, project_features
 from liftgs.pseudo.lift_dataset import LiftFeaturesCommand, lift_dataset
 from liftgs.pseudo.noise import NoiseConfig
 from liftgs.pseudo.segments import PseudoLabels
@@ -95,20 +94,22 @@ def test_store_round_trip_and_row_count_check(tmp_path: Path) -> None:
     (tmp_path / LIFTED_FILE).write_bytes(b"truncated")
     with pytest.raises(LiftedFeaturesError, match="unreadable"):
         load_lifted_features(tmp_path, 4)
-    with pytest.raises(LiftedFeaturesError, match="unreadable meta"):
+    with pytest.raises(LiftedFeaturesError, match="unreadable lifted features"):
         load_lifted_space(tmp_path)
 
 
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory) -> Path:
-    """Three tiny synthetic scenes (generated with their stand-in lifted features)."""
+    """Three tiny synthetic (train) scenes with the stand-in's lifted features (`liftgs lift-features`)."""
     root = tmp_path_factory.mktemp("lift")
     options = SceneOptions(image_width=64, image_height=48, num_views=4, voxel_size=0.08, max_objects=5)
     ensure_dataset(root, spec=DatasetSpec(seed=5, num_scenes=3, options=options), progress=False)
+    assert not list(root.glob(f"scans/*/{LIFTED_FILE}"))  # generating a dataset lifts nothing
+    assert lift_dataset(root, progress=False, source="auto").lifted == 3  # the benchmark: the stand-in
     return root
 
 
-def test_generated_scenes_carry_lifted_features_that_name_their_objects(small_root: Path) -> None:
+def test_stand_in_lifted_features_name_their_objects(small_root: Path) -> None:
     scene = load_scene(small_root / "scans" / "scan0000")
     assert scene.point_features is not None and scene.point_features.shape == (scene.num_points, 32)
     meta = json.loads(str(np.load(small_root / "scans" / "scan0000" / LIFTED_FILE)["meta"]))

@@ -22,9 +22,9 @@ from liftgs.model import (
 from liftgs.model.affinity import AFFINITY_OFFSET_INIT, AFFINITY_SCALE_INIT, LiftedAffinity
 from liftgs.model.decoder import GroundingHeads
 from liftgs.model.encoder import PointEncoder, Rotary3D, build_levels
+from liftgs.model.projection import feature_projection
 from liftgs.model.serialization import ORDERS, hilbert_code, morton_code, serialize
 from liftgs.model.voxelize import grid_coords
-from liftgs.pseudo.lift import feature_projection
 from tests.support.network import VOXEL, HashTextEncoder, tiny_config
 
 

@@ -19,6 +19,7 @@ from liftgs.losses.targets import Views
 from liftgs.model import load_model
 from liftgs.model.config import LiftGSConfig
 from liftgs.nerfstudio.export import ExportCheckpoint, load_trained_pipeline
+from liftgs.pseudo.lift_dataset import lift_dataset
 from liftgs.render import viewmat_from_c2w
 from liftgs.train.batch import SamplerConfig
 from method_configs.liftgs import liftgs, liftgs_3d
@@ -120,6 +121,8 @@ def test_ns_train_stops_in_one_line_when_the_lifted_features_do_not_fit_the_affi
     network = config.pipeline.model.network
     network.encoder.extra_channels, network.decoder.lifted_affinity = 32, True
     network.decoder.lifted_projection_seed = 7  # the benchmark's features were projected with seed 0
+    for split in ("train", "val"):
+        lift_dataset(dataset_root, split=split, source="stand-in", progress=False)
     with pytest.raises(SystemExit, match=r"^ns-train: the scene's lifted features project 384-d embeddings"):
         ns_train(config)
     assert not config.get_checkpoint_dir().exists()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from liftgs.data.store import write_scene
-from liftgs.pseudo.lift import feature_projection
+from liftgs.model.projection import feature_projection
 from liftgs.pseudo.segments import PseudoLabels, pseudo_path, save_pseudo_labels
 from liftgs.scene import NO_INSTANCE
 from liftgs.train.batch import SamplerConfig

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from liftgs.data.synthetic.expressions import RELATIONS
 from liftgs.model.config import SYNTHETIC_RELATION_KINDS
 from liftgs.model.liftgs import LiftGS
+from liftgs.model.projection import feature_projection
 from liftgs.model.relations import (
     AnchorGeometry,
     VoxelColor,
@@ -19,7 +20,6 @@ from liftgs.model.relations import (
     referent_centres,
     standardise,
 )
-from liftgs.pseudo.lift import feature_projection
 from tests.support.network import HashTextEncoder, tiny_config
 
 LIFTED_DIM = 8

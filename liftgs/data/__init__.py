@@ -3,10 +3,13 @@
 - ``lifting``: posed RGB-D frames -> voxelised, instance-labelled point cloud.
 - ``rgbd_io``: the frame readers every source shares (images, depth, poses, intrinsics) and skip counting.
 - ``store``: one scene folder per scene (ScanNet-export-like), expression files, ``DatasetError``.
+- ``point_features``: the file of a scene's lifted per-point features (made by ``liftgs lift-features``).
 - ``dataset``: ``GroundingDataset(root, split)`` over a dataset root.
 - ``synthetic``: the embedded default benchmark generator (``liftgs generate``).
 - ``scannet`` + ``referit3d`` (+ ``import_scannet``: ``liftgs import-scannet``), ``nerfstudio_data``: real
   captures and their annotations.
+
+Numpy only: nothing here imports torch, the model or the pseudo-labellers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from liftgs.data.dataset import GroundingDataset
+from liftgs.data.dataset import GroundingDataset, generation_unfinished
 from liftgs.data.store import DatasetError
 
 DEFAULT_DATASET_NAME = "synthetic-v1"
@@ -35,16 +38,14 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
 
     Args:
         generate_if_missing: generate the missing scenes (deterministic from the dataset's seed and each
-            scene's index) and refresh the split/annotation files; if False, raise ``DatasetError`` when
-            anything asked for is missing.
+            scene's index) and refresh the split/annotation files (also when a killed run left the root
+            marked as being generated); if False, raise ``DatasetError`` when anything asked for is missing.
         scene_ids: only these scenes must exist (e.g. ``["scan0000"]`` for the viewer, seconds); None means
             the whole default set (a few minutes the first time).
 
-    Scenes also get their lifted stand-in features (``liftgs.pseudo.lift_dataset``) when they lack them
-    and ``generate_if_missing`` is True (a dataset generated before lifting existed is upgraded in place).
+    Only scenes are made here: lifted point features are made by ``liftgs lift-features`` alone.
     """
-    from liftgs.data.synthetic.generate import ensure_dataset, missing_scenes, requested_scenes
-    from liftgs.pseudo.lift_dataset import ensure_lifted_features
+    from liftgs.data.synthetic.generate import ensure_dataset, missing_scenes
 
     root = default_dataset_path()
     missing = missing_scenes(root, scene_ids)
@@ -52,10 +53,8 @@ def default_dataset_root(generate_if_missing: bool = True, scene_ids: Sequence[s
         raise DatasetError(
             f"{root}: {len(missing)} scene(s) missing (e.g. {missing[0]}); run `liftgs generate --out {root}`"
         )
-    if missing:
+    if missing or (generate_if_missing and generation_unfinished(root)):
         ensure_dataset(root, scene_ids, workers=min(8, os.cpu_count() or 1))
-    elif generate_if_missing:
-        ensure_lifted_features(root, requested_scenes(root, scene_ids))
     return root
 
 

@@ -9,7 +9,7 @@ share it)::
 
 Construction checks the annotations against the split and each scene's ``objects.json`` (cheap), so a
 record naming a scene outside the split or a missing object fails early with a one-line ``DatasetError``
-naming the file.
+naming the file; so do an empty split and a root whose ``liftgs generate`` did not finish.
 """
 
 from __future__ import annotations
@@ -18,8 +18,50 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-from liftgs.data.store import DatasetError, load_expressions, load_objects, load_scene
+from liftgs.data.store import DatasetError, load_expressions, load_objects, load_scene, read_json
 from liftgs.scene import Expression, Scene, SceneObject
+
+GENERATING_KEY = "generating"
+"""``ROOT/meta.json`` key that is true while ``liftgs generate`` is writing the root (and after a killed
+run, until the same command finishes it)."""
+GENERATE_FLAGS_KEY = "generate_flags"
+"""``ROOT/meta.json`` key holding the ``liftgs generate`` flags (besides ``--out``) that make the root."""
+
+
+def generation_unfinished(root: Path) -> bool:
+    """Whether ``ROOT/meta.json`` marks the root as being generated (or left so by a killed run)."""
+    meta_path = Path(root) / "meta.json"
+    if not meta_path.is_file():
+        return False
+    meta = read_json(meta_path)
+    return isinstance(meta, dict) and bool(meta.get(GENERATING_KEY))
+
+
+def check_dataset_finished(root: Path) -> None:
+    """Raises ``DatasetError`` when ``root`` is a generated root whose generation did not finish."""
+    if generation_unfinished(root):
+        flags = read_json(root / "meta.json").get(GENERATE_FLAGS_KEY, "")
+        raise DatasetError(
+            f"{root}: `liftgs generate` has not finished writing this dataset (interrupted?); run "
+            f"`{f'liftgs generate --out {root} {flags}'.strip()}` to finish it"
+        )
+
+
+def check_split(root: Path, split: str) -> list[str]:
+    """The scene ids of ``ROOT/splits/<split>.txt``; ``DatasetError`` when the root is unfinished, or the
+    split file is missing, unreadable or lists no scene."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder" if root.exists() else f"{root}: dataset root not found")
+    check_dataset_finished(root)
+    split_path = root / "splits" / f"{split}.txt"
+    try:
+        scene_ids = [line.strip() for line in split_path.read_text().splitlines() if line.strip()]
+    except OSError:
+        raise DatasetError(f"{split_path}: split file not found (is {root} a dataset root?)") from None
+    if not scene_ids:
+        raise DatasetError(f"{split_path}: the {split!r} split lists no scene")
+    return scene_ids
 
 
 class GroundingDataset:
@@ -42,12 +84,7 @@ class GroundingDataset:
         self.split = split
         self.load_frames = load_frames
         split_path = self.root / "splits" / f"{split}.txt"
-        try:
-            self.scene_ids = [line.strip() for line in split_path.read_text().splitlines() if line.strip()]
-        except OSError:
-            raise DatasetError(
-                f"{split_path}: split file not found (is {self.root} a dataset root?)"
-            ) from None
+        self.scene_ids = check_split(self.root, split)
         annotations = self.root / "annotations" / f"{split}.json"
         self.expressions: list[Expression] = load_expressions(annotations)
         self._objects = {sid: load_objects(self.scene_dir(sid)) for sid in self.scene_ids}

@@ -8,13 +8,13 @@ The root is the one ``liftgs.data.dataset.GroundingDataset`` reads (layout in ``
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import track
 
+from liftgs.atomic import atomic_directory, write_text_atomic
 from liftgs.data.referit3d import SceneLabels, load_referit3d, load_scanrefer
 from liftgs.data.scannet import (
     ScanNetError,
@@ -154,7 +154,7 @@ def import_scannet(
         save_expressions(
             out / "annotations" / f"{name}.json", [e for e, _ in records], [x for _, x in records]
         )
-        (out / "splits" / f"{name}.txt").write_text("".join(f"{s}\n" for s in scene_lists[name]))
+        write_text_atomic(out / "splits" / f"{name}.txt", "".join(f"{s}\n" for s in scene_lists[name]))
     return scene_lists
 
 
@@ -165,12 +165,8 @@ def _import_scene(scannet_dir: Path, scene_id: str, scans_out: Path, overwrite: 
         log.info("%s: already imported in %s, kept", scene_id, target)
         return
     scene = load_scannet_scene(scannet_dir, scene_id, **options)
-    partial = scans_out / f".{scene_id}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    write_scene(scene, partial)
-    if target.exists():
-        shutil.rmtree(target)
-    partial.rename(target)
+    with atomic_directory(target) as folder:
+        write_scene(scene, folder)
 
 
 @dataclass

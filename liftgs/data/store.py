@@ -31,6 +31,8 @@ import numpy as np
 from PIL import Image
 from plyfile import PlyData, PlyElement, PlyParseError
 
+from liftgs.atomic import write_json_atomic
+from liftgs.data.point_features import LiftedFeaturesError, load_lifted_features, load_lifted_space
 from liftgs.data.rgbd_io import (
     FrameSkipped,
     SkipCounter,
@@ -42,7 +44,6 @@ from liftgs.data.rgbd_io import (
     read_pose,
     rgbd_frame,
 )
-from liftgs.pseudo.lift import LiftedFeaturesError, load_lifted_features, load_lifted_space
 from liftgs.scene import NO_INSTANCE, Expression, Frame, Scene, SceneObject
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,9 @@ def write_scene(scene: Scene, scene_dir: str | Path) -> None:
     """Writes ``scene`` in the format described in the module docstring (folders are created).
 
     Frames are written under their ``name``; all frames must share one colour K and one depth K.
-    Existing files of the same names are overwritten; other files are left alone.
+    Existing files of the same names are overwritten; other files are left alone. The files are written
+    plainly: write into ``liftgs.atomic.atomic_directory`` (as ``liftgs generate`` and ``liftgs
+    import-scannet`` do) so that the scene folder appears whole or not at all.
     """
     scene_dir = Path(scene_dir)
     for sub in ("color", "depth", "pose", "intrinsic"):
@@ -192,6 +195,7 @@ def read_points_ply(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reads a scene point cloud: points [P, 3] f32, colors [P, 3] f32 in [0, 1], instance [P] i64.
 
     ``instance`` is all ``NO_INSTANCE`` when the file has no ``instance`` property (e.g. plain scans).
+    Raises ``DatasetError`` when the file is missing, unreadable, empty or holds non-finite coordinates.
     """
     try:
         vertex = PlyData.read(str(path))["vertex"].data
@@ -205,6 +209,8 @@ def read_points_ply(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     instance = (
         vertex["instance"].astype(np.int64) if "instance" in names else np.full(len(points), NO_INSTANCE)
     )
+    if len(points) == 0:
+        raise DatasetError(f"{path}: point cloud has no points")
     if not np.isfinite(points).all():
         raise DatasetError(f"{path}: point cloud has non-finite coordinates")
     return points, colors / 255.0, instance
@@ -246,12 +252,13 @@ def list_frame_names(scene_dir: str | Path, folders: Sequence[str] | None = None
     return find_frame_names(Path(scene_dir), {folder: FRAME_SUFFIXES[folder] for folder in folders})
 
 
-def read_scene_intrinsics(scene_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(K [3, 3] of the colour images, K [3, 3] of the depth maps; the colour one without a depth file)."""
+def read_scene_intrinsics(scene_dir: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(K [3, 3] of the colour images, K [3, 3] of the depth maps or None when the scene has no
+    ``intrinsic/intrinsic_depth.txt``: then depth maps must share the colour images' camera and size)."""
     scene_dir = Path(scene_dir)
     K = read_intrinsics(scene_dir / "intrinsic/intrinsic_color.txt", DatasetError)
     depth_path = scene_dir / "intrinsic/intrinsic_depth.txt"
-    return K, read_intrinsics(depth_path, DatasetError) if depth_path.exists() else K
+    return K, read_intrinsics(depth_path, DatasetError) if depth_path.exists() else None
 
 
 def read_frame_image(scene_dir: str | Path, name: str) -> np.ndarray:
@@ -286,11 +293,21 @@ def read_frame(
     Raises:
         FrameSkipped: a file is missing or unreadable, the depth is all zero, the pose is not finite, or the
             instance mask has another size than the image (``reason`` says which).
+        DatasetError: the depth map has another size than the colour image and the scene has no depth
+            intrinsics (``intrinsic/intrinsic_depth.txt``) to say where its pixels look.
     """
     scene_dir = Path(scene_dir)
     K, K_depth = read_scene_intrinsics(scene_dir) if intrinsics is None else intrinsics
     image = read_frame_image(scene_dir, name)
     depth = read_depth_image(scene_dir / "depth" / f"{name}.png", DEPTH_PNG_SCALE)
+    if K_depth is None:
+        if depth.shape != image.shape[:2]:
+            raise DatasetError(
+                f"{scene_dir}: frame {name} has a {depth.shape[1]}x{depth.shape[0]} depth map for a "
+                f"{image.shape[1]}x{image.shape[0]} colour image and the scene has no "
+                "intrinsic/intrinsic_depth.txt; add the depth camera's intrinsics there"
+            )
+        K_depth = K
     c2w = read_pose(scene_dir / "pose" / f"{name}.txt")
     instance = None
     if (scene_dir / "instance").is_dir():
@@ -302,7 +319,8 @@ def read_frames(scene_dir: str | Path) -> list[Frame]:
     """Reads every usable frame of a scene folder (bad frames are skipped, counted and warned about once).
 
     Raises:
-        DatasetError: unreadable intrinsics, or no usable frame.
+        DatasetError: unreadable intrinsics, depth maps of another size than their images without depth
+            intrinsics, or no usable frame.
     """
     scene_dir = Path(scene_dir)
     intrinsics = read_scene_intrinsics(scene_dir)
@@ -348,7 +366,8 @@ def load_scene(scene_dir: str | Path, load_frames: bool = True, load_point_featu
 def save_expressions(
     path: str | Path, expressions: Sequence[Expression], extras: Sequence[dict] | None = None
 ) -> None:
-    """Writes ScanRefer-style records (a JSON list); ``extras[i]`` (optional) adds fields to record ``i``."""
+    """Writes ScanRefer-style records (a JSON list, atomically); ``extras[i]`` (optional) adds fields to
+    record ``i``."""
     if extras is not None and len(extras) != len(expressions):
         raise ValueError(f"extras has {len(extras)} entries for {len(expressions)} expressions")
     records = [expr.to_json() for expr in expressions]
@@ -356,7 +375,7 @@ def save_expressions(
         record.update(extra)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1))
+    write_json_atomic(path, records)
 
 
 def load_expressions(path: str | Path) -> list[Expression]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from liftgs.atomic import atomic_path, write_json_atomic
 from liftgs.eval.evaluate import EvalResult
 from liftgs.eval.metrics import ANCHOR_FOUND_DISTANCE, THRESHOLDS
 
@@ -79,13 +79,15 @@ def print_report(result: EvalResult, console: Console | None = None) -> None:
 
 
 def write_json(result: EvalResult, path: Path, meta: dict | None = None) -> None:
-    """Write ``meta`` (checkpoint, data, ...), the summary, skip counts and per-expression records."""
+    """Write ``meta`` (checkpoint, data, ...), the summary, skip counts and per-expression records, as strict
+    JSON, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**(meta or {}), **result.to_json()}, indent=2) + "\n")
+    write_json_atomic(path, {**(meta or {}), **result.to_json()}, indent=2)
 
 
 def save_plot(result: EvalResult, path: Path) -> None:
-    """PNG with per-category Acc@0.25/Acc@0.5 bars (left) and histograms of box and mask IoU (right)."""
+    """PNG with per-category Acc@0.25/Acc@0.5 bars (left) and histograms of box and mask IoU (right), written
+    atomically."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
     per_category = result.summary.get("per_category", {})
@@ -119,4 +121,5 @@ def save_plot(result: EvalResult, path: Path) -> None:
     hist_axis.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")

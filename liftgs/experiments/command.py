@@ -10,20 +10,14 @@ exported, and scored with ``liftgs.eval.evaluate`` on ``--eval-split`` (val by d
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from liftgs.atomic import write_json_atomic, write_text_atomic
 from liftgs.data import default_dataset_root
 from liftgs.experiments.grid import RunSettings, RunSpec, command_line, plan_runs
 from liftgs.experiments.report import markdown, plot
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 @dataclass
@@ -141,8 +135,8 @@ class ExperimentsCommand:
         ordered.update({name: record for name, record in records.items() if name not in ordered})
         document = {**results, "run_s": sum(records[n]["train_s"] + records[n]["eval_s"] for n in planned)}
         document["runs"] = ordered
-        _write_atomic(self.out / "results.json", json.dumps(document, indent=1))
+        write_json_atomic(self.out / "results.json", document)
         shown = {**document, "runs": {name: records[name] for name in planned}}
-        _write_atomic(self.out / "results.md", markdown(shown))
+        write_text_atomic(self.out / "results.md", markdown(shown))
         plot(shown, self.out / "results.png")
         return document

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from liftgs.pseudo.lift import feature_projection
+from liftgs.model.projection import feature_projection
 
 AFFINITY_SCALE_INIT = 4.0
 """Initial multiplier of the cosine (learned): about the mask dot products' initial range."""

@@ -1,7 +1,10 @@
 """Cross-scene nerfstudio DataManager: serves ``TrainBatch``es (scenes x expressions x views).
 
 Data come from a dataset root in ``liftgs.data`` layout; with no ``--data`` the embedded synthetic
-benchmark (``liftgs.data.default_dataset_root``, generated on first use) is used. Per-scene tensors at
+benchmark (``liftgs.data.default_dataset_root``, generated on first use) is used. A ``--data`` that is
+missing, empty, or lacks a scene in the training or validation split ends ``ns-train`` in one line when
+it is set, before nerfstudio makes the run's folder; a network that reads lifted point features stops in
+one line, naming ``liftgs lift-features``, when a scene it would encode has none. Per-scene tensors at
 render resolution are cached in memory (``SceneTensorCache``). For the render-supervised method the
 cache is built without 3D labels (``point_labels=False``): nothing it serves carries ``point_instance``.
 
@@ -18,6 +21,7 @@ predicted Gaussians the viewer renders, and the first evaluation scene).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,9 +36,11 @@ from torch.nn import Parameter
 from torch.utils.data import Dataset
 
 from liftgs.data import default_dataset_root
-from liftgs.data.dataset import GroundingDataset
+from liftgs.data.dataset import GroundingDataset, check_split
+from liftgs.data.point_features import lifted_path
+from liftgs.data.store import DatasetError
 from liftgs.model.config import LiftGSConfig
-from liftgs.pseudo.lift import feature_projection
+from liftgs.model.projection import feature_projection
 from liftgs.scene import Expression, Scene
 from liftgs.train.batch import SamplerConfig, Supervision, TrainBatch, TrainBatchSampler
 from liftgs.train.cache import SceneTensorCache, SceneTensors
@@ -117,6 +123,49 @@ class LiftGSDataManagerConfig(DataManagerConfig):
     """Scene the viewer shows (default: the first training scene); its first expression is the query."""
     seed: int = 0
 
+    def __setattr__(self, name: str, value: object) -> None:
+        """Checks ``data`` and the splits as soon as they are set (``ns-train --data`` included), so that a
+        bad dataset ends ``ns-train`` in one line before nerfstudio makes the run's output folder."""
+        super().__setattr__(name, value)
+        if name in ("data", "train_split", "eval_split") and "eval_split" in self.__dict__:
+            check_training_root(self.data, self.train_split, self.eval_split)
+
+
+def check_training_root(data: Path | None, train_split: str, eval_split: str) -> None:
+    """Raises ``SystemExit`` (one line) when ``data`` is given and is not a dataset root whose
+    ``train_split`` and ``eval_split`` each list at least one scene. None (the embedded benchmark) passes."""
+    if data is None:
+        return
+    root = Path(data).expanduser()
+    try:
+        if root.is_dir() and not any(root.iterdir()):
+            raise DatasetError(f"{root}: empty folder, not a dataset root (make one with `liftgs generate`)")
+        for split in dict.fromkeys((train_split, eval_split)):
+            check_split(root, split)
+    except DatasetError as error:
+        raise SystemExit(f"ns-train: {error}") from None
+
+
+def check_lifted_features(datasets: Sequence[GroundingDataset], network: LiftGSConfig | None) -> None:
+    """Raises ``SystemExit`` (one line, with the commands that make them) when ``network`` reads lifted
+    point features and some scene of the ``datasets``' splits has none."""
+    if network is None or network.encoder.extra_channels == 0:
+        return
+    missing = {
+        data.split: [s for s in data.scene_ids if not lifted_path(data.root / "scans" / s).is_file()]
+        for data in datasets
+    }
+    missing = {split: scenes for split, scenes in missing.items() if scenes}
+    if missing:
+        counts = ", ".join(
+            f"{len(scenes)} {split!r} scenes (e.g. {scenes[0]})" for split, scenes in missing.items()
+        )
+        root = datasets[0].root
+        commands = " and ".join(f"`liftgs lift-features --data {root} --split {split}`" for split in missing)
+        raise SystemExit(
+            f"ns-train: the network reads lifted point features and {counts} have none; run {commands}"
+        )
+
 
 class LiftGSDataManager(DataManager):
     """Samples training/validation batches from a grounding dataset (see module docstring)."""
@@ -145,9 +194,13 @@ class LiftGSDataManager(DataManager):
         self.eval_dataset = None
         if test_mode != "inference":
             root = config.data if config.data is not None else default_dataset_root(generate_if_missing=True)
-            self.train_data = GroundingDataset(root, config.train_split)
             eval_split = "test" if test_mode == "test" else config.eval_split
-            self.eval_data = GroundingDataset(root, eval_split)
+            try:
+                self.train_data = GroundingDataset(root, config.train_split)
+                self.eval_data = GroundingDataset(root, eval_split)
+            except DatasetError as error:
+                raise SystemExit(f"ns-train: {error}") from None
+            check_lifted_features([self.train_data, self.eval_data], network)
             viewer_scene = config.viewer_scene or self.train_data.scene_ids[0]
             self.train_dataset = SceneFrames(self.train_data.scene(viewer_scene))
             self.eval_dataset = SceneFrames(self.eval_data.scene(self.eval_data.scene_ids[0]))

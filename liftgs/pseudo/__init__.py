@@ -4,8 +4,8 @@
 - ``sam`` / ``clip`` / ``foundation``: SAM automatic masks + ConceptFusion-style CLIP segment embeddings.
 - ``synthetic`` + ``noise``: the embedded benchmark's stand-in (instance masks, name embeddings, noise).
 - ``command``: ``liftgs pseudo-label`` (resumable, sharded, counted).
-- ``lift`` + ``lift_dataset``: segment embeddings lifted onto the points (the encoder's optional input;
-  ``liftgs lift-features``, and the embedded benchmark's own from the stand-in labeller).
+- ``lift`` + ``lift_dataset``: segment embeddings (stored, or the embedded benchmark's stand-in run in
+  memory) lifted onto the points, the encoder's optional input; ``liftgs lift-features`` alone writes them.
 """
 
 from liftgs.pseudo.segments import (

@@ -3,8 +3,9 @@
 Frames are the colour images ``ROOT/scans/<scene_id>/color/<frame>.png|.jpg``; labels go to
 ``ROOT/scans/<scene_id>/<folder>/<frame>.npz`` (format: ``liftgs.pseudo.segments``). The run is
 
-- resumable: a frame whose ``.npz`` exists is skipped (writes are atomic, so an interrupted frame has none
-  and is redone); a folder made by another labeller or other settings is refused, or with ``--overwrite``
+- resumable: a frame whose ``.npz`` exists and reads whole is skipped (writes are atomic, so an interrupted
+  frame has none; a damaged file is named in a warning and redone); a folder made by another labeller or
+  other settings is refused, or with ``--overwrite``
   emptied and relabelled (rerunning the same command resumes an interrupted overwrite);
 - sharded by scene: ``--shard i/n`` takes the scenes whose index in the sorted scene list is ``i`` mod
   ``n``, so ``n`` machines can split a dataset;
@@ -22,6 +23,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from liftgs.atomic import is_temporary
 from liftgs.data.rgbd_io import FrameSkipped
 from liftgs.data.store import (
     DatasetError,
@@ -40,6 +42,7 @@ from liftgs.pseudo.segments import (
     pseudo_dir,
     pseudo_path,
     read_labeller_info,
+    read_pseudo_labels,
     save_pseudo_labels,
     write_labeller_info,
 )
@@ -58,7 +61,7 @@ class LabellingSummary:
     """Frames labelled and written in this run (``empty`` of them without any segment)."""
     empty: int = 0
     skipped: int = 0
-    """Frames whose labels already existed."""
+    """Frames whose labels already existed and read whole."""
     unreadable: int = 0
     """Frames whose image (or instance mask) could not be read: nothing written, retried next run."""
     scenes: int = 0
@@ -92,7 +95,7 @@ def list_scenes(root: Path, split: str | None = None) -> list[str]:
     scans = root / "scans"
     if not scans.is_dir():
         raise DatasetError(f"{scans}: no scans folder (expected ROOT/scans/<scene_id>/color/...)")
-    scene_ids = sorted(p.name for p in scans.iterdir() if (p / "color").is_dir())
+    scene_ids = sorted(p.name for p in scans.iterdir() if (p / "color").is_dir() and not is_temporary(p))
     if split is not None:
         split_path = root / "splits" / f"{split}.txt"
         if not split_path.is_file():
@@ -141,7 +144,11 @@ def _label_frame(
     """Labels one frame unless it is done; returns what happened."""
     path = pseudo_path(scene_dir, name, folder)
     if path.exists():
-        return "skipped"
+        try:
+            read_pseudo_labels(path)
+            return "skipped"
+        except PseudoLabelError as error:
+            logger.warning("%s; labelling it again", error)
     frame = read_frame_input(scene_dir, name, object_names)
     if frame is None:
         logger.warning("%s: frame %s unreadable, left unlabelled", scene_dir, name)

@@ -6,57 +6,28 @@ Locate 3D featurises its point clouds with 2D foundation features before the 3D 
 confirms the point is the visible surface (``|z - depth| <= depth_tolerance``) and a segment covers the
 pixel, the point collects that segment's embedding. A point's feature is the normalised mean of what it
 collected (zeros when no frame saw it inside a segment), mapped to the encoder's width by a fixed random
-projection (``feature_projection``).
+projection (``liftgs.model.projection.feature_projection``).
 
-On disk, beside the scene's point cloud::
-
-    <scene_dir>/lifted_features.npz
-        features  [P, C] float16  one row per point of <scene_id>_points.ply, in file order
-        meta      JSON string     {"format": 1, "source": ..., "embedding_dim": D, "dim": C, ...}
-
-``liftgs lift-features`` writes it from a folder of stored pseudo-labels; the embedded benchmark gets it
-from the stand-in labeller when it is generated (``ensure_lifted_features``).
+The file they are stored in is the data layer's (``liftgs.data.point_features``); ``liftgs lift-features``
+(``liftgs.pseudo.lift_dataset``) writes it.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import sparse
-from torch import Tensor
 
+from liftgs.data.point_features import LiftedFeaturesError
+from liftgs.model.projection import feature_projection
 from liftgs.pseudo.segments import PseudoLabels
-from liftgs.scene import Frame, PointFeatureSpace, Scene
+from liftgs.scene import Frame, Scene
 
-LIFTED_FILE = "lifted_features.npz"
-"""File name of a scene's lifted per-point features (in the scene folder)."""
-FORMAT_VERSION = 1
 DEFAULT_DIM = 32
 """Width of stored lifted features (the encoder's ``extra_channels``)."""
 DEFAULT_DEPTH_TOLERANCE = 0.08
 """Metres between a point's camera depth and the frame's depth for the point to count as seen."""
-
-
-class LiftedFeaturesError(ValueError):
-    """Lifted features are missing, malformed or of the wrong width; the message is one line."""
-
-
-def feature_projection(embedding_dim: int, feature_dim: int, seed: int = 0) -> Tensor | None:
-    """[D, F] map of embeddings to a narrower width: None when F = 0, the identity when F = D, else a fixed
-    Gaussian random projection (Johnson-Lindenstrauss: cosines between embeddings are roughly kept)."""
-    if feature_dim == 0:
-        return None
-    if feature_dim == embedding_dim:
-        return torch.eye(embedding_dim)
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(embedding_dim, feature_dim, generator=generator) / feature_dim**0.5
 
 
 def _visible_pixels(
@@ -140,64 +111,6 @@ def project_features(features: np.ndarray, dim: int, seed: int = 0) -> np.ndarra
     if projection is None:
         raise LiftedFeaturesError("dim must be >= 1")
     return features @ projection.numpy()
-
-
-def save_lifted_features(scene_dir: str | Path, features: np.ndarray, meta: dict) -> Path:
-    """Writes ``features`` [P, C] (float16) and ``meta`` atomically to ``<scene_dir>/lifted_features.npz``."""
-    path = Path(scene_dir) / LIFTED_FILE
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        features=np.asarray(features, dtype=np.float16),
-        meta=np.array(json.dumps({"format": FORMAT_VERSION, **meta})),
-    )
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".lifted-", suffix=".tmp")
-    with os.fdopen(handle, "wb") as out:
-        out.write(buffer.getvalue())
-    os.replace(temp, path)
-    return path
-
-
-def load_lifted_features(scene_dir: str | Path, num_points: int) -> np.ndarray | None:
-    """[P, C] float32 lifted features of the scene, or None when it has none.
-
-    Raises:
-        LiftedFeaturesError: the file is unreadable or has another number of rows than the cloud's points.
-    """
-    path = Path(scene_dir) / LIFTED_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as data:
-            features = np.asarray(data["features"], dtype=np.float32)
-    except (OSError, ValueError, KeyError, EOFError) as error:
-        raise LiftedFeaturesError(f"{path}: unreadable ({error})") from None
-    if features.ndim != 2 or features.shape[0] != num_points:
-        raise LiftedFeaturesError(
-            f"{path}: features of shape {list(features.shape)} for a cloud of {num_points} points; "
-            "run `liftgs lift-features --overwrite` again"
-        )
-    return features
-
-
-def load_lifted_space(scene_dir: str | Path) -> PointFeatureSpace | None:
-    """What the scene's lifted features are projections of (their meta's ``embedding_dim`` and
-    ``projection_seed``), or None when the scene has no lifted features or their meta does not say.
-
-    Raises:
-        LiftedFeaturesError: the file or its meta is unreadable.
-    """
-    path = Path(scene_dir) / LIFTED_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as data:
-            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-    except (OSError, ValueError, KeyError, EOFError) as error:
-        raise LiftedFeaturesError(f"{path}: unreadable meta ({error})") from None
-    if "embedding_dim" not in meta or "projection_seed" not in meta:
-        return None
-    return PointFeatureSpace(int(meta["embedding_dim"]), int(meta["projection_seed"]))
 
 
 def lift_scene(

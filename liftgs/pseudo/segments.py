@@ -14,18 +14,21 @@ On disk, beside the frame it labels::
         meta          JSON string   {"format": 1, "labeller": ..., ...}
     <scene_dir>/<folder>/labeller.json   how the folder was made (labeller name, settings, embedding_dim)
 
-Files are written atomically (a temporary file in the same folder, then ``os.replace``), so a frame whose
-``.npz`` exists is complete and an interrupted frame leaves no ``.npz`` behind.
+Files are written atomically (``liftgs.atomic``), so an interrupted frame leaves no ``.npz`` behind; a file
+damaged otherwise (a full disk, a copy cut short) raises ``PseudoLabelError`` when read, and
+``liftgs pseudo-label`` redoes it.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from liftgs.atomic import atomic_open, write_text_atomic
 
 NO_SEGMENT = -1
 """Segment id of pixels no segment covers."""
@@ -173,30 +176,20 @@ def pseudo_path(scene_dir: str | Path, frame_name: str, folder: str = DEFAULT_FO
     return pseudo_dir(scene_dir, folder) / f"{frame_name}.npz"
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Calls ``write(file)`` on a temporary file beside ``path`` and renames it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as file:
-        write(file)
-    os.replace(partial, path)
-
-
 def save_pseudo_labels(path: str | Path, labels: PseudoLabels) -> None:
     """Writes ``labels`` (validated first) atomically to ``path`` (an ``.npz`` file)."""
     path = Path(path)
     labels.validate(str(path))
     meta = json.dumps({"format": FORMAT_VERSION, **labels.meta})
-    _atomic_write(
-        path,
-        lambda file: np.savez_compressed(
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as file:
+        np.savez_compressed(
             file,
             segment_map=(labels.segment_map + 1).astype(np.uint16),
             embeddings=labels.embeddings.astype(np.float16),
             scores=labels.scores.astype(np.float32),
             meta=np.array(meta),
-        ),
-    )
+        )
 
 
 def read_pseudo_labels(path: str | Path, expected_dim: int | None = None) -> PseudoLabels:
@@ -216,7 +209,7 @@ def read_pseudo_labels(path: str | Path, expected_dim: int | None = None) -> Pse
             )
     except FileNotFoundError:
         raise PseudoLabelError(f"{path}: no pseudo-labels (run `liftgs pseudo-label` first)") from None
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise PseudoLabelError(
             f"{path}: unreadable pseudo-labels ({type(error).__name__}: {error})"
         ) from None
@@ -235,8 +228,9 @@ def load_pseudo_labels(
 
 def write_labeller_info(scene_dir: str | Path, info: dict, folder: str = DEFAULT_FOLDER) -> None:
     """Records (atomically) how a scene's pseudo-label folder is made."""
-    text = json.dumps(info, indent=1, sort_keys=True).encode()
-    _atomic_write(pseudo_dir(scene_dir, folder) / "labeller.json", lambda file: file.write(text))
+    path = pseudo_dir(scene_dir, folder) / "labeller.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(info, indent=1, sort_keys=True))
 
 
 def read_labeller_info(scene_dir: str | Path, folder: str = DEFAULT_FOLDER) -> dict | None:

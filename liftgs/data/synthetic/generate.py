@@ -14,7 +14,6 @@ room has no walkable camera loop or some object is not clearly seen in any view.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from liftgs.atomic import atomic_directory, write_json_atomic, write_text_atomic
+from liftgs.data.dataset import GENERATE_FLAGS_KEY, GENERATING_KEY
 from liftgs.data.lifting import lift_frames
 from liftgs.data.store import DatasetError, read_json, save_expressions, write_scene
 from liftgs.data.synthetic.camera_path import camera_path, intrinsics
@@ -158,29 +159,16 @@ def generate_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
 # ------------------------------------------------------------------------------------------- dataset root
 
 
-def _write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def write_generated_scene(root: Path, generated: GeneratedScene) -> None:
     """Writes one scene folder atomically (built in a temporary folder, then renamed into ``scans/``)."""
-    final = root / "scans" / generated.scene.scene_id
-    tmp = root / "scans" / f".{generated.scene.scene_id}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_scene(generated.scene, tmp)
-    save_expressions(
-        tmp / "expressions.json",
-        [g.expression for g in generated.expressions],
-        [g.extras() for g in generated.expressions],
-    )
-    (tmp / "scene_meta.json").write_text(json.dumps(generated.info, indent=1))
-    try:
-        os.rename(tmp, final)
-    except OSError:  # another process finished the same scene first: identical content
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_directory(root / "scans" / generated.scene.scene_id) as folder:
+        write_scene(generated.scene, folder)
+        save_expressions(
+            folder / "expressions.json",
+            [g.expression for g in generated.expressions],
+            [g.extras() for g in generated.expressions],
+        )
+        write_json_atomic(folder / "scene_meta.json", generated.info)
 
 
 def _generate_and_write(root: Path, seed: int, index: int, options: SceneOptions) -> str:
@@ -207,6 +195,15 @@ class DatasetSpec:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DatasetError(f"{path}: not a synthetic dataset description ({error})") from None
 
+    def flags(self) -> str:
+        """The ``liftgs generate`` flags (besides ``--out``) that make, or finish, this dataset."""
+        options = self.options
+        return (
+            f"--num-scenes {self.num_scenes} --seed {self.seed} --image-width {options.image_width} "
+            f"--image-height {options.image_height} --num-views {options.num_views} "
+            f"--voxel-size {options.voxel_size:g}"
+        )
+
 
 def _requested(spec: DatasetSpec, scene_ids: Sequence[str] | None) -> list[int]:
     if scene_ids is None:
@@ -229,14 +226,18 @@ def missing_scenes(root: Path, scene_ids: Sequence[str] | None = None) -> list[s
     return [s for s in requested_scenes(root, scene_ids) if not (root / "scans" / s).is_dir()]
 
 
-def _dataset_meta(spec: DatasetSpec, present: list[int], counts: dict[str, Counter]) -> dict:
+def _dataset_meta(
+    spec: DatasetSpec, present: list[int], counts: dict[str, Counter], generating: bool
+) -> dict:
     return {
+        GENERATE_FLAGS_KEY: spec.flags(),
         "generator": "liftgs.data.synthetic",
         "version": GENERATOR_VERSION,
         "seed": spec.seed,
         "num_scenes": spec.num_scenes,
         "options": asdict(spec.options),
         "complete": len(present) == spec.num_scenes,
+        GENERATING_KEY: generating,
         "scenes": {split: counts[split]["scenes"] for split in SPLITS},
         "expressions": {split: counts[split]["expressions"] for split in SPLITS},
         "unique_expressions": {split: counts[split]["unique"] for split in SPLITS},
@@ -249,8 +250,13 @@ def _dataset_meta(spec: DatasetSpec, present: list[int], counts: dict[str, Count
     }
 
 
-def write_index(root: Path, spec: DatasetSpec) -> dict:
-    """(Re)writes ``splits/``, ``annotations/`` and ``meta.json`` from the scene folders present."""
+def write_index(root: Path, spec: DatasetSpec, generating: bool = False) -> dict:
+    """(Re)writes ``splits/``, ``annotations/`` and ``meta.json`` from the scene folders present.
+
+    ``generating`` marks the root as being generated (``meta.json`` ``"generating": true``) until the run
+    that set it finishes: a root a killed run left behind is never read as a dataset
+    (``liftgs.data.dataset.check_dataset_finished``).
+    """
     present = sorted(i for i in range(spec.num_scenes) if (root / "scans" / scene_id(i)).is_dir())
     counts: dict[str, Counter] = {split: Counter() for split in SPLITS}
     records: dict[str, list[dict]] = {split: [] for split in SPLITS}
@@ -263,15 +269,14 @@ def write_index(root: Path, spec: DatasetSpec) -> dict:
             expressions=len(scene_records),
             unique=sum(r["eval_type"] == "unique" for r in scene_records),
         )
+    (root / "splits").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        (root / "splits").mkdir(parents=True, exist_ok=True)
         ids = [scene_id(i) for i in present if split_of(i) == split]
-        tmp = root / "splits" / f".{split}.txt.{os.getpid()}.tmp"
-        tmp.write_text("".join(f"{sid}\n" for sid in ids))
-        os.replace(tmp, root / "splits" / f"{split}.txt")
-        _write_json_atomic(root / "annotations" / f"{split}.json", records[split])
-    meta = _dataset_meta(spec, present, counts)
-    _write_json_atomic(root / "meta.json", meta)
+        write_text_atomic(root / "splits" / f"{split}.txt", "".join(f"{sid}\n" for sid in ids))
+        write_json_atomic(root / "annotations" / f"{split}.json", records[split])
+    meta = _dataset_meta(spec, present, counts, generating)
+    write_json_atomic(root / "meta.json", meta)
     return meta
 
 
@@ -282,12 +287,12 @@ def ensure_dataset(
     workers: int = 1,
     progress: bool = True,
 ) -> dict:
-    """Generates the requested scenes (all when None) that are missing under ``root``, gives every requested
-    scene its lifted stand-in features (``liftgs.pseudo.lift_dataset.ensure_lifted_features``), then writes
-    the index.
+    """Generates the requested scenes (all when None) that are missing under ``root``, then writes the index.
 
-    An existing root keeps the seed and options it was generated with; asking for another ``spec`` there
-    raises ``DatasetError``. Returns the contents of ``meta.json``.
+    Resumable: scene folders appear whole (``atomic_directory``), so a killed run leaves only whole scenes
+    and a root marked as being generated; calling this again finishes it. An existing root keeps the seed
+    and options it was generated with; asking for another ``spec`` there raises ``DatasetError``. No lifted
+    point features are made (``liftgs lift-features`` does that). Returns the contents of ``meta.json``.
     """
     root = Path(root)
     existing = DatasetSpec.read(root)
@@ -296,8 +301,8 @@ def ensure_dataset(
     spec = existing or spec or DatasetSpec()
     missing = [i for i in _requested(spec, scene_ids) if not (root / "scans" / scene_id(i)).is_dir()]
     (root / "scans").mkdir(parents=True, exist_ok=True)
-    if existing is None:  # claim the folder first so an interrupted run resumes with the same spec
-        write_index(root, spec)
+    if existing is None or missing:  # claim the folder first so an interrupted run resumes with the same spec
+        write_index(root, spec, generating=True)
     bar = tqdm(total=len(missing), desc=f"generating {root}", unit="scene", disable=not progress)
     if workers <= 1 or len(missing) <= 1:
         for index in missing:
@@ -310,9 +315,6 @@ def ensure_dataset(
                 job.result()
                 bar.update()
     bar.close()
-    from liftgs.pseudo.lift_dataset import ensure_lifted_features
-
-    ensure_lifted_features(root, [scene_id(i) for i in _requested(spec, scene_ids)], progress=progress)
     return write_index(root, spec)
 
 
@@ -321,10 +323,15 @@ def ensure_dataset(
 
 @dataclass
 class GenerateCommand:
-    """Generate the synthetic indoor-scene grounding benchmark (deterministic for a seed)."""
+    """Generate the synthetic indoor-scene grounding benchmark (deterministic for a seed).
+
+    Resumable: rerunning the same command on a root an interrupted run left behind (its meta.json names
+    the same seed, size and options) generates only the scenes still missing. Other options there are
+    refused unless --overwrite.
+    """
 
     out: Path
-    """Dataset root to create."""
+    """Dataset root to create (or to finish, when an earlier run with the same options was interrupted)."""
     num_scenes: int = DEFAULT_NUM_SCENES
     """Scenes scan0000... (split by index: 8 in 10 train, 1 val, 1 test)."""
     seed: int = DEFAULT_SEED
@@ -344,31 +351,51 @@ class GenerateCommand:
 
     def main(self) -> None:
         out = self.out.expanduser()
-        if out.exists() and any(out.iterdir()):
-            if not self.overwrite:
-                raise SystemExit(
-                    f"liftgs generate: {out} is not empty; pass --overwrite to replace the dataset"
-                )
-            if not (out / "meta.json").exists():
-                raise SystemExit(
-                    f"liftgs generate: {out} is not a liftgs dataset (no meta.json); not deleting it"
-                )
-            for name in ("scans", "annotations", "splits"):
-                shutil.rmtree(out / name, ignore_errors=True)
-            (out / "meta.json").unlink()
-        options = SceneOptions(
-            image_width=self.image_width,
-            image_height=self.image_height,
-            num_views=self.num_views,
-            voxel_size=self.voxel_size,
-        )
-        meta = ensure_dataset(
-            out, spec=DatasetSpec(self.seed, self.num_scenes, options), workers=self.workers
-        )
+        try:
+            if self.num_scenes < 1 or self.workers < 1:
+                raise ValueError("--num-scenes and --workers must be >= 1")
+            options = SceneOptions(
+                image_width=self.image_width,
+                image_height=self.image_height,
+                num_views=self.num_views,
+                voxel_size=self.voxel_size,
+            )
+            spec = DatasetSpec(self.seed, self.num_scenes, options)
+            self._prepare(out, spec)
+            meta = ensure_dataset(out, spec=spec, workers=self.workers)
+        except (ValueError, OSError) as error:  # DatasetError is a ValueError
+            raise SystemExit(f"liftgs generate: {error}") from None
         summary = ", ".join(
             f"{s}: {meta['scenes'][s]} scenes / {meta['expressions'][s]} expressions" for s in SPLITS
         )
         print(f"wrote {out} ({summary})")
+
+    def _prepare(self, out: Path, spec: DatasetSpec) -> None:
+        """Empties ``out`` for --overwrite, or checks that the dataset there is this one (then it resumes)."""
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} is a file, not a folder")
+        if not (out.exists() and any(out.iterdir())):
+            return
+        if not (out / "meta.json").exists():
+            raise ValueError(f"{out} is not empty and not a liftgs dataset (no meta.json); not touching it")
+        if self.overwrite:
+            for name in ("scans", "annotations", "splits"):
+                shutil.rmtree(out / name, ignore_errors=True)
+            (out / "meta.json").unlink()
+            return
+        try:
+            existing = DatasetSpec.read(out)
+        except DatasetError as error:
+            raise ValueError(f"{error}; pass --overwrite to replace the dataset") from None
+        if existing != spec:
+            raise ValueError(
+                f"{out} holds another dataset (`liftgs generate --out {out} {existing.flags()}` makes or "
+                "finishes it); pass "
+                "--overwrite to replace it"
+            )
+        present = spec.num_scenes - len(missing_scenes(out))
+        if present < spec.num_scenes:
+            print(f"liftgs generate: resuming {out}: {present} of {spec.num_scenes} scenes already there")
 
 
 __all__ = [
