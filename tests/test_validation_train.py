@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import tyro
 from nerfstudio.scripts.train import main as ns_train
 
 from liftgs.data.dataset import GroundingDataset
-from liftgs.nerfstudio.datamanager import LiftGSDataManagerConfig, check_lifted_features
+from liftgs.nerfstudio.datamanager import check_lifted_features
 from tests.support.network import tiny_config
 from tests.support.scenes import SPLIT, write_toy_dataset
 from tests.support.training import tiny_trainer
@@ -41,11 +40,6 @@ def test_ns_train_refuses_a_bad_data_root_before_making_the_run_folder(tmp_path,
     message = str(raised.value.code)
     assert message.startswith("ns-train: ") and expected[kind] in message and "\n" not in message
     assert not (tmp_path / "outputs").exists()
-
-
-def test_the_datamanager_flag_is_checked_when_parsed(tmp_path):
-    with pytest.raises(SystemExit, match="^ns-train: .*val.txt: the 'val' split lists no scene$"):
-        tyro.cli(LiftGSDataManagerConfig, args=["--data", str(_no_val_root(tmp_path))])
 
 
 def test_a_network_that_reads_lifted_features_names_the_commands_that_make_them(tmp_path):

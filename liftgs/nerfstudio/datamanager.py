@@ -123,13 +123,6 @@ class LiftGSDataManagerConfig(DataManagerConfig):
     """Scene the viewer shows (default: the first training scene); its first expression is the query."""
     seed: int = 0
 
-    def __setattr__(self, name: str, value: object) -> None:
-        """Checks ``data`` and the splits as soon as they are set (``ns-train --data`` included), so that a
-        bad dataset ends ``ns-train`` in one line before nerfstudio makes the run's output folder."""
-        super().__setattr__(name, value)
-        if name in ("data", "train_split", "eval_split") and "eval_split" in self.__dict__:
-            check_training_root(self.data, self.train_split, self.eval_split)
-
 
 def check_training_root(data: Path | None, train_split: str, eval_split: str) -> None:
     """Raises ``SystemExit`` (one line) when ``data`` is given and is not a dataset root whose

@@ -23,6 +23,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from liftgs.atomic import atomic_path
 from liftgs.model.loading import ModelLoadError
+from liftgs.nerfstudio.datamanager import LiftGSDataManagerConfig, check_training_root
 from liftgs.nerfstudio.run_files import newest_checkpoint, read_checkpoint
 
 
@@ -31,6 +32,14 @@ class LiftGSTrainerConfig(TrainerConfig):
     """nerfstudio's ``TrainerConfig`` that builds a ``LiftGSTrainer``."""
 
     _target: type = field(default_factory=lambda: LiftGSTrainer)
+
+    def save_config(self) -> None:
+        """Checks the dataset first: ``ns-train`` saves the config (making the run's folder) before it builds
+        the pipeline, so a bad ``--data`` ends here in one line and leaves no run folder behind."""
+        datamanager = self.pipeline.datamanager
+        if isinstance(datamanager, LiftGSDataManagerConfig):
+            check_training_root(datamanager.data, datamanager.train_split, datamanager.eval_split)
+        super().save_config()
 
 
 class LiftGSTrainer(Trainer):
