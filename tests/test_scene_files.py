@@ -14,15 +14,15 @@ from numpy.lib.recfunctions import repack_fields
 from plyfile import PlyData, PlyElement
 
 from liftgs.benchmarks.scene_file import gaussian_vertices, synthetic_room
-from liftgs.data.scene_files import (
+from liftgs.scene_files import (
     SceneFileError,
     SceneTransform,
     load_scene_file,
     write_scored_scene,
     write_selected_splats,
 )
-from liftgs.data.scene_files.frame import ROOM_HEIGHT, up_rotation
-from liftgs.data.scene_files.rotation import (
+from liftgs.scene_files.frame import ROOM_HEIGHT, up_rotation
+from liftgs.scene_files.rotation import (
     quaternion_from_matrix,
     quaternion_multiply,
     quaternion_to_matrix,
@@ -365,7 +365,7 @@ def test_non_finite_rows_are_dropped_with_a_counted_warning(room, tmp_path, capl
 
 
 def test_data_layer_modules_do_not_import_torch_at_module_level():
-    package = Path(__file__).parents[1] / "liftgs/data/scene_files"
+    package = Path(__file__).parents[1] / "liftgs/scene_files"
     for path in package.glob("*.py"):
         for node in ast.parse(path.read_text()).body:
             names = [alias.name for alias in getattr(node, "names", [])] + [getattr(node, "module", "") or ""]

@@ -21,9 +21,9 @@ from plyfile import PlyData, PlyElement
 from rich.console import Console
 from rich.table import Table
 
-from liftgs.data.scene_files import estimate_scene_transform, read_scene_splats
-from liftgs.data.scene_files.subsample import network_points
 from liftgs.export_ply import SH_C0, gaussian_property_names
+from liftgs.scene_files import estimate_scene_transform, read_scene_splats
+from liftgs.scene_files.subsample import network_points
 
 FLOATER_FRACTION = 0.05
 """Share of the synthetic splats that are faint floaters (opacity 0.02, scattered above the room)."""

@@ -23,10 +23,10 @@ import numpy as np
 import yaml
 from plyfile import PlyData
 
-from liftgs.data.scene_files.ply import gaussians_from_ply, vertex_element
-from liftgs.data.scene_files.rotation import quaternion_from_matrix, quaternion_multiply, rotate_sh_rest
-from liftgs.data.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet
 from liftgs.export_ply import SH_C0
+from liftgs.scene_files.ply import gaussians_from_ply, vertex_element
+from liftgs.scene_files.rotation import quaternion_from_matrix, quaternion_multiply, rotate_sh_rest
+from liftgs.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet
 
 CONFIG_NAME = "config.yml"
 TRANSFORMS_NAME = "dataparser_transforms.json"

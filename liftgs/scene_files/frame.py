@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from liftgs.data.scene_files.rotation import quaternion_from_matrix, quaternion_multiply
+from liftgs.scene_files.rotation import quaternion_from_matrix, quaternion_multiply
 
 UP_CHOICES = ("auto", "x", "y", "z", "-x", "-y", "-z")
 """Accepted ``up`` values: ``auto`` or the file axis pointing up (``+x`` is accepted for ``x``)."""

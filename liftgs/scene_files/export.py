@@ -19,8 +19,8 @@ import numpy as np
 from plyfile import PlyData
 
 from liftgs.atomic import write_with_atomic
-from liftgs.data.scene_files.ply import ADDED_PROPERTIES, vertex_element
-from liftgs.data.scene_files.splats import SplatSet
+from liftgs.scene_files.ply import ADDED_PROPERTIES, vertex_element
+from liftgs.scene_files.splats import SplatSet
 
 
 def _per_splat(splats: SplatSet, values: np.ndarray, name: str, dtype) -> np.ndarray:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from plyfile import PlyData, PlyElement, PlyParseError
 
-from liftgs.data.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet, keep_finite_rows
 from liftgs.export_ply import SH_C0
+from liftgs.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet, keep_finite_rows
 
 GAUSSIAN_PROPERTIES = ("opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
 """Besides ``x y z`` and a color, what makes a vertex element a 3DGS layout."""

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from liftgs.data.scene_files.frame import SceneTransform, estimate_scene_transform
-from liftgs.data.scene_files.ply import is_ply, read_ply, splats_from_ply
-from liftgs.data.scene_files.splatfacto import CONFIG_NAME, is_run_config, splats_from_run
-from liftgs.data.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet
-from liftgs.data.scene_files.subsample import (
+from liftgs.scene_files.frame import SceneTransform, estimate_scene_transform
+from liftgs.scene_files.ply import is_ply, read_ply, splats_from_ply
+from liftgs.scene_files.splatfacto import CONFIG_NAME, is_run_config, splats_from_run
+from liftgs.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet
+from liftgs.scene_files.subsample import (
     DEFAULT_MAX_POINTS,
     DEFAULT_VOXEL_SIZE,
     NetworkPoints,

@@ -11,11 +11,11 @@ Modules: ``ply`` (PLY layouts), ``splatfacto`` (run folders), ``frame`` (up and 
 (network input), ``export``, ``rotation`` (quaternions, SH), ``splats`` (the shared data model).
 """
 
-from liftgs.data.scene_files.export import write_scored_scene, write_selected_splats
-from liftgs.data.scene_files.frame import SceneTransform, estimate_scene_transform
-from liftgs.data.scene_files.load import UserScene, load_scene_file, read_scene_splats
-from liftgs.data.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet
-from liftgs.data.scene_files.subsample import NetworkPoints
+from liftgs.scene_files.export import write_scored_scene, write_selected_splats
+from liftgs.scene_files.frame import SceneTransform, estimate_scene_transform
+from liftgs.scene_files.load import UserScene, load_scene_file, read_scene_splats
+from liftgs.scene_files.splats import OPACITY_FLOOR, SceneFileError, SplatSet
+from liftgs.scene_files.subsample import NetworkPoints
 
 __all__ = [
     "OPACITY_FLOOR",
