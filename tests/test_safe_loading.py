@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from nerfstudio.engine.trainer import TrainerConfig
 
 from app import viewer
 from liftgs import cli
@@ -84,8 +85,8 @@ def test_the_methods_configs_dumped_by_nerfstudio_load_equal(method, tmp_path):
     config = copy.deepcopy(method.config)
     config.output_dir, config.timestamp = tmp_path, "run"
     config.load_dir = tmp_path / "earlier" / "nerfstudio_models"
-    config.pipeline.datamanager.data = tmp_path / "data"
-    config.save_config()  # yaml.dump, as ns-train writes config.yml
+    config.pipeline.datamanager.data = tmp_path / "data"  # a run whose dataset has since moved
+    TrainerConfig.save_config(config)  # yaml.dump, as ns-train writes config.yml (no dataset check)
     loaded = read_config_yaml(config.get_base_dir() / "config.yml")
     assert isinstance(loaded, LiftGSTrainerConfig) and loaded._target is LiftGSTrainer
     assert loaded == config
