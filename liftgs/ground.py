@@ -16,6 +16,9 @@ Prints (and optionally writes) a JSON record::
 
 and, with ``--ply``, the grounded Gaussians as a standard 3DGS ``.ply`` (``liftgs.export_ply``). Bad input
 (empty query, unknown scene, too few points, unreadable checkpoint) ends with a one-line error.
+
+Without ``--scene``, ``--ply FILE`` or ``--load-config RUN/config.yml`` names a scene file people bring and
+the answer goes into ``--out DIR`` (``liftgs.ground_file``).
 """
 
 from __future__ import annotations
@@ -116,24 +119,39 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
 class GroundCommand:
     """Ground a referring expression in a scene; print JSON, optionally write it and a 3DGS .ply."""
 
-    scene: str
-    """Scene id, e.g. scan0000 (a folder under DATA/scans)."""
     query: str
     """The referring expression."""
+    scene: str | None = None
+    """Scene id, e.g. scan0000 (a folder under DATA/scans). Without it, --ply or --load-config names the
+    scene."""
     data: Path | None = None
     """Dataset root (default: the embedded synthetic benchmark, generated on first use)."""
     checkpoint: Path | None = None
     """A .pt checkpoint or a nerfstudio config.yml (default: assets/liftgs_synthetic.pt)."""
     ply: Path | None = None
-    """Write the grounded Gaussians here (standard 3DGS layout)."""
+    """With --scene: write the grounded Gaussians here (standard 3DGS layout). Without --scene: the 3DGS or
+    colored point-cloud PLY to ground in (answer files go into --out)."""
     json: Path | None = None
     """Write the JSON record here (stdout then gets a summary without the point indices)."""
     threshold: float = 0.5
     """Mask probability above which a point/Gaussian is grounded."""
     device: str = "auto"
     """auto (CUDA if available), cpu, cuda, cuda:1, ..."""
+    load_config: Path | None = None
+    """A nerfstudio splatfacto run's config.yml (or its folder) to ground in, instead of --scene."""
+    out: Path | None = None
+    """With --ply FILE or --load-config: folder for grounding.json, scored.ply and selected.ply."""
+    up: str = "auto"
+    """With --ply or --load-config: the file axis pointing up (auto, x, y, z, -x, -y, -z)."""
+    scale: str = "auto"
+    """With --ply or --load-config: metres per file unit (auto, or a number such as 0.001)."""
 
     def main(self) -> None:
+        from liftgs.ground_file import ground_file_command, is_file_mode
+
+        if is_file_mode(self):
+            ground_file_command(self)
+            return
         try:
             query = validate_query(self.query)
             scene = load_ground_scene(self.scene, self.data)
