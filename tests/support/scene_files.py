@@ -13,7 +13,7 @@ from plyfile import PlyData, PlyElement
 
 from liftgs.benchmarks.scene_file import gaussian_vertices
 from liftgs.data.scene_files.rotation import quaternion_from_matrix
-from liftgs.model.types import Prediction
+from liftgs.model.types import GroundingOutput, Prediction
 
 Z_UP = np.eye(3)
 """The identity frame: a file with z up."""
@@ -45,8 +45,8 @@ class CubeRoom:
     red_box: np.ndarray
 
 
-def cube_room(count: int = 3000, seed: int = 0) -> CubeRoom:
-    """``count`` points: half on the floor, 15% on each wall, 5% on each cube's top and sides."""
+def cube_room(count: int = 6000, seed: int = 0) -> CubeRoom:
+    """``count`` points: half on the floor, 15% on each wall, 5% in each (solid) cube."""
     rng = np.random.default_rng(seed)
     sizes = (np.array([0.5, 0.15, 0.15, 0.05, 0.05, 0.05, 0.05]) * count).astype(int)
     sizes[0] += count - sizes.sum()
@@ -54,14 +54,7 @@ def cube_room(count: int = 3000, seed: int = 0) -> CubeRoom:
     parts.append(rng.random((sizes[1], 3)) * [0.0, 3.0, 2.5])
     parts.append(rng.random((sizes[2], 3)) * [3.0, 0.0, 2.5])
     for (x, y), size in zip(CUBE_CORNERS, sizes[3:], strict=True):
-        uniform = rng.random((size, 3))
-        cube = np.array([x, y, 0.0]) + uniform * CUBE
-        face = (uniform[:, 0] * 5).astype(int)  # 0: top, 1-4: sides
-        cube[face == 0, 2] = CUBE
-        for axis, side in ((0, 1), (1, 3)):
-            cube[face == side, axis] = (x, y)[axis]
-            cube[face == side + 1, axis] = (x, y)[axis] + CUBE
-        parts.append(cube)
+        parts.append(np.array([x, y, 0.0]) + rng.random((size, 3)) * CUBE)  # solid: every voxel filled
     palette = [[0.5, 0.5, 0.5], [0.8, 0.8, 0.8], [0.8, 0.8, 0.8], [0.4] * 3, [0.45] * 3, [0.35] * 3, RED]
     colors = np.repeat(np.array(palette), sizes, axis=0)
     red = np.repeat(np.arange(7) == 6, sizes)
@@ -144,3 +137,24 @@ def red_oracle(self, features, texts, threshold: float = 0.5) -> list[Prediction
         Prediction(probs, probs >= threshold, 0.8, torch.zeros(6), torch.ones(2), ["[CLS]", "[SEP]"], 0)
         for _ in texts
     ]
+
+
+def is_wall(colors: torch.Tensor) -> torch.Tensor:
+    """[..., 3] -> [...] bool: the walls' light grey."""
+    return (colors.min(dim=-1).values > 0.7) & ~is_red(colors)
+
+
+def color_ground_oracle(features, text, all_layers: bool = True) -> GroundingOutput:
+    """A drop-in for ``LiftGS.ground``: decoder query 0 is the red voxels (mask logit 3), scored high when
+    the text has the word "red"; query 1 the walls' voxels, scored high for "wall"."""
+    colors = features.colors.cpu().float()
+    batch, num_tokens = text.mask.shape
+    masks = torch.stack([is_red(colors), is_wall(colors)])  # [2, Pv]
+    mask_logits = torch.where(masks, 3.0, -6.0)[None].expand(batch, -1, -1).clone()
+    scores = torch.full((batch, 2), -6.0)
+    for b, tokens in enumerate(text.token_strings):
+        for q, word in enumerate(("red", "wall")):
+            if word in tokens:
+                scores[b, q] = 3.0
+    token_logits = torch.zeros(batch, 2, num_tokens)
+    return GroundingOutput(mask_logits, token_logits, scores, torch.zeros(batch, 2, 6))
