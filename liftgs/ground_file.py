@@ -50,6 +50,7 @@ from liftgs.scene import NO_INSTANCE, Scene
 if TYPE_CHECKING:
     from liftgs.ground import GroundCommand
     from liftgs.model import LiftGS
+    from liftgs.model.types import SceneFeatures
 
 JSON_NAME = "grounding.json"
 SCORED_NAME = "scored.ply"
@@ -150,7 +151,16 @@ def ground_user_scene(model: LiftGS, user: UserScene, query: str, threshold: flo
         ValueError: a model that reads lifted features, or a scene the model cannot encode.
     """
     check_points_only(model)
-    features = model.encode(network_scene(user, user.splats.path.stem))
+    return answer_on_features(
+        model, user, model.encode(network_scene(user, user.splats.path.stem)), query, threshold
+    )
+
+
+@torch.no_grad()
+def answer_on_features(
+    model: LiftGS, user: UserScene, features: SceneFeatures, query: str, threshold: float = 0.5
+) -> FileAnswer:
+    """``ground_user_scene`` on an encoding of ``user``'s network scene that is already computed."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (prediction,) = model.predict(features, [query], threshold)

@@ -147,3 +147,17 @@ def test_a_checkpoint_that_reads_lifted_features_is_refused_in_one_line(room, tm
         _ground(lifted, "--ply", write_3dgs(tmp_path / "room.ply", room), "--out", tmp_path / "out")
     assert "lifted feature channels" in str(raised.value.code)
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_scene_file_times_encoding_and_the_first_answer(checkpoint, tmp_path, capsys):
+    cli.main(["bench", "scene-file", "--sizes", "3000", "--checkpoint", str(checkpoint), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "encode s" in out and "3,000" in out and "up +z" in out
+
+    config = tiny_config()
+    config = dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, extra_channels=8))
+    lifted = save_checkpoint(tmp_path / "lifted.pt", LiftGS(config), {"step": 0})
+    cli.main(["bench", "scene-file", "--sizes", "3000", "--checkpoint", str(lifted), "--device", "cpu"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "cannot ground one; timing a randomly initialised points-only network" in out
+    assert "encode s" in out
