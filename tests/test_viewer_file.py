@@ -20,7 +20,8 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 from plyfile import PlyData
 
-from app.file_scene import FileViewerEngine
+from app.file_scene import POINT_SIGMA_FRACTION, FileViewerEngine, point_spacing
+from app.render2d import pinhole, render_view
 from app.viewer import ViewerConfig, entrypoint, start_viewer
 from liftgs.benchmarks.viser_client import ViserTestClient, splat_centers, splat_rgba
 from liftgs.ground_file import open_user_scene
@@ -34,6 +35,7 @@ from tests.support.scene_files import (
     cube_room,
     to_file,
     write_3dgs,
+    write_point_cloud,
 )
 from tests.support.viewer import free_port
 
@@ -156,6 +158,26 @@ def test_display_cap_shows_the_most_opaque_splats_and_says_so(model, scene_path,
         client.close()
     finally:
         app_.stop()
+
+
+def test_a_point_cloud_shows_as_round_splats_that_the_2d_view_renders(model, room, tmp_path):
+    cloud = write_point_cloud(tmp_path / "cloud.ply", room)
+    engine = FileViewerEngine(model, open_user_scene(cloud, model))
+    loaded = engine.load("cloud")
+    splats, gaussians = loaded.splats, loaded.view_gaussians
+    assert len(splats) == len(gaussians) == room.points.shape[0]
+    spacing = point_spacing(gaussians.means.numpy())
+    np.testing.assert_allclose(gaussians.scales.numpy(), POINT_SIGMA_FRACTION * spacing, rtol=1e-5)
+    np.testing.assert_allclose(
+        splats.covariances[:, [0, 1, 2], [0, 1, 2]], (POINT_SIGMA_FRACTION * spacing) ** 2
+    )
+    assert loaded.display_note == ""
+    c2w = np.eye(4)
+    c2w[:3, :3] = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]  # OpenCV axes looking along +y
+    c2w[:3, 3] = [0.0, -6.0, 1.0]
+    K, width = pinhole(np.pi / 3, 1.0, 32)
+    image = render_view(gaussians, splats.colors, splats.opacities, c2w, K, width, 32)
+    assert (image < 200).any()  # the room, drawn over the white background
 
 
 def run_entrypoint(monkeypatch, *args: str) -> int:
