@@ -36,6 +36,7 @@ from tests.support.scene_files import (
     to_file,
     write_3dgs,
     write_point_cloud,
+    write_splatfacto_run,
 )
 from tests.support.viewer import free_port
 
@@ -178,6 +179,30 @@ def test_a_point_cloud_shows_as_round_splats_that_the_2d_view_renders(model, roo
     K, width = pinhole(np.pi / 3, 1.0, 32)
     image = render_view(gaussians, splats.colors, splats.opacities, c2w, K, width, 32)
     assert (image < 200).any()  # the room, drawn over the white background
+
+
+def test_load_config_starts_a_viewer_on_a_splatfacto_runs_gaussians(room, tmp_path):
+    config_path = write_splatfacto_run(tmp_path / "outputs/room/splatfacto/2026", room)
+    config = ViewerConfig(
+        load_config=config_path,
+        checkpoint=save_tiny_checkpoint(tmp_path / "tiny.pt"),
+        device="cpu",
+        up="z",
+        scale="1",
+        port=free_port(),
+        export_dir=tmp_path / "export",
+    )
+    app_ = start_viewer(config)
+    try:
+        assert isinstance(app_.engine, FileViewerEngine) and app_.engine.scene_ids == ["2026"]
+        loaded = app_.engine.load("2026")
+        assert len(loaded.splats) == room.points.shape[0]
+        assert app_.engine.user.transform.describe() == "up +z, scale 1 m per file unit (given)"
+        client = connect(app_)
+        assert splat_centers(last_splats(client)).shape == (room.points.shape[0], 3)
+        client.close()
+    finally:
+        app_.stop()
 
 
 def run_entrypoint(monkeypatch, *args: str) -> int:
