@@ -25,7 +25,7 @@ from app.splats import Splats
 from app.state import check_query
 from liftgs.eval.metrics import points_box
 from liftgs.model.grounded_mask import grounded_voxels, link_distance
-from liftgs.model.types import GroundingOutput, SceneFeatures, is_special_token
+from liftgs.model.types import Gaussians, GroundingOutput, SceneFeatures, is_special_token
 from liftgs.scene import Scene
 
 
@@ -60,8 +60,18 @@ class LoadedScene:
     encode_seconds: float
 
     def gaussian_values(self, point_values: np.ndarray) -> np.ndarray:
-        """Per-voxel values ``[Pv]`` -> per-Gaussian values ``[G]``."""
+        """Per-voxel values ``[Pv]`` -> per-Gaussian values ``[G]`` (of the splats shown)."""
         return point_values[self.splats.point_index]
+
+    @property
+    def view_gaussians(self) -> Gaussians:
+        """The Gaussians the 2D view renders, one per splat shown (``splats``)."""
+        return self.features.gaussians
+
+    @property
+    def display_note(self) -> str:
+        """A line for the status about what is shown ("" when everything is)."""
+        return ""
 
     def grounded(self, point_probs: np.ndarray, threshold: float) -> np.ndarray:
         """[Pv] bool, the grounded object's voxels, as ``liftgs eval`` scores them: the most confident

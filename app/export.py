@@ -58,6 +58,10 @@ class ExportedSelection:
     json_bytes: bytes
     num_gaussians: int
 
+    @property
+    def paths(self) -> tuple[Path, Path]:
+        return (self.ply_path, self.json_path)
+
     def files(self) -> tuple[tuple[str, bytes], ...]:
         """``(file name, contents)`` of the ``.ply`` and the ``.json``, in that order."""
         return ((self.ply_path.name, self.ply_bytes), (self.json_path.name, self.json_bytes))
@@ -81,14 +85,15 @@ def export_stem(scene_id: str, query: str, when: float) -> str:
 
 
 @contextlib.contextmanager
-def reserved_stem(out_dir: Path, base: str) -> Iterator[str]:
-    """Yields ``base`` or the first free ``base-2``, ``base-3``, ...: a stem no file in ``out_dir`` and no
-    other export of this process in progress uses. Held until the block ends (the files exist then)."""
+def reserved_stem(out_dir: Path, base: str, suffixes: tuple[str, ...] = SUFFIXES) -> Iterator[str]:
+    """Yields ``base`` or the first free ``base-2``, ``base-3``, ...: a stem no file in ``out_dir`` (with
+    one of ``suffixes``) and no other export of this process in progress uses. Held until the block ends
+    (the files exist then)."""
     with _reserved_lock:
         for number in itertools.count(1):
             stem = base if number == 1 else f"{base}-{number}"
             key = out_dir / stem
-            taken = key in _reserved or any((out_dir / f"{stem}{s}").exists() for s in SUFFIXES)
+            taken = key in _reserved or any((out_dir / f"{stem}{s}").exists() for s in suffixes)
             if not taken:
                 _reserved.add(key)
                 break

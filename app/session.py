@@ -29,6 +29,8 @@ import viser
 
 from app.engine import GroundingResult, LoadedScene, LocatedAnchor, ViewerEngine
 from app.export import export_selection
+from app.file_export import export_file_selection
+from app.file_scene import FileLoadedScene
 from app.highlight import HIGHLIGHT_RGB, highlight, selected
 from app.messages import log_error
 from app.panel import EMPTY_QUERY_TEXT, THRESHOLD_RANGE, Panel, build_panel, set_buttons
@@ -306,7 +308,9 @@ class ClientSession:
             self._remove_box()
             self._remove_anchors()
             self._show_result_lists(None)
-            self.panel.status.content = EMPTY_QUERY_TEXT
+            self.panel.status.content = EMPTY_QUERY_TEXT + (
+                f"  \n{loaded.display_note}" if loaded.display_note else ""
+            )
         else:
             box = loaded.box(grounded)
             self._draw_box(box, f"{result.text} · {candidate.score:.2f}")
@@ -319,6 +323,7 @@ class ClientSession:
                 + ("" if relation is None else f"read as *{relation.kind}* ({relation.probability:.2f})  \n")
                 + f"{count} of {len(splats)} Gaussians ≥ {threshold:.2f} · {result.seconds * 1000:.0f} ms"
                 + ("" if box is not None else "  \nNothing reaches the threshold: lower it.")
+                + (f"  \n{loaded.display_note}" if loaded.display_note else "")
             )
             self._show_tokens(result, candidate_index)
         self._request_render()
@@ -463,7 +468,7 @@ class ClientSession:
         camera = self.client.camera
         K, width = pinhole(camera.fov, camera.aspect, self.view_height)
         c2w = camera_to_world(camera.wxyz, camera.position)
-        image = render_view(loaded.features.gaussians, shown[0], shown[1], c2w, K, width, self.view_height)
+        image = render_view(loaded.view_gaussians, shown[0], shown[1], c2w, K, width, self.view_height)
         if not self.render_worker.has_pending() and self.panel.view_2d.value:
             self.client.scene.set_background_image(image, format="jpeg", jpeg_quality=85)
 
@@ -478,13 +483,17 @@ class ClientSession:
             self.panel.export_info.content = "Nothing to export yet: ground a query first."
             return
         candidate = result.candidates[min(candidate_index, len(result.candidates) - 1)]
+        export = export_file_selection if isinstance(loaded, FileLoadedScene) else export_selection
         try:
-            exported = export_selection(self.export_dir, loaded, result, candidate, threshold)
+            exported = export(self.export_dir, loaded, result, candidate, threshold)
         except (ValueError, OSError) as error:
             self.panel.export_info.content = f"**Not exported:** {log_error(self.name, error)}"
             return
+        names = [path.name for path in exported.paths]
+        sent = [name for name, _ in exported.files()]
         self.panel.export_info.content = (
-            f"Wrote `{exported.ply_path}` and `{exported.json_path.name}` (also sent as downloads)."
+            f"Wrote {', '.join(f'`{name}`' for name in names)} in `{self.export_dir}`"
+            + (" (also sent as downloads)." if sent == names else f"; sent as downloads: {', '.join(sent)}.")
         )
         for name, data in exported.files():  # this export's own bytes, whatever happens to the files
             self.client.send_file_download(name, data)

@@ -42,17 +42,24 @@ class Splats:
 
     @classmethod
     def from_gaussians(cls, gaussians: Gaussians) -> Splats:
-        quats = gaussians.quats.detach().cpu().double().numpy()  # [G, 4] wxyz
-        scales = gaussians.scales.detach().cpu().double().numpy()  # [G, 3]
-        rotations = Rotation.from_quat(quats, scalar_first=True).as_matrix()  # [G, 3, 3], normalises
-        covariances = np.einsum("gij,gj,gkj->gik", rotations, scales**2, rotations)
+        quats, scales = gaussians.quats.detach().cpu().numpy(), gaussians.scales.detach().cpu().numpy()
         return cls(
             centers=gaussians.means.detach().cpu().float().numpy(),
-            covariances=covariances.astype(np.float32),
+            covariances=covariances(quats, scales),
             colors=gaussians.colors.detach().cpu().float().clamp(0.0, 1.0).numpy(),
             opacities=gaussians.opacities.detach().cpu().float().clamp(0.0, 1.0).numpy(),
             point_index=gaussians.point_index.detach().cpu().numpy().astype(np.int64),
         )
+
+
+def covariances(
+    quats: np.ndarray,  # [G, 4] wxyz, any norm
+    scales: np.ndarray,  # [G, 3] standard deviations
+) -> np.ndarray:
+    """[G, 3, 3] float32 ``R diag(scales**2) R^T``."""
+    rotations = Rotation.from_quat(np.asarray(quats, dtype=np.float64), scalar_first=True).as_matrix()
+    variances = np.asarray(scales, dtype=np.float64) ** 2
+    return np.einsum("gij,gj,gkj->gik", rotations, variances, rotations).astype(np.float32)
 
 
 class SplatLayer:

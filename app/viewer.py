@@ -8,6 +8,7 @@ gets its own ``ClientSession`` (its own camera, scene, query and history).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ import viser
 
 from app.connections import release_closed_connections, return_freed_memory
 from app.engine import SceneError, UnknownSceneError, ViewerEngine
+from app.file_scene import FileViewerEngine
 from app.scenes import DatasetDirectory, EmbeddedBenchmark, SceneSource, describe_ids
 from app.session import ClientSession
 from liftgs.data.store import DatasetError
@@ -48,6 +50,19 @@ class ViewerConfig:
     """Candidates listed per query."""
     verbose: bool = False
     """Also print the traceback of internal errors (errors are always reported in one line)."""
+    ply: Path | None = None
+    """Show and ground this 3DGS or colored point-cloud PLY (its own splats) instead of a dataset scene."""
+    load_config: Path | None = None
+    """Show and ground this nerfstudio splatfacto run (its ``config.yml`` or folder) instead."""
+    up: str = "auto"
+    """With --ply or --load-config: the file axis pointing up (auto, x, y, z, -x, -y, -z)."""
+    scale: str = "auto"
+    """With --ply or --load-config: metres per file unit (auto, or a number such as 0.001)."""
+
+    @property
+    def scene_file(self) -> Path | None:
+        """The scene file or run asked for (``--ply`` or ``--load-config``), None for a dataset scene."""
+        return self.ply if self.ply is not None else self.load_config
 
     def main(self) -> None:
         app = start_viewer(self)
@@ -120,6 +135,8 @@ def load_engine(config: ViewerConfig) -> ViewerEngine:
         checkpoint = resolve_checkpoint(config.checkpoint)
     except ModelLoadError as error:
         raise ViewerError(str(error)) from None
+    if config.ply is not None or config.load_config is not None:
+        return load_file_engine(config, checkpoint)
     source = open_scenes(config.data)
     if config.scene not in source.scene_ids:
         raise ViewerError(f"unknown scene {config.scene!r}; available: {describe_ids(source.scene_ids)}")
@@ -128,6 +145,30 @@ def load_engine(config: ViewerConfig) -> ViewerEngine:
     except ModelLoadError as error:
         raise ViewerError(str(error)) from None
     return ViewerEngine(model, source.scene_ids, source.load, top_k=config.top_k)
+
+
+def load_file_engine(config: ViewerConfig, checkpoint: Path) -> ViewerEngine:
+    """The model and the scene file of ``--ply`` / ``--load-config`` (``app.file_scene``); ``ViewerError``
+    with one line on failure."""
+    from liftgs.ground_file import check_points_only, open_user_scene
+    from liftgs.model.loading import ModelLoadError, load_liftgs
+    from liftgs.scene_files import SceneFileError
+    from liftgs.scene_files.frame import parse_scale, parse_up
+
+    if config.ply is not None and config.load_config is not None:
+        raise ViewerError("give one of --ply and --load-config")
+    if config.data is not None:
+        raise ViewerError("--data shows dataset scenes; --ply and --load-config show a scene file instead")
+    try:
+        up, scale = parse_up(config.up), parse_scale(config.scale)
+        model, _ = load_liftgs(checkpoint, config.device)
+        check_points_only(model)
+        print(f"liftgs-viewer: reading {config.scene_file} ...", flush=True)
+        user = open_user_scene(config.scene_file, model, up, "auto" if scale is None else scale)
+    except (ValueError, ModelLoadError, SceneFileError, OSError) as error:
+        raise ViewerError(" ".join(str(error).split())) from None
+    print(f"liftgs-viewer: {config.scene_file}: {user.transform.describe()}", flush=True)
+    return FileViewerEngine(model, user, top_k=config.top_k)
 
 
 def open_scenes(data: Path | None) -> SceneSource:
@@ -143,6 +184,8 @@ def open_scenes(data: Path | None) -> SceneSource:
 def start_viewer(config: ViewerConfig, engine: ViewerEngine | None = None) -> ViewerApp:
     """Loads everything (unless ``engine`` is given), encodes the first scene and starts serving."""
     engine = engine or load_engine(config)
+    if isinstance(engine, FileViewerEngine):
+        config = dataclasses.replace(config, scene=engine.scene_ids[0])
     engine.check_scene(config.scene)
     start = time.perf_counter()
     print(f"liftgs-viewer: loading and encoding {config.scene} ...", flush=True)

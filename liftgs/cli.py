@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "torch backend vs gsplat CUDA kernels: agreement and speed (GPU)",
     ),
     "export-checkpoint": ("liftgs.nerfstudio.export:ExportCheckpoint", "ns-train run -> LIFT-GS checkpoint"),
+    "bench scene-file": (
+        "liftgs.benchmarks.scene_file:BenchSceneFile",
+        "time 3DGS PLY files of 100k / 1M splats: load, encode, first answer",
+    ),
     "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colours"),
     "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
     "pseudo-label": ("liftgs.pseudo.command:PseudoLabelCommand", "2D pseudo-labels (SAM+CLIP or stand-in)"),

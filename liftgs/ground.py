@@ -14,10 +14,13 @@ Prints (and optionally writes) a JSON record::
                                                            # probability (``answer_voxels``)
      "checkpoint": path}
 
-and, with ``--ply``, the grounded Gaussians as a standard 3DGS ``.ply`` (``liftgs.export_ply``). Bad input
+and, with ``--out-ply``, the grounded Gaussians as a standard 3DGS ``.ply`` (``liftgs.export_ply``). Bad input
 (empty query, a threshold outside (0, 1), an output path that names a folder, unknown scene, too few points,
 unreadable checkpoint, a checkpoint that reads lifted features the scene lacks) ends with a one-line error;
 flags and output paths are checked before the scene and the model are loaded. Files are written atomically.
+
+Without ``--scene``, ``--ply FILE`` or ``--load-config RUN/config.yml`` names a scene file people bring and
+the answer goes into ``--out DIR`` (``liftgs.ground_file``).
 """
 
 from __future__ import annotations
@@ -135,16 +138,19 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
 class GroundCommand:
     """Ground a referring expression in a scene; print JSON, optionally write it and a 3DGS .ply."""
 
-    scene: str
-    """Scene id, e.g. scan0000 (a folder under DATA/scans)."""
     query: str
     """The referring expression."""
+    scene: str | None = None
+    """Scene id, e.g. scan0000 (a folder under DATA/scans). Without it, --ply or --load-config names the
+    scene."""
     data: Path | None = None
     """Dataset root (default: the embedded synthetic benchmark, generated on first use)."""
     checkpoint: Path | None = None
     """A .pt checkpoint or a nerfstudio config.yml (default: assets/liftgs_synthetic.pt)."""
+    out_ply: Path | None = None
+    """With --scene: write the grounded Gaussians here (standard 3DGS layout; missing folders are created)."""
     ply: Path | None = None
-    """Write the grounded Gaussians here (standard 3DGS layout; missing folders are created)."""
+    """Instead of --scene: the 3DGS or colored point-cloud PLY to ground in (answer files go into --out)."""
     json: Path | None = None
     """Write the JSON record here (stdout then gets a summary without the point indices; missing folders
     are created)."""
@@ -152,13 +158,26 @@ class GroundCommand:
     """Mask probability above which a point/Gaussian is grounded (strictly between 0 and 1)."""
     device: str = "auto"
     """auto (CUDA if available), cpu, cuda, cuda:1, ..."""
+    load_config: Path | None = None
+    """A nerfstudio splatfacto run's config.yml (or its folder) to ground in, instead of --scene."""
+    out: Path | None = None
+    """With --ply FILE or --load-config: folder for grounding.json, scored.ply and selected.ply."""
+    up: str = "auto"
+    """With --ply or --load-config: the file axis pointing up (auto, x, y, z, -x, -y, -z)."""
+    scale: str = "auto"
+    """With --ply or --load-config: metres per file unit (auto, or a number such as 0.001)."""
 
     def main(self) -> None:
+        from liftgs.ground_file import ground_file_command, is_file_mode
+
+        if is_file_mode(self):
+            ground_file_command(self)
+            return
         try:
             query = validate_query(self.query)
             check_probability(self.threshold, "--threshold")
             json_path = None if self.json is None else check_output_file(self.json, "--json")
-            ply_path = None if self.ply is None else check_output_file(self.ply, "--ply")
+            ply_path = None if self.out_ply is None else check_output_file(self.out_ply, "--out-ply")
             scene = load_ground_scene(self.scene, self.data)
             model, info = load_liftgs(self.checkpoint, self.device)
             if model.reads_point_features and scene.point_features is None:

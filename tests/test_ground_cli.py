@@ -49,7 +49,7 @@ def test_ground_with_oracle_writes_target_points_and_gaussians(toy_dataset, tmp_
         "toy0000",
         "--json",
         str(out_json),
-        "--ply",
+        "--out-ply",
         str(out_ply),
     )
     record = json.loads(out_json.read_text())
@@ -114,7 +114,9 @@ def test_non_ascii_query_works(toy_dataset, capsys):
 
 def test_nothing_above_threshold_answers_below_it_and_says_so(toy_dataset, tmp_path, capsys):
     out_ply = tmp_path / "below.ply"
-    _ground(toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "0.999999", "--ply", str(out_ply))
+    _ground(
+        toy_dataset, "the lamp", "--scene", "toy0001", "--threshold", "0.999999", "--out-ply", str(out_ply)
+    )
     captured = capsys.readouterr()
     record = json.loads(captured.out)
     assert record["below_threshold"] is True and record["point_indices"] and out_ply.exists()

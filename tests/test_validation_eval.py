@@ -121,7 +121,7 @@ def test_ground_checks_flags_and_output_paths_before_the_work(toy, tmp_path):
         assert "--threshold must be a probability" in _ground_error(
             root, MISSING_CHECKPOINT, "--threshold", threshold
         )
-    assert "--ply" in _ground_error(root, MISSING_CHECKPOINT, "--ply", tmp_path)
+    assert "--out-ply" in _ground_error(root, MISSING_CHECKPOINT, "--out-ply", tmp_path)
     assert "--json" in _ground_error(root, MISSING_CHECKPOINT, "--json", tmp_path)
     a_file = tmp_path / "file"
     a_file.write_text("keep")
@@ -129,7 +129,7 @@ def test_ground_checks_flags_and_output_paths_before_the_work(toy, tmp_path):
         root, MISSING_CHECKPOINT, "--json", a_file / "out.json"
     )
     out_json, out_ply = tmp_path / "new/dir/g.json", tmp_path / "other/dir/g.ply"
-    _ground(root, checkpoint, "--json", out_json, "--ply", out_ply)
+    _ground(root, checkpoint, "--json", out_json, "--out-ply", out_ply)
     assert json.loads(out_json.read_text())["scene"] == "toy0001"
     assert out_ply.read_bytes().startswith(b"ply\n")
 

@@ -6,10 +6,19 @@ the file (``read_scene_splats``: memory-mapped PLY, activation, non-finite check
 (``estimate_scene_transform``, auto up and scale) and subsampling the network input (``network_points``),
 and reports the peak of memory allocated by numpy during the load (``tracemalloc``; the memory-mapped file
 itself is page cache, not counted) and the file size.
+
+With a network (the default), the load uses the network's voxel size and point budget, and the table adds
+the encode time (``LiftGS.encode`` of the network points) and the first answer's time (``answer_on_features``:
+the text, the decoder and the map back to every splat, with the text encoder already loaded), as
+``liftgs ground --ply`` spends them. A checkpoint whose encoder reads lifted point features
+(``config.encoder.extra_channels > 0``), which a scene file cannot have, cannot ground a scene file: a
+randomly initialised points-only network of the same configuration is timed instead, and the output says
+so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 import tracemalloc
@@ -22,8 +31,8 @@ from rich.console import Console
 from rich.table import Table
 
 from liftgs.export_ply import SH_C0, gaussian_property_names
-from liftgs.scene_files import estimate_scene_transform, read_scene_splats
-from liftgs.scene_files.subsample import network_points
+from liftgs.scene_files import UserScene, estimate_scene_transform, read_scene_splats
+from liftgs.scene_files.subsample import DEFAULT_MAX_POINTS, DEFAULT_VOXEL_SIZE, network_points
 
 FLOATER_FRACTION = 0.05
 """Share of the synthetic splats that are faint floaters (opacity 0.02, scattered above the room)."""
@@ -105,49 +114,106 @@ def write_synthetic_splats(path: Path, count: int, seed: int = 0) -> None:
 
 @dataclass
 class BenchSceneFile:
-    """Time loading synthetic 3DGS PLY files: read, place (auto up/scale), subsample; peak memory."""
+    """Time loading synthetic 3DGS PLY files (read, place, subsample; peak memory), then encoding them and
+    the first answer."""
 
     sizes: list[int] = field(default_factory=lambda: [100_000, 1_000_000])
     """Splats per synthetic file."""
-    voxel_size: float = 0.05
-    """Network voxel edge (metres)."""
-    max_points: int = 20000
-    """Network point budget."""
+    voxel_size: float | None = None
+    """Network voxel edge (metres). Default: the network's (``DEFAULT_VOXEL_SIZE`` with --no-network)."""
+    max_points: int | None = None
+    """Network point budget. Default: the network's (``DEFAULT_MAX_POINTS`` with --no-network)."""
+    network: bool = True
+    """Also time encoding and the first answer."""
+    checkpoint: Path | None = None
+    """The network timed (default: the shipped ``assets/liftgs_synthetic.pt``)."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu, cuda, ..."""
+    query: str = "the red table"
+    """The query answered (the synthetic room's table is red)."""
 
     def main(self) -> None:
-        table = Table(title="scene-file load (CPU)")
-        for column in (
-            "splats",
-            "file MiB",
-            "read s",
-            "place s",
-            "subsample s",
-            "total s",
-            "peak MiB",
-            "points",
-            "placed",
-        ):
+        model = self._load_network() if self.network else None
+        voxel_size = self.voxel_size or (model.config.voxel_size if model else DEFAULT_VOXEL_SIZE)
+        max_points = self.max_points or (model.config.max_points if model else DEFAULT_MAX_POINTS)
+        columns = ["splats", "file MiB", "read s", "place s", "subsample s", "load s", "peak MiB", "points"]
+        if model is not None:
+            columns += ["encode s", "answer s", "file -> answer s", "selected"]
+        table = Table(
+            title=f"scene-file load{'' if model is None else ' and first answer'} ({self._device()})"
+        )
+        for column in [*columns, "placed"]:
             table.add_column(column, justify="right")
         with tempfile.TemporaryDirectory() as folder:
             for count in self.sizes:
                 path = Path(folder) / f"splats-{count}.ply"
                 write_synthetic_splats(path, count)
-                row = measure_load(path, self.voxel_size, self.max_points)
-                table.add_row(
+                row, user = measure_load(path, voxel_size, max_points)
+                cells = [
                     f"{count:,}",
                     f"{path.stat().st_size / 2**20:.0f}",
                     *(f"{row[key]:.2f}" for key in ("read_s", "place_s", "subsample_s", "total_s")),
                     f"{row['peak_mib']:.0f}",
                     f"{row['points']:,}",
-                    str(row["placed"]),
-                )
+                ]
+                if model is not None:
+                    timing = measure_answer(model, user, self.query)
+                    end_to_end = row["total_s"] + timing["encode_s"] + timing["answer_s"]
+                    cells += [
+                        f"{timing['encode_s']:.2f}",
+                        f"{timing['answer_s']:.2f}",
+                        f"{end_to_end:.2f}",
+                        f"{timing['selected']:,}",
+                    ]
+                table.add_row(*cells, str(row["placed"]))
+                del user
                 path.unlink()
-        Console(width=140).print(table)
+        Console(width=180).print(table)
+
+    def _device(self) -> str:
+        from liftgs.model.loading import resolve_device
+
+        return str(resolve_device(self.device))
+
+    def _load_network(self):
+        """The network to time (eval mode, text encoder loaded); see the module docstring."""
+        import torch
+
+        from liftgs.model import LiftGS
+        from liftgs.model.loading import ModelLoadError, load_liftgs
+
+        try:
+            model, info = load_liftgs(self.checkpoint, self.device)
+        except ModelLoadError as error:
+            raise SystemExit(f"liftgs bench scene-file: {error}") from None
+        if model.reads_point_features:
+            config = model.config
+            print(
+                f"liftgs bench scene-file: {info['checkpoint']} reads {config.encoder.extra_channels} lifted "
+                "feature channels per point, which a scene file cannot have, so it cannot ground one; timing "
+                "a randomly initialised points-only network of the same configuration instead",
+                flush=True,
+            )
+            config = dataclasses.replace(
+                config,
+                encoder=dataclasses.replace(config.encoder, extra_channels=0),
+                decoder=dataclasses.replace(config.decoder, lifted_affinity=False),
+            )
+            torch.manual_seed(0)
+            model = LiftGS(config).to(model.device).eval()
+        start = time.perf_counter()
+        model.encode_text(["warm up"])
+        print(
+            f"liftgs bench scene-file: text encoder loaded in {time.perf_counter() - start:.2f} s", flush=True
+        )
+        return model
 
 
-def measure_load(path: Path, voxel_size: float, max_points: int) -> dict[str, float | int | str]:
+def measure_load(
+    path: Path, voxel_size: float, max_points: int
+) -> tuple[dict[str, float | int | str], UserScene]:
     """Seconds of each load stage, peak traced memory (MiB), the network point count and the placement
-    (``SceneTransform.describe``) for the 3DGS PLY at ``path``."""
+    (``SceneTransform.describe``) for the 3DGS PLY at ``path``; and the loaded scene."""
     tracemalloc.start()
     start = time.perf_counter()
     splats = read_scene_splats(path)
@@ -160,7 +226,7 @@ def measure_load(path: Path, voxel_size: float, max_points: int) -> dict[str, fl
     done = time.perf_counter()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {
+    row = {
         "read_s": read - start,
         "place_s": placed - read,
         "subsample_s": done - placed,
@@ -169,3 +235,26 @@ def measure_load(path: Path, voxel_size: float, max_points: int) -> dict[str, fl
         "points": int(network.points.shape[0]),
         "placed": transform.describe(),
     }
+    return row, UserScene(splats, transform, network)
+
+
+def measure_answer(model, user: UserScene, query: str) -> dict[str, float | int]:
+    """Seconds to encode ``user``'s network points and to answer ``query`` on every splat (first query on
+    this scene), and how many splats were selected."""
+    import torch
+
+    from liftgs.ground_file import answer_on_features, network_scene
+
+    def synchronize() -> None:
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
+
+    with torch.inference_mode():
+        synchronize()
+        start = time.perf_counter()
+        features = model.encode(network_scene(user, "bench"))
+        synchronize()
+        encoded = time.perf_counter()
+        answer = answer_on_features(model, user, features, query)
+        done = time.perf_counter()
+    return {"encode_s": encoded - start, "answer_s": done - encoded, "selected": int(answer.mask.sum())}
