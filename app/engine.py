@@ -94,19 +94,17 @@ class LoadedScene:
         """[6] axis-aligned box of the scene points of the ``grounded`` voxels ([Pv] bool), None if empty."""
         return points_box(self.scene.points, self.point_mask(grounded))
 
-    def object_label(self, point_mask: np.ndarray) -> str | None:
-        """Name and id of the annotated object most of the masked voxels' points belong to, if any.
+    def region_label(self, query_index: int, point_mask: np.ndarray) -> str:
+        """A candidate's label from what the model answered alone: its query and where the voxels it covers
+        lie (their centre, metres), never the scene's annotations.
 
         Args:
             point_mask: [Pv] bool selected voxels.
         """
-        instances = self.scene.point_instance[point_mask[self.source_to_voxel]].astype(np.int64)
-        instances = instances[instances >= 0]
-        if instances.size == 0:
-            return None
-        object_id = int(np.bincount(instances).argmax())
-        scene_object = self.scene.objects.get(object_id)
-        return f"{scene_object.name} {object_id}" if scene_object else f"object {object_id}"
+        if not point_mask.any():
+            return f"query {query_index}"
+        centre = self.features.points.float().cpu()[torch.as_tensor(point_mask)].mean(0).tolist()
+        return f"query {query_index} at ({centre[0]:.1f}, {centre[1]:.1f}, {centre[2]:.1f})"
 
 
 SAME_ANCHOR_DISTANCE = 0.1
@@ -159,7 +157,7 @@ class Candidate:
         score: sigmoid of its grounding score for the text.
         point_probs: [Pv] float32 mask probabilities.
         token_scores: [T] float32 sigmoid token-alignment scores over the text's real tokens.
-        label: what it covers at probability 0.5 (an annotated object's name and id, else "query <i>").
+        label: the query and the centre of what it covers at probability 0.5 (``region_label``).
         anchors: where the query located the other objects the text names (``located_anchors``).
     """
 
@@ -309,7 +307,7 @@ class ViewerEngine:
         candidates = []
         for query_index in ranked:
             point_probs = (probs[0, query_index] * keep).astype(np.float32)
-            label = loaded.object_label(point_probs >= 0.5) or f"query {query_index}"
+            label = loaded.region_label(int(query_index), point_probs >= 0.5)
             candidates.append(
                 Candidate(
                     query_index=int(query_index),

@@ -7,6 +7,7 @@ server, come back as new splat colours and a box over the websocket, and change 
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import msgspec
@@ -70,7 +71,9 @@ def test_query_typed_in_the_browser_highlights_and_changes_the_view(running, tmp
 
             typed = time.perf_counter()
             labelled_input(page, "Query").fill("the table")
-            page.get_by_text("table 2 · 0.88").wait_for(timeout=30_000)  # the candidate button
+            page.get_by_text(re.compile(r"query 2 at \(.*\) · 0\.88")).wait_for(
+                timeout=30_000
+            )  # the candidate button
             time.sleep(2.0)
             after = page.screenshot()
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import sys
 import time
 
@@ -114,7 +115,7 @@ def test_the_files_own_splats_are_shown_and_a_query_highlights_and_boxes_the_obj
     np.testing.assert_allclose(centers, user.transform.to_network(user.splats.means), atol=1e-4)
     plain_rgba = splat_rgba(plain).copy()
 
-    red = lit(plain_rgba, splat_rgba(type_query(client, "the red cube", "**query 0**")))
+    red = lit(plain_rgba, splat_rgba(type_query(client, "the red cube", "**query 0 at (")))
     assert room.red[red[: room.points.shape[0]]].mean() > 0.8 and red[np.flatnonzero(room.red)].mean() > 0.8
     assert not red[-FLOATERS:].any()
     session = next(iter(viewer.sessions.values()))
@@ -122,14 +123,14 @@ def test_the_files_own_splats_are_shown_and_a_query_highlights_and_boxes_the_obj
     centre = user.transform.to_network((cube.min(0) + cube.max(0)) / 2)
     np.testing.assert_allclose(session._nodes["/grounding/box"].position, centre, atol=0.1)
 
-    wall = lit(plain_rgba, splat_rgba(type_query(client, "the wall", "**query 1**")))
+    wall = lit(plain_rgba, splat_rgba(type_query(client, "the wall", "**query 1 at (")))
     assert not wall[np.flatnonzero(room.red)].any() and wall.sum() > 0.2 * count
     client.close()
 
 
 def test_export_writes_the_files_liftgs_ground_writes_and_sends_them(viewer, room):
     client = connect(viewer)
-    type_query(client, "the red cube", "**query 0**")
+    type_query(client, "the red cube", "**query 0 at (")
     client.click(client.gui_id("Export selection"))
     client.wait_until(lambda: len(client.completed_downloads()) == 3)
     export_dir = viewer.config.export_dir
@@ -257,7 +258,9 @@ def test_query_typed_in_the_browser_highlights_the_files_splats(viewer, room, tm
             before = page.screenshot()
             typed = time.perf_counter()
             labelled_input(page, "Query").fill("the red cube")
-            page.get_by_text("1. query 0 · 0.95").wait_for(timeout=30_000)  # the candidate button
+            page.get_by_text(re.compile(r"1\. query 0 at \(.*\) · 0\.95")).wait_for(
+                timeout=30_000
+            )  # the candidate button
             time.sleep(2.0)
             after = page.screenshot()
         finally:

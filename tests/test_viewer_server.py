@@ -8,6 +8,7 @@ object's voxels), so that every assertion can name the Gaussians, box and tokens
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import threading
@@ -90,7 +91,7 @@ def test_query_highlights_the_named_object_and_draws_its_box(viewer, scenes):
     app_, _ = viewer
     client = connect(app_)
     plain = splat_rgba(last_splats(client)).copy()
-    type_query(client, "the table", "table 2")
+    type_query(client, "the table", "query 2 at (")
     splats = last_splats(client)
     rgba = splat_rgba(splats)
     np.testing.assert_array_equal(rgba[:, :3], expected_colors(app_, "toy0000", 2))
@@ -106,14 +107,14 @@ def test_query_highlights_the_named_object_and_draws_its_box(viewer, scenes):
     )
     assert client.nodes["/grounding/label"]["text"] == "the table · 0.88"
     assert "| `table` | 0.98 |" in markdowns(client)
-    assert labels(client, "Candidates")[0] == "1. table 2 · 0.88"
+    assert re.fullmatch(r"1\. query 2 at \([-\d., ]+\) · 0\.88", labels(client, "Candidates")[0])
     client.close()
 
 
 def test_anchors_and_the_read_relation_show_how_the_query_was_read(viewer, scenes):
     app_, _ = viewer
     client = connect(app_)
-    type_query(client, "the chair closest to the table", "chair 0")
+    type_query(client, "the chair closest to the table", "query 0 at (")
     client.wait_until(lambda: "/grounding/anchors/0/label" in client.nodes)
     assert "read as *closest* (0.92)" in markdowns(client)  # softmax of 5 against 13 zeros
     assert client.nodes["/grounding/anchors/0/label"]["text"] == "table · 1.00"
@@ -126,7 +127,7 @@ def test_anchors_and_the_read_relation_show_how_the_query_was_read(viewer, scene
     client.set_value(client.gui_id("Anchors"), False)
     client.wait_until(lambda: not client.nodes["/grounding/anchors/0/sphere"]["visible"])
     client.set_value(client.gui_id("Anchors"), True)
-    type_query(client, "the table", "table 2")  # names nothing else: its anchor reads [CLS], not shown
+    type_query(client, "the table", "query 2 at (")  # names nothing else: its anchor reads [CLS], not shown
     client.wait_until(lambda: not any(name.startswith("/grounding/anchors/") for name in client.nodes))
     assert "read as *category*" in markdowns(client)
     client.close()
@@ -135,8 +136,10 @@ def test_anchors_and_the_read_relation_show_how_the_query_was_read(viewer, scene
 def test_threshold_candidates_and_history(viewer, scenes):
     app_, _ = viewer
     client = connect(app_)
-    type_query(client, "a chair", "chair 0")
-    assert labels(client, "Candidates")[:2] == ["1. chair 0 · 0.95", "2. chair 1 · 0.92"]
+    type_query(client, "a chair", "query 0 at (")
+    first, second = labels(client, "Candidates")[:2]
+    assert re.fullmatch(r"1\. query 0 at \([-\d., ]+\) · 0\.95", first)
+    assert re.fullmatch(r"2\. query 1 at \([-\d., ]+\) · 0\.92", second)
     client.click(client.gui_ids_under("Candidates")[1])
     client.wait_until(lambda: "(candidate 2)" in markdowns(client))
     np.testing.assert_array_equal(splat_rgba(last_splats(client))[:, :3], expected_colors(app_, "toy0000", 1))
@@ -147,11 +150,13 @@ def test_threshold_candidates_and_history(viewer, scenes):
     client.wait_until(lambda: "/grounding/box" in client.nodes)
     client.click(client.gui_id("Ground"))
     client.wait_until(lambda: labels(client, "History") == ["a chair"])
-    type_query(client, "the table", "table 2")
+    type_query(client, "the table", "query 2 at (")
     client.click(client.gui_id("Ground"))
     client.wait_until(lambda: labels(client, "History") == ["the table", "a chair"])
     client.click(client.gui_ids_under("History")[1])  # rerun "a chair"
-    client.wait_until(lambda: "chair 0" in markdowns(client) and labels(client, "History")[0] == "a chair")
+    client.wait_until(
+        lambda: "query 0 at (" in markdowns(client) and labels(client, "History")[0] == "a chair"
+    )
     assert client.gui[client.gui_id("Query")]["value"] == "a chair"
     client.close()
 
@@ -170,21 +175,21 @@ def test_negatives_subtract_masks(viewer, scenes):
     assert minus.negatives == ("the chair",)
 
     client = connect(app_)
-    type_query(client, "chair", "chair 0")
+    type_query(client, "chair", "query 0 at (")
     client.set_value(client.gui_id("Not"), "not the chair")  # chair 0's mask subtracted from itself
     client.wait_until(lambda: "Nothing reaches the threshold" in markdowns(client))
     client.set_value(client.gui_id("Not"), "not the table")  # disjoint: chair 0 is back
-    client.wait_until(lambda: "/grounding/box" in client.nodes and "chair 0" in markdowns(client))
+    client.wait_until(lambda: "/grounding/box" in client.nodes and "query 0 at (" in markdowns(client))
     client.close()
 
 
 def test_scene_switch_regrounds_the_query(viewer, scenes):
     app_, _ = viewer
     client = connect(app_)
-    type_query(client, "the chair", "chair 0")
+    type_query(client, "the chair", "query 0 at (")
     before = len(splat_rgba(last_splats(client)))
     client.set_value(client.gui_id("Scene"), "toy0001")
-    client.wait_until(lambda: "chair 1" in markdowns(client))  # toy0001's chair is object 1
+    client.wait_until(lambda: "query 1 at (" in markdowns(client))  # toy0001's chair is object 1
     rgba = splat_rgba(last_splats(client))
     assert len(rgba) == len(app_.engine.load("toy0001").splats) != before
     np.testing.assert_array_equal(rgba[:, :3], expected_colors(app_, "toy0001", 1))
@@ -199,7 +204,7 @@ def test_export_writes_3dgs_ply_and_json_and_offers_download(viewer, scenes):
     client = connect(app_)
     client.click(client.gui_id("Export selection"))
     client.wait_until(lambda: "Nothing to export yet" in markdowns(client))
-    type_query(client, "the table", "table 2")
+    type_query(client, "the table", "query 2 at (")
     client.click(client.gui_id("Export selection"))
     client.wait_until(lambda: len(client.completed_downloads()) == 2)
     (json_path,) = export_dir.glob("toy0000_the-table_*.json")
@@ -220,7 +225,12 @@ def test_export_writes_3dgs_ply_and_json_and_offers_download(viewer, scenes):
     scene = scenes["toy0000"]
     assert record["point_indices"] == np.flatnonzero(scene.point_instance == 2).tolist()
     np.testing.assert_allclose(record["box"], object_box(scene, 2), atol=1e-6)
-    assert (record["query"], record["candidate"], record["threshold"]) == ("the table", "table 2", 0.5)
+    assert (record["query"], record["candidate"], record["threshold"]) == (
+        "the table",
+        record["candidate"],
+        0.5,
+    )
+    assert record["candidate"].startswith("query 2 at (")
     assert record["score"] == pytest.approx(1.0 / (1.0 + np.exp(-2.0)))
     client.close()
 
@@ -228,13 +238,13 @@ def test_export_writes_3dgs_ply_and_json_and_offers_download(viewer, scenes):
 def test_two_clients_keep_their_own_state(viewer, scenes):
     app_, _ = viewer
     first, second = connect(app_), connect(app_)
-    type_query(first, "the table", "table 2")
-    type_query(second, "the chair", "chair 0")
-    assert "table 2" in markdowns(first) and "chair 0" not in markdowns(first)
+    type_query(first, "the table", "query 2 at (")
+    type_query(second, "the chair", "query 0 at (")
+    assert "query 2 at (" in markdowns(first) and "query 0 at (" not in markdowns(first)
     np.testing.assert_array_equal(splat_rgba(last_splats(first))[:, :3], expected_colors(app_, "toy0000", 2))
     np.testing.assert_array_equal(splat_rgba(last_splats(second))[:, :3], expected_colors(app_, "toy0000", 0))
     second.set_value(second.gui_id("Scene"), "toy0001")
-    second.wait_until(lambda: "chair 1" in markdowns(second))
+    second.wait_until(lambda: "query 1 at (" in markdowns(second))
     assert len(app_.sessions) == 2
     assert {s.state.scene_id for s in app_.sessions.values()} == {"toy0000", "toy0001"}
     first.close()
@@ -244,7 +254,7 @@ def test_two_clients_keep_their_own_state(viewer, scenes):
 def test_empty_query_shows_a_hint(viewer):
     app_, oracle = viewer
     client = connect(app_)
-    type_query(client, "the table", "table 2")
+    type_query(client, "the table", "query 2 at (")
     calls = len(oracle.calls)
     client.set_value(client.gui_id("Query"), "   ")
     client.wait_until(lambda: "Type a query" in markdowns(client) and "/grounding/box" not in client.nodes)
@@ -262,7 +272,7 @@ def test_queries_while_one_runs_latest_wins(model, scenes, tmp_path):
         for text in ("chair", "the chair", "lamp", "the table"):
             client.set_value(client.gui_id("Query"), text)
             time.sleep(0.05)
-        client.wait_until(lambda: "table 2" in markdowns(client))
+        client.wait_until(lambda: "query 2 at (" in markdowns(client))
         client_session = next(iter(app_.sessions.values()))
         assert client_session.worker.dropped >= 1  # queued queries replaced by newer ones, never run
         assert len(oracle.calls) < 4 and "table" in oracle.calls[-1]
@@ -288,7 +298,7 @@ def test_client_disconnecting_mid_query(model, scenes, tmp_path, capfd):
         time.sleep(0.8)  # the orphaned query finishes against the closed connection
         assert "Traceback" not in capfd.readouterr().err
         other = connect(app_)
-        type_query(other, "the table", "table 2")
+        type_query(other, "the table", "query 2 at (")
         other.close()
     finally:
         app_.stop()
@@ -297,7 +307,7 @@ def test_client_disconnecting_mid_query(model, scenes, tmp_path, capfd):
 def test_2d_view_renders_the_mask_from_the_client_camera(viewer):
     app_, _ = viewer
     client = connect(app_)
-    type_query(client, "the table", "table 2")
+    type_query(client, "the table", "query 2 at (")
     sent = time.perf_counter()
     client.set_value(client.gui_id("2D mask view"), True)
     image = client.wait_for(lambda r: r.type == "BackgroundImageMessage", after=sent)
