@@ -30,9 +30,11 @@ def _run_eval(*args: str) -> None:
     cli.main(["eval", "--device", "cpu", *args])
 
 
-def test_eval_cli_writes_every_key_and_counts(toy_dataset, tmp_path):
+def test_eval_cli_writes_every_key_and_counts(toy_dataset, tmp_path, capsys):
     root, _, _, checkpoint = toy_dataset
     _run_eval("--checkpoint", str(checkpoint), "--data", str(root), "--output-dir", str(tmp_path))
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "1 expression(s) name a target with no point in the cloud: scored as misses" in printed
     result = json.loads((tmp_path / "eval_results.json").read_text())
     assert (result["count"], result["count_unique"], result["count_multiple"]) == (6, 4, 2)
     assert result["skipped"] == {}
