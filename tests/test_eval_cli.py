@@ -5,18 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from liftgs import cli
 from liftgs.data.dataset import GroundingDataset
 from liftgs.data.store import save_expressions, write_scene
-from liftgs.eval.evaluate import SKIP_EMPTY_TARGET, SKIP_MISSING_SCENE, SKIP_UNENCODABLE, evaluate
+from liftgs.eval.evaluate import SKIP_MISSING_SCENE, SKIP_UNENCODABLE, SKIP_UNKNOWN_TARGET, evaluate
 from liftgs.model import LiftGS, load_model
 from liftgs.model.loading import ModelLoadError, load_liftgs
 from liftgs.scene import Expression
 from tests.support.oracle import make_oracle
-from tests.support.scenes import NO_POINTS_OBJECT, SPLIT, few_points, toy_scene
+from tests.support.scenes import CUBE_POINTS_SPAN, CUBE_SIZE, NO_POINTS_OBJECT, SPLIT, few_points, toy_scene
 from tests.support.training import write_toy_nerfstudio_run
 
 
@@ -29,12 +30,14 @@ def _run_eval(*args: str) -> None:
     cli.main(["eval", "--device", "cpu", *args])
 
 
-def test_eval_cli_writes_every_key_and_counts(toy_dataset, tmp_path):
+def test_eval_cli_writes_every_key_and_counts(toy_dataset, tmp_path, capsys):
     root, _, _, checkpoint = toy_dataset
     _run_eval("--checkpoint", str(checkpoint), "--data", str(root), "--output-dir", str(tmp_path))
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "1 expression(s) name a target with no point in the cloud: scored as misses" in printed
     result = json.loads((tmp_path / "eval_results.json").read_text())
-    assert (result["count"], result["count_unique"], result["count_multiple"]) == (5, 3, 2)
-    assert result["skipped"] == {SKIP_EMPTY_TARGET: 1}
+    assert (result["count"], result["count_unique"], result["count_multiple"]) == (6, 4, 2)
+    assert result["skipped"] == {}
     assert result["num_scenes"] == 2 and result["split"] == SPLIT
     for threshold in ("acc@0.25", "acc@0.5"):
         assert set(result[threshold]) == {"overall", "unique", "multiple"}
@@ -45,10 +48,15 @@ def test_eval_cli_writes_every_key_and_counts(toy_dataset, tmp_path):
         "chair": 3,
         "table": 1,
         "lamp": 1,
+        "ghost": 1,
     }
     assert {name: row["count"] for name, row in result["per_relation"].items()} == {"category": 1, "near": 1}
-    assert len(result["records"]) == 5
-    assert {"box_iou", "mask_iou", "predicted_box", "target_box", "score"} <= set(result["records"][0])
+    assert len(result["records"]) == 6
+    assert {"box_iou", "mask_iou", "predicted_box", "target_box", "target_points", "score"} <= set(
+        result["records"][0]
+    )
+    (ghost,) = [r for r in result["records"] if r["object_id"] == NO_POINTS_OBJECT]
+    assert (ghost["box_iou"], ghost["mask_iou"], ghost["target_points"]) == (0.0, 0.0, 0)
     assert (tmp_path / "eval_plots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -57,7 +65,7 @@ def test_eval_counts_the_answers_grounded_below_the_threshold(toy_dataset, tmp_p
     args = ["--checkpoint", str(checkpoint), "--data", str(root), "--output-dir", str(tmp_path)]
     _run_eval(*args, "--threshold", "0.999999")  # no voxel reaches it: every answer falls back
     result = json.loads((tmp_path / "eval_results.json").read_text())
-    assert result["below_threshold"]["count"] == 5
+    assert result["below_threshold"]["count"] == 6
     assert all(r["below_threshold"] and r["predicted_box"] is not None for r in result["records"])
     _run_eval(*args, "--threshold", "0.000001")
     assert json.loads((tmp_path / "eval_results.json").read_text())["below_threshold"]["count"] == 0
@@ -68,11 +76,19 @@ def test_oracle_scores_one_and_wrong_object_scores_zero(toy_dataset, model, monk
     dataset = GroundingDataset(root, SPLIT, load_frames=False)
     monkeypatch.setattr(LiftGS, "predict", make_oracle(scenes, expressions))
     result = evaluate(model, dataset, batch_size=2)
-    assert result.summary["count"] == 5
-    assert result.summary["acc@0.25"] == {"overall": 1.0, "unique": 1.0, "multiple": 1.0}
-    assert result.summary["acc@0.5"] == {"overall": 1.0, "unique": 1.0, "multiple": 1.0}
-    assert result.summary["mean_mask_iou"] == 1.0
-    assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_category"].values())
+    assert result.summary["count"] == 6 and result.skipped == {}
+    # Every target with points is found; the ghost (no point in the cloud) is a miss in the denominators.
+    assert result.summary["acc@0.25"] == {"overall": 5 / 6, "unique": 3 / 4, "multiple": 1.0}
+    assert result.summary["acc@0.5"] == {"overall": 5 / 6, "unique": 3 / 4, "multiple": 1.0}
+    assert result.summary["mean_mask_iou"] == pytest.approx(5 / 6)
+    found = [r for r in result.records if r.object_id != NO_POINTS_OBJECT]
+    for record in found:  # the box of the target's points against its annotated (whole-cube) box
+        np.testing.assert_allclose(record.target_box, scenes[record.scene_id].objects[record.object_id].box)
+        assert record.box_iou == pytest.approx((CUBE_POINTS_SPAN / CUBE_SIZE) ** 3)
+        assert record.mask_iou == 1.0
+    per_category = result.summary["per_category"]
+    assert per_category.pop("ghost") == {"count": 1, "acc@0.25": 0.0, "acc@0.5": 0.0}
+    assert all(row["acc@0.5"] == 1.0 for row in per_category.values())
     assert all(row["acc@0.5"] == 1.0 for row in result.summary["per_relation"].values())
     assert result.summary["instance_ranking"] == {"count": 2, "target_first": 1.0, "chance": 0.5}  # 2 chairs
     assert result.summary["anchor_localisation"] == {
@@ -98,8 +114,9 @@ def test_max_scenes_and_annotation_file(toy_dataset, model, tmp_path):
     assert {r.scene_id for r in first.records} == {"toy0000"}
 
     unknown = Expression("nowhere0000", 0, "chair", 0, "a chair", ["a", "chair"], "unique")
+    unannotated = Expression("toy0000", 42, "chair", 0, "a chair", ["a", "chair"], "unique")
     annotations = tmp_path / "subset.json"
-    save_expressions(annotations, [expressions[2], unknown])
+    save_expressions(annotations, [expressions[2], unknown, unannotated])
     out = tmp_path / "out"
     _run_eval(
         "--checkpoint", str(checkpoint), "--data", str(root), "--annotations", str(annotations),
@@ -107,9 +124,8 @@ def test_max_scenes_and_annotation_file(toy_dataset, model, tmp_path):
     )  # fmt: skip
     result = json.loads((out / "eval_results.json").read_text())
     assert result["count"] == 1 and result["records"][0]["object_name"] == "table"
-    assert result["skipped"] == {SKIP_MISSING_SCENE: 1}
+    assert result["skipped"] == {SKIP_MISSING_SCENE: 1, SKIP_UNKNOWN_TARGET: 1}
     assert result["annotations"] == str(annotations)
-    assert NO_POINTS_OBJECT not in [r["object_id"] for r in result["records"]]
 
 
 def _eval_error(*args: str) -> str:
@@ -153,7 +169,7 @@ def test_nerfstudio_run_loads_newest_checkpoint(toy_dataset, tiny_config, tmp_pa
         assert torch.equal(value, saved["pipeline"][f"_model.network.{name}"]), name
     out = tmp_path / "out"
     _run_eval("--checkpoint", str(config_path), "--data", str(toy_dataset.root), "--output-dir", str(out))
-    assert json.loads((out / "eval_results.json").read_text())["count"] == 5
+    assert json.loads((out / "eval_results.json").read_text())["count"] == 6
 
     other = write_toy_nerfstudio_run(tmp_path / "other", dataclasses.replace(tiny_config, text_dim=512))
     other.write_text(config_path.read_text())  # this run's weights under another run's config

@@ -60,21 +60,43 @@ def test_mask_iou():
         mask_iou(a, b[:3])
 
 
-def test_score_prediction_exact_partial_and_empty():
+def test_score_prediction_against_the_annotated_box():
     points = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]], dtype=np.float32)
     target = np.array([1, 1, 0, 0], bool)
-    box_iou, m_iou, predicted_box, target_box = score_prediction(points, target.copy(), target)
+    box_iou, m_iou, predicted_box = score_prediction(points, target.copy(), target, UNIT)
     assert (box_iou, m_iou) == (1.0, 1.0)
-    np.testing.assert_allclose(target_box, [0, 0, 0, 1, 1, 1])
-    # Predict points 0..2: box [0, 2]^3 (volume 8) contains the target's (volume 1) -> 1/8; masks 2/3.
-    box_iou, m_iou, predicted_box, _ = score_prediction(points, np.array([1, 1, 1, 0], bool), target)
+    np.testing.assert_allclose(predicted_box, UNIT)
+    # Predict points 0..2: box [0, 2]^3 (volume 8) contains the annotated one (volume 1) -> 1/8; masks 2/3.
+    box_iou, m_iou, predicted_box = score_prediction(points, np.array([1, 1, 1, 0], bool), target, UNIT)
     assert box_iou == pytest.approx(1 / 8)
     assert m_iou == pytest.approx(2 / 3)
     np.testing.assert_allclose(predicted_box, [0, 0, 0, 2, 2, 2])
-    box_iou, m_iou, predicted_box, _ = score_prediction(points, np.zeros(4, bool), target)
+    box_iou, m_iou, predicted_box = score_prediction(points, np.zeros(4, bool), target, UNIT)
     assert (box_iou, m_iou, predicted_box) == (0.0, 0.0, None)
-    with pytest.raises(ValueError, match="no point"):
-        score_prediction(points, target, np.zeros(4, bool))
+    with pytest.raises(ValueError, match="shape"):
+        score_prediction(points, target, target, UNIT[:4])
+
+
+def test_a_partially_observed_target_is_scored_against_its_annotated_box():
+    # The sensor saw the bottom half of a unit cube: predicting exactly those points is not a perfect box.
+    observed = np.array([[0, 0, 0], [1, 1, 0.5], [0, 1, 0.25], [5, 5, 5]], dtype=np.float32)
+    target = np.array([1, 1, 1, 0], bool)
+    box_iou, m_iou, predicted_box = score_prediction(observed, target.copy(), target, UNIT)
+    np.testing.assert_allclose(predicted_box, [0, 0, 0, 1, 1, 0.5])
+    assert box_iou == pytest.approx(0.5)  # half the annotated volume
+    assert m_iou == 1.0
+
+
+def test_a_target_without_points_is_a_miss_counted_in_the_denominator():
+    points = np.array([[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5]], dtype=np.float32)
+    nothing = np.zeros(3, bool)
+    # Even a predicted box equal to the annotated one cannot hit a target the cloud does not contain.
+    box_iou, m_iou, predicted_box = score_prediction(points, np.ones(3, bool), nothing, UNIT)
+    assert (box_iou, m_iou) == (0.0, 0.0)
+    np.testing.assert_allclose(predicted_box, UNIT)
+    hit, _, _ = score_prediction(points, np.ones(3, bool), np.array([1, 1, 0], bool), UNIT)
+    summary = grounding_accuracy([hit, box_iou], ["unique", "unique"])
+    assert summary["count"] == 2 and summary["acc@0.25"]["overall"] == 0.5
 
 
 def test_grounding_accuracy_splits_and_categories():

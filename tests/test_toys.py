@@ -1,5 +1,6 @@
 """The shared toys keep their promises: no voxel of a toy scene mixes two instances and the tiny network
-keeps every voxel; the toy dataset loads; frames see every cube; no test touches the user's dataset."""
+keeps every voxel; the toy dataset loads; each cube's annotated box holds its points; frames see every cube;
+no test touches the user's dataset."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ import numpy as np
 
 from liftgs.data import default_dataset_path
 from liftgs.data.dataset import GroundingDataset
+from liftgs.eval.metrics import points_box
 from liftgs.model import LiftGS
 from liftgs.model.voxelize import voxelize
 from tests.support.network import VOXEL, HashTextEncoder
-from tests.support.scenes import NO_POINTS_OBJECT, SPLIT, voxel_fraction, write_toy_dataset
+from tests.support.scenes import (
+    CUBE_POINTS_SPAN,
+    CUBE_SIZE,
+    NO_POINTS_OBJECT,
+    SPLIT,
+    voxel_fraction,
+    write_toy_dataset,
+)
 
 
 def test_toy_voxels_are_pure_and_dataset_loads(tmp_path):
@@ -31,6 +40,15 @@ def test_toy_voxels_are_pure_and_dataset_loads(tmp_path):
     assert not (scenes["toy0001"].point_instance == NO_POINTS_OBJECT).any()
     records = json.loads((tmp_path / "annotations" / f"{SPLIT}.json").read_text())
     assert [r["eval_type"] for r in records].count("unique") == 4
+
+
+def test_each_cubes_annotated_box_is_the_whole_cube_around_its_points(toy_scene):
+    inset = (CUBE_SIZE - CUBE_POINTS_SPAN) / 2
+    for object_id, scene_object in toy_scene.objects.items():
+        box = scene_object.box
+        np.testing.assert_allclose(box[3:] - box[:3], CUBE_SIZE)
+        observed = points_box(toy_scene.points, toy_scene.point_instance == object_id)
+        np.testing.assert_allclose(observed, box + np.repeat([inset, -inset], 3), atol=1e-6)
 
 
 def test_toy_frames_see_every_cube_where_its_points_are(toy_scene):

@@ -11,7 +11,7 @@ import pytest
 from liftgs import cli
 from liftgs.data.point_features import LIFTED_FILE, save_lifted_features
 from liftgs.data.store import save_expressions, write_points_ply
-from liftgs.eval.evaluate import SKIP_EMPTY_TARGET, SKIP_MISSING_SCENE
+from liftgs.eval.evaluate import SKIP_MISSING_SCENE
 from liftgs.model import LiftGS, save_checkpoint
 from tests.support.network import save_tiny_checkpoint, tiny_config
 from tests.support.scenes import SPLIT, write_toy_dataset
@@ -51,8 +51,8 @@ def test_a_truncated_feature_file_or_an_empty_cloud_skips_that_scene_counted(toy
     (root / "scans/toy0000" / LIFTED_FILE).write_bytes(data[: len(data) // 2])
     _eval(root, checkpoint, tmp_path / "out")
     result = json.loads((tmp_path / "out/eval_results.json").read_text())
-    assert result["num_scenes"] == 1 and result["count"] == 2  # toy0001's two scorable expressions
-    assert result["skipped"] == {SKIP_MISSING_SCENE: 3, SKIP_EMPTY_TARGET: 1}
+    assert result["num_scenes"] == 1 and result["count"] == 3  # toy0001's three, the ghost's a miss
+    assert result["skipped"] == {SKIP_MISSING_SCENE: 3}
 
     _empty_cloud(root / "scans/toy0001")
     save_lifted_features(root / "scans/toy0001", np.zeros((0, 4)), {})  # an empty feature file too
@@ -89,7 +89,7 @@ def test_eval_checks_the_output_folder_before_the_work(toy, tmp_path):
     assert not (tmp_path / "x").exists()  # a refused run leaves no folder behind
     deep = tmp_path / "a/b/c"
     _eval(root, checkpoint, deep)
-    assert json.loads((deep / "eval_results.json").read_text())["count"] == 5
+    assert json.loads((deep / "eval_results.json").read_text())["count"] == 6
 
 
 def test_a_checkpoint_that_reads_lifted_features_is_refused_where_scenes_have_none(toy, tmp_path):

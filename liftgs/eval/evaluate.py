@@ -4,13 +4,16 @@
 ``liftgs.eval.command.EvalCommand`` is ``liftgs eval``. Each scene is encoded once and every expression of
 that scene is grounded against the cached encoding in batches.
 
-What is scored (see ``liftgs.eval.metrics``): the predicted mask is the chosen query's grounded voxels
-(``Prediction.mask``, ``answer_voxels``: thresholded, at a lower threshold if no voxel reaches it, then one
-connected part) carried back to the scene's own points through ``SceneFeatures.source_to_voxel``; the target
-is the scene points whose ``point_instance`` is the expression's object id. Boxes are the axis-aligned boxes
-of both masks' points. Expressions whose target has no point in the cloud are skipped and counted in
-``EvalResult.skipped`` (they cannot be scored), as are expressions of scenes the dataset cannot supply or
-the model cannot encode (too few points); each skipped scene is logged.
+What is scored follows ScanRefer (see ``liftgs.eval.metrics.score_prediction``): the predicted mask is the
+chosen query's grounded voxels (``Prediction.mask``, ``answer_voxels``: thresholded, at a lower threshold if
+no voxel reaches it, then one connected part) carried back to the scene's own points through
+``SceneFeatures.source_to_voxel``, and its box is the axis-aligned box of those points; the ground-truth box
+is the target's annotated box (``Scene.objects[object_id].box``, from ``objects.json``), not the box of the
+points the sensor happened to observe. The target's points (``point_instance == object_id``) give the mask
+IoU. A target with no point in the cloud is scored as a miss (box and mask IoU 0) and stays in every
+denominator. Skipped and counted in ``EvalResult.skipped`` (they cannot be scored) are: expressions whose
+object id is not among the scene's annotated objects (no ground-truth box), and expressions of scenes the
+dataset cannot supply or the model cannot encode (too few points); each skipped scene is logged.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from liftgs.scene import Expression, Scene
 logger = logging.getLogger(__name__)
 
 SKIP_MISSING_SCENE = "scene unavailable (unknown id or unreadable files)"
-SKIP_EMPTY_TARGET = "target has no points"
+SKIP_UNKNOWN_TARGET = "target is not among the scene's annotated objects"
 SKIP_UNENCODABLE = "scene cannot be encoded (too few points?)"
 
 
@@ -220,12 +223,15 @@ def _ground_scene(
         batch = expressions[start : start + batch_size]
         predictions = model.predict(features, [expression.description for expression in batch], threshold)
         for expression, prediction in zip(batch, predictions, strict=True):
-            target = scene.point_instance == expression.object_id
-            if not target.any():
-                skipped[SKIP_EMPTY_TARGET] += 1
+            annotated = scene.objects.get(expression.object_id)
+            if annotated is None:
+                skipped[SKIP_UNKNOWN_TARGET] += 1
                 continue
+            target = scene.point_instance == expression.object_id
             predicted = predicted_point_mask(prediction.mask, features.source_to_voxel)
-            box_iou, mask_iou, predicted_box, target_box = score_prediction(scene.points, predicted, target)
+            box_iou, mask_iou, predicted_box = score_prediction(
+                scene.points, predicted, target, annotated.box
+            )
             rank, candidates = _rank_among_category(
                 scene, rivals.get(expression.object_id), expression.object_id, prediction, features
             )
@@ -241,7 +247,8 @@ def _ground_scene(
                     mask_iou=mask_iou,
                     score=float(prediction.score),
                     predicted_box=None if predicted_box is None else predicted_box.tolist(),
-                    target_box=target_box.tolist(),
+                    target_box=np.asarray(annotated.box, dtype=np.float64).tolist(),
+                    target_points=int(np.count_nonzero(target)),
                     relation=expression.relation,
                     target_rank=rank,
                     num_candidates=candidates,

@@ -3,7 +3,8 @@
 Pure numpy, no model or dataset code. Boxes are axis-aligned ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in
 world metres (see ``liftgs.scene``). As in ScanRefer and Locate 3D, a predicted box is the axis-aligned
 box of the points of the predicted mask, and a prediction counts as correct at threshold ``t`` when its
-box's IoU with the target's box is at least ``t``.
+box's IoU with the target's annotated box (``SceneObject.box``) is at least ``t``; a target with no point
+in the cloud is a miss (``score_prediction``).
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ class GroundingRecord:
     Attributes:
         scene_id, object_id, ann_id, object_name, eval_type, description, relation: the expression's
             fields (``relation`` None when the annotation has none).
-        box_iou: IoU of the predicted mask's box with the target's box (0 when the mask is empty).
-        mask_iou: IoU of the predicted point mask with the target's point mask.
+        box_iou: IoU of the predicted mask's box with the target's annotated box (0 when the mask is empty
+            or the target has no point in the cloud).
+        mask_iou: IoU of the predicted point mask with the target's point mask (0 when it has no point).
         score: the model's confidence for the chosen query.
         predicted_box: [6] as a list, or None when the predicted mask is empty.
-        target_box: [6] as a list.
+        target_box: [6] the target's annotated box, as a list.
+        target_points: how many points of the cloud belong to the target (0: scored as a miss).
         target_rank: where the target ranks (1 = first) among the objects of its category present in the
             cloud by mean predicted probability over their points (``instance_rank``); None when it has
             no same-category distractor or the scene lists no objects.
@@ -103,6 +106,7 @@ class GroundingRecord:
     score: float
     predicted_box: list[float] | None
     target_box: list[float]
+    target_points: int
     relation: str | None = None
     target_rank: int | None = None
     num_candidates: int | None = None
@@ -116,25 +120,27 @@ class GroundingRecord:
 def score_prediction(
     points: np.ndarray,  # [P, 3] the scene's cloud
     predicted_mask: np.ndarray,  # [P] bool
-    target_mask: np.ndarray,  # [P] bool
-) -> tuple[float, float, np.ndarray | None, np.ndarray]:
-    """Box IoU and mask IoU of one predicted point mask against the target's.
+    target_mask: np.ndarray,  # [P] bool, the target's points (may select none)
+    target_box: np.ndarray,  # [6] the target's annotated box (``SceneObject.box``)
+) -> tuple[float, float, np.ndarray | None]:
+    """Box IoU and mask IoU of one predicted point mask, ScanRefer's way.
 
-    Both boxes are the axis-aligned boxes of their masks' points (the target's, like ScanRefer's, from
-    the instance's points), so a prediction equal to the target scores IoU 1.
+    The box IoU compares the box of the predicted points with the target's ANNOTATED box, not with the box
+    of whichever of its points the sensor observed: a prediction equal to a partially observed target's
+    points scores below 1. A target with no point in the cloud cannot be selected by a point mask, so it
+    is a miss (box IoU 0) whatever was predicted. The mask IoU is against the target's points (0 when it
+    has none).
 
     Returns:
-        ``(box_iou, mask_iou, predicted_box [6] | None, target_box [6])``.
-
-    Raises:
-        ValueError: if the target mask is empty (the target has no point in the cloud).
+        ``(box_iou, mask_iou, predicted_box [6] | None)``; the predicted box is None for an empty mask.
     """
-    target_box = points_box(points, target_mask)
-    if target_box is None:
-        raise ValueError("the target object has no point in the scene's cloud")
+    target_box = np.asarray(target_box, dtype=np.float64)
+    if target_box.shape != (6,):
+        raise ValueError(f"the target box must have shape (6,), got {target_box.shape}")
     predicted_box = points_box(points, predicted_mask)
-    box_iou = 0.0 if predicted_box is None else float(box_iou_3d(predicted_box, target_box))
-    return box_iou, mask_iou(predicted_mask, target_mask), predicted_box, target_box
+    hit = predicted_box is not None and bool(np.asarray(target_mask, dtype=bool).any())
+    box_iou = float(box_iou_3d(predicted_box, target_box)) if hit else 0.0
+    return box_iou, mask_iou(predicted_mask, target_mask), predicted_box
 
 
 def instance_rank(

@@ -50,7 +50,8 @@ def group_table(result: EvalResult, group: str = "category") -> Table:
 
 
 def print_report(result: EvalResult, console: Console | None = None) -> None:
-    """Print the summary, the per-category table, the per-relation one (when known) and any skips."""
+    """Print the summary, the per-category table, the per-relation one (when known), how many targets had
+    no point in the cloud (scored as misses) and any skips."""
     console = console or Console()
     console.print(summary_table(result))
     console.print(group_table(result, "category"))
@@ -73,6 +74,12 @@ def print_report(result: EvalResult, console: Console | None = None) -> None:
         console.print(
             f"no voxel reached the threshold for {below['count']} expression(s), grounded at the fallback "
             f"(Acc@0.25 {_percent(below['acc@0.25'])}% of them)"
+        )
+    absent = sum(record.target_points == 0 for record in result.records)
+    if absent:
+        console.print(
+            f"[yellow]{absent} expression(s) name a target with no point in the cloud: "
+            "scored as misses[/yellow]"
         )
     for reason, count in result.skipped.items():
         console.print(f"[yellow]skipped {count} expression(s): {reason}[/yellow]")

@@ -27,7 +27,13 @@ FLOOR_Z = 0.025
 """Height of the floor's points (one layer of the grid)."""
 SPLIT = "test"
 NO_POINTS_OBJECT = 9
-"""An object of toy0001's objects.json with no point in its cloud (its expressions must be skipped)."""
+"""An object of toy0001's objects.json with no point in its cloud (its expressions are scored as misses)."""
+
+
+CUBE_SIZE = 0.4
+"""Edge (metres) of a toy cube's annotated box."""
+CUBE_POINTS_SPAN = CUBE_SIZE - VOXEL / 2
+"""Edge of the box of a toy cube's points: the grid's cell centres lie half a 0.05 m step inside the cube."""
 
 
 def _grid(lo: np.ndarray, count: tuple[int, int, int], step: float = VOXEL / 2) -> np.ndarray:
@@ -39,7 +45,7 @@ def _grid(lo: np.ndarray, count: tuple[int, int, int], step: float = VOXEL / 2) 
 def cube_box(index: int) -> np.ndarray:
     """[6] (min xyz, max xyz) of the ``index``-th cube: 0.4 m, 0.2 m apart in a row along x, at z 0.2-0.6."""
     lo = np.array([0.2 + 0.6 * index, 0.2, 0.2])
-    return np.concatenate([lo, lo + 0.4])
+    return np.concatenate([lo, lo + CUBE_SIZE])
 
 
 def _box_surface(rng: np.random.Generator, box: np.ndarray, count: int) -> np.ndarray:
@@ -108,7 +114,9 @@ def toy_scene(
 ) -> Scene:
     """A 2 m floor (z in [0, 0.05], grey) and one solid 0.4 m cube of points per name (``cube_box``, coloured
     ``PALETTE`` in order: the chair red, the table green, the lamp blue), with a little colour noise from
-    ``seed``; points on a 0.05 m grid offset by half a step. ``num_frames`` posed ``height`` x ``width``
+    ``seed``; points on a 0.05 m grid offset by half a step. Each object's annotated box
+    (``SceneObject.box``) is its whole cube, ``cube_box``; its points, the centres of the grid's cells,
+    span ``CUBE_POINTS_SPAN`` of it. ``num_frames`` posed ``height`` x ``width``
     views (K's focal length 0.8 ``width``) with instance maps."""
     rng = np.random.default_rng(seed)
     floor = _grid(np.zeros(3), (40, 40, 1))
@@ -177,9 +185,10 @@ def _expression(
 
 
 def write_toy_dataset(root: Path) -> tuple[dict[str, Scene], list[Expression]]:
-    """Two scenes and six expressions (five scorable: 3 unique, 2 multiple; one, unique, whose target
-    has no points) in the dataset-root layout: scans/, annotations/test.json, splits/test.txt. Two
-    scorable expressions say their relation ("category", "near"); the "near" one names its anchor."""
+    """Two scenes and six expressions (4 unique, 2 multiple) in the dataset-root layout: scans/,
+    annotations/test.json, splits/test.txt. The last, unique, is about the "ghost", an annotated object
+    with no point in the cloud: a miss for any prediction. Two expressions say their relation
+    ("category", "near"); the "near" one names its anchor."""
     scenes = {
         "toy0000": toy_scene("toy0000", ["chair", "chair", "table"], seed=0),
         "toy0001": toy_scene("toy0001", ["lamp", "chair"], seed=1),
