@@ -1,7 +1,7 @@
 """Grounding for the viewer: each scene encoded once (``LiftGS.encode_scene``) and cached, queries against it.
 
 Shared by every client of one viewer process; thread-safe. Numbers leave here as numpy: per-voxel
-probabilities ``[Pv]``, per-Gaussian colours ``[G, ...]``, boxes ``(xmin, ymin, zmin, xmax, ymax, zmax)``
+probabilities ``[Pv]``, per-Gaussian colors ``[G, ...]``, boxes ``(xmin, ymin, zmin, xmax, ymax, zmax)``
 in world metres.
 
 Negative queries ("not the table") subtract softly: a candidate's probabilities are multiplied by
@@ -74,11 +74,10 @@ class LoadedScene:
         return ""
 
     def grounded(self, point_probs: np.ndarray, threshold: float) -> np.ndarray:
-        """[Pv] bool, the grounded object's voxels, as ``liftgs eval`` scores them: the most confident
-        substantial connected part of the voxels whose probability (``point_probs`` [Pv]) reaches
-        ``threshold``, grown into its connected voxels above ``GROW_FRACTION`` of it
-        (``liftgs.model.grounded_voxels``); none when no voxel reaches the threshold (where ``liftgs eval``
-        falls back to a lower one, ``answer_voxels``: the viewer's threshold is the person's slider)."""
+        """[Pv] bool, the grounded object's voxels of ``point_probs`` [Pv] at ``threshold``, by the grounding
+        rule of ``liftgs.model.grounded_mask`` (``grounded_voxels``); none when no voxel reaches the
+        threshold (where ``liftgs eval`` falls back to a lower one: the viewer's threshold is the person's
+        slider)."""
         return grounded_voxels(
             torch.from_numpy(self.voxel_points),
             torch.from_numpy(point_probs),

@@ -1,6 +1,6 @@
-"""Colouring the scene's Gaussians by a grounded mask: the selection lit up, everything else dimmed.
+"""Coloring the scene's Gaussians by a grounded mask: the selection lit up, everything else dimmed.
 
-All arrays are per Gaussian (``G``), colours RGB float in [0, 1], opacities in [0, 1].
+All arrays are per Gaussian (``G``), colors RGB float in [0, 1], opacities in [0, 1].
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 HIGHLIGHT_RGB = np.array([1.0, 0.42, 0.05], dtype=np.float32)
-"""Colour the grounded Gaussians are tinted towards (orange); the 3D box uses it too."""
+"""Color the grounded Gaussians are tinted towards (orange); the 3D box uses it too."""
 DIM_RGB = 0.35
 """Brightness factor of Gaussians outside the selection."""
 DIM_OPACITY = 0.25
@@ -23,12 +23,12 @@ def selected(probs: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def highlight(
-    colors: np.ndarray,  # [G, 3] the scene's own colours
+    colors: np.ndarray,  # [G, 3] the scene's own colors
     opacities: np.ndarray,  # [G]
     probs: np.ndarray,  # [G] mask probability of each Gaussian
     threshold: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Colours and opacities that show a grounded mask.
+    """Colors and opacities that show a grounded mask.
 
     Gaussians with ``probs >= threshold`` keep their opacity and are tinted towards ``HIGHLIGHT_RGB``, the
     more the higher their probability; the others are darkened and made translucent.

@@ -42,7 +42,7 @@ def render_view(
     height: int,
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> np.ndarray:
-    """[H, W, 3] uint8 image of the Gaussians with the given colours and opacities."""
+    """[H, W, 3] uint8 image of the Gaussians with the given colors and opacities."""
     device = gaussians.means.device
     image, _, _ = rasterize(
         gaussians.means,

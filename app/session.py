@@ -46,7 +46,7 @@ BOX = "/grounding/box"
 LABEL = "/grounding/label"
 ANCHORS = "/grounding/anchors"
 ANCHOR_RGB = (20, 200, 230)
-"""Colour of the anchor markers (cyan, apart from the orange selection)."""
+"""Color of the anchor markers (cyan, apart from the orange selection)."""
 ANCHOR_RADIUS = 0.08
 """Radius of an anchor's marker sphere (metres)."""
 MAX_FRUSTUMS = 60
@@ -87,7 +87,7 @@ class ClientSession:
         self._closed = False
         self._loaded: LoadedScene | None = None
         self._drawn_result: GroundingResult | None = None
-        self._shown: tuple[np.ndarray, np.ndarray] | None = None  # colours [G, 3], opacities [G] on screen
+        self._shown: tuple[np.ndarray, np.ndarray] | None = None  # colors [G, 3], opacities [G] on screen
         self._candidate_buttons: list[viser.GuiButtonHandle] = []
         self._history_buttons: list[viser.GuiButtonHandle] = []
         self._history_timer: threading.Timer | None = None

@@ -1,7 +1,7 @@
 """The scene's predicted Gaussians as browser splats (viser 0.2.7's Gaussian splat node).
 
 Everything is numpy in the world frame (z up, metres). The browser needs covariances, so they are
-computed once per scene here; a new highlight re-sends the same geometry with new colours.
+computed once per scene here; a new highlight re-sends the same geometry with new colors.
 
 viser 0.2.7's web client keeps drawing the old buffer when a splat node is re-added under the same name
 (its splat component only registers its buffer when it mounts), so ``SplatLayer`` sends every version
@@ -26,7 +26,7 @@ class Splats:
     Attributes:
         centers: [G, 3] float32 means (metres).
         covariances: [G, 3, 3] float32 ``R diag(scales**2) R^T``.
-        colors: [G, 3] float32 RGB in [0, 1] (the model's reconstruction colours).
+        colors: [G, 3] float32 RGB in [0, 1] (the model's reconstruction colors).
         opacities: [G] float32 in (0, 1).
         point_index: [G] int64 voxel point each Gaussian comes from (per-point mask -> per-Gaussian).
     """
@@ -88,7 +88,7 @@ class SplatLayer:
         colors: np.ndarray | None = None,  # [G, 3] RGB in [0, 1]; default splats.colors
         opacities: np.ndarray | None = None,  # [G] in [0, 1]; default splats.opacities
     ) -> None:
-        """Sends ``splats`` with these colours as the new version and removes the previous version."""
+        """Sends ``splats`` with these colors as the new version and removes the previous version."""
         colors = splats.colors if colors is None else colors
         opacities = splats.opacities if opacities is None else opacities
         self._version += 1

@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "liftgs.benchmarks.scene_file:BenchSceneFile",
         "time 3DGS PLY files of 100k / 1M splats: load, encode, first answer",
     ),
-    "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colours"),
+    "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colors"),
     "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
     "pseudo-label": ("liftgs.pseudo.command:PseudoLabelCommand", "2D pseudo-labels (SAM+CLIP or stand-in)"),
     "lift-features": (

@@ -27,7 +27,7 @@ from liftgs.atomic import atomic_path
 SH_C0 = 0.28209479177387814
 """Degree-0 real spherical-harmonics constant: ``rgb = 0.5 + SH_C0 * f_dc``."""
 NUM_SH_REST = 45
-"""Higher-order SH coefficients of a degree-3 3DGS file (15 per colour channel), written as zeros."""
+"""Higher-order SH coefficients of a degree-3 3DGS file (15 per color channel), written as zeros."""
 _EPS = 1e-6
 _WIDTHS = {"quats": 4, "scales": 3, "opacities": 1, "colors": 3}
 """Values per Gaussian of each field besides ``means``."""

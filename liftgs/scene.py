@@ -11,7 +11,7 @@ Conventions (written once, here, and assumed everywhere else):
 - Depth is in metres, float32, with 0 meaning "no measurement".
 - Instance ids in memory are object ids (>= 0) and ``-1`` means "no object". On disk, instance PNGs store
   ``object_id + 1`` so that 0 means none (see ``liftgs.data.store``).
-- Colours are float32 in [0, 1] for point clouds and uint8 [H, W, 3] for images.
+- Colors are float32 in [0, 1] for point clouds and uint8 [H, W, 3] for images.
 
 Everything here is numpy: the data layer does not depend on torch. Models convert at their boundary.
 """
@@ -35,7 +35,7 @@ class Frame:
         name: frame identifier inside its scene (e.g. ``"12"``).
         image: [H, W, 3] uint8 RGB.
         depth: [H, W] float32 metres, 0 = invalid. May have its own resolution; see ``K_depth``.
-        K: [3, 3] float64 colour intrinsics in pixels of ``image``.
+        K: [3, 3] float64 color intrinsics in pixels of ``image``.
         c2w: [4, 4] float64 camera-to-world, OpenCV axes.
         instance: [H, W] int32 object ids (``NO_INSTANCE`` = none), or None when the source has no 2D labels.
         K_depth: [3, 3] depth intrinsics when depth's resolution differs from the image's, else None.
@@ -59,11 +59,11 @@ class Frame:
 
     @property
     def depth_intrinsics(self) -> np.ndarray:
-        """[3, 3] intrinsics of the depth map (the colour ones when both share a resolution).
+        """[3, 3] intrinsics of the depth map (the color ones when both share a resolution).
 
         Raises:
             ValueError: the depth map has another size than the image and the frame has no ``K_depth``
-                (the colour intrinsics would put its pixels in the wrong place).
+                (the color intrinsics would put its pixels in the wrong place).
         """
         if self.K_depth is not None:
             return self.K_depth

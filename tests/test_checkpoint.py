@@ -50,7 +50,7 @@ def test_config_dict_round_trip():
     config = tiny_config()
     assert config_from_dict(LiftGSConfig, config_to_dict(config)) == config
     with pytest.raises(ValueError, match="unknown field"):
-        config_from_dict(LiftGSConfig, {**config_to_dict(config), "colour": 1})
+        config_from_dict(LiftGSConfig, {**config_to_dict(config), "color": 1})
 
 
 def test_failed_save_keeps_the_old_file(saved, monkeypatch):

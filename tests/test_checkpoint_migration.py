@@ -1,7 +1,8 @@
-"""Format-1 checkpoints (the shipped asset among them) load to the same network, or fail in one line."""
+"""Format-1 checkpoints load to the same network, or fail in one line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,19 @@ from liftgs.model.migration import FORMAT1_DEFAULTS
 from method_configs.liftgs import lifted_features_network
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "assets" / "liftgs_synthetic.pt"
-REFERENCE = Path(__file__).resolve().parent / "data" / "shipped_checkpoint_outputs.pt"
-"""Outputs of the shipped checkpoint on ``reference_inputs`` as the format-1 code computed them."""
+FORMAT1 = ROOT / "assets" / "legacy" / "lifted_features_format1.pt"
+"""A format-1 checkpoint of the lifted-feature network (``lifted_features_network``)."""
+REFERENCE = Path(__file__).resolve().parent / "data" / "lifted_features_format1_outputs.json"
+"""Outputs of ``FORMAT1`` on ``reference_inputs`` as the format-1 code computed them (float32 values)."""
+
+
+def load_reference() -> dict[str, torch.Tensor]:
+    with open(REFERENCE) as file:
+        stored = json.load(file)
+    return {
+        name: torch.tensor(item["values"], dtype=torch.float64).reshape(item["shape"]).float()
+        for name, item in stored.items()
+    }
 
 
 def reference_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
@@ -28,15 +39,15 @@ def reference_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[s
     return points, colors, extra, ["the red chair next to the table", "the lamp farthest from the door"]
 
 
-def test_the_shipped_format1_checkpoint_loads_to_the_same_network_and_outputs():
-    assert torch.load(SHIPPED, weights_only=True)["version"] == 1  # written before format 2
-    model, _ = load_model(SHIPPED)
+def test_a_format1_checkpoint_loads_to_the_same_network_and_outputs():
+    assert torch.load(FORMAT1, weights_only=True)["version"] == 1  # written before format 2
+    model, _ = load_model(FORMAT1)
     assert model.config == lifted_features_network()
     points, colors, extra, texts = reference_inputs()
     with torch.no_grad():
         scene = model.encode_scene(points, colors, extra)
         out = model.ground(scene, model.encode_text(texts), all_layers=False)
-    reference = torch.load(REFERENCE, weights_only=True)
+    reference = load_reference()
     got = {name: getattr(out, name) for name in ("mask_logits", "token_logits", "scores", "boxes")}
     got |= {"anchor_centres": out.anchor_centres, "relation_logits": out.relation_logits}
     gaussians = scene.gaussians
@@ -48,8 +59,8 @@ def test_the_shipped_format1_checkpoint_loads_to_the_same_network_and_outputs():
 
 @pytest.fixture
 def format1(tmp_path) -> tuple[Path, dict]:
-    """A copy of the shipped checkpoint to rewrite, and its payload."""
-    return tmp_path / "old.pt", torch.load(SHIPPED, weights_only=True)
+    """A path to rewrite ``FORMAT1`` to, and its payload."""
+    return tmp_path / "old.pt", torch.load(FORMAT1, weights_only=True)
 
 
 def test_fields_a_format1_file_lacks_take_the_format1_defaults(format1):
@@ -93,7 +104,7 @@ def test_a_format1_option_that_did_not_matter_is_dropped(format1):
 
 
 def test_format2_files_are_written_with_todays_names(tmp_path):
-    model, _ = load_model(SHIPPED)
+    model, _ = load_model(FORMAT1)
     path = save_checkpoint(tmp_path / "new.pt", model)
     payload = torch.load(path, weights_only=True)
     assert payload["version"] == VERSION == 2

@@ -52,7 +52,7 @@ def test_invalid_depth_pixels_are_dropped():
     assert 0 not in index and W not in index
 
 
-def test_lift_frames_voxel_means_colours_and_majority_instance():
+def test_lift_frames_voxel_means_colors_and_majority_instance():
     points, colors, instance = lift_frames([plane_frame()], voxel_size=0.1)
     np.testing.assert_allclose(points[:, 2], 0.0, atol=1e-6)
     np.testing.assert_allclose(colors, np.tile([0, 200 / 255, 0], (len(points), 1)), atol=1e-6)

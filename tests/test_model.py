@@ -37,7 +37,7 @@ def tiny_model(seed: int = 0, **gaussians) -> LiftGS:
 
 
 def room(n: int = 3000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """A floor and a wall (2 m x 2 m) plus a red cube: [n, 3] points and colours."""
+    """A floor and a wall (2 m x 2 m) plus a red cube: [n, 3] points and colors."""
     g = torch.Generator().manual_seed(seed)
     uv = torch.rand(n, 2, generator=g) * 2.0
     points = torch.stack([uv[:, 0], uv[:, 1], torch.zeros(n)], 1)
@@ -174,21 +174,21 @@ def test_encoder_shapes_determinism_and_permutation_equivariance():
         encoder(vox.points, vox.colors, vox.grid, VOXEL, extra=torch.zeros(vox.points.shape[0], 2))
 
 
-def test_encoder_features_depend_on_colour_and_on_other_points():
+def test_encoder_features_depend_on_color_and_on_other_points():
     torch.manual_seed(0)
     encoder = PointEncoder(tiny_config().encoder).eval()
     vox = voxelize(*room(), VOXEL)
     out = encoder(vox.points, vox.colors, vox.grid, VOXEL)
-    recoloured = vox.colors.clone()
-    recoloured[:10] = 1.0 - recoloured[:10]
-    changed = (encoder(vox.points, recoloured, vox.grid, VOXEL) - out).abs().sum(1) > 1e-5
+    recolored = vox.colors.clone()
+    recolored[:10] = 1.0 - recolored[:10]
+    changed = (encoder(vox.points, recolored, vox.grid, VOXEL) - out).abs().sum(1) > 1e-5
     assert changed[:10].all() and changed[10:].any()  # attention spreads the change to other points
 
 
 # --- Gaussian head -------------------------------------------------------------------------------------
 
 
-def test_gaussians_start_on_the_points_with_their_colours():
+def test_gaussians_start_on_the_points_with_their_colors():
     model = tiny_model(gaussians_per_point=2, feature_dim=5)
     points, colors = room()
     scene = model.encode_scene(points, colors)
@@ -465,7 +465,7 @@ def lifted_model(extra_channels: int = 8) -> LiftGS:
 
 def lifted_room(model: LiftGS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``room()`` whose cube points carry the projected embedding of the word "cube" as lifted feature and
-    the other points that of "floor" (as the stand-in labeller lifts names): points, colours, extra, and
+    the other points that of "floor" (as the stand-in labeller lifts names): points, colors, extra, and
     the [P] bool cube mask."""
     points, colors = room()
     cube = torch.arange(points.shape[0]) >= 3000

@@ -115,7 +115,7 @@ def test_bad_frames_skipped_and_counted_in_one_line(tmp_path, caplog):
     (line,) = [m for m in caplog.messages if re.search(r"skipped \d+ of \d+ frames", m)]
     assert "skipped 6 of 7 frames" in line
     for part in (
-        "1 missing colour image",
+        "1 missing color image",
         "1 non-finite pose",
         "1 no depth_file_path",
         "1 all-zero depth",

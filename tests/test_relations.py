@@ -24,7 +24,7 @@ from tests.support.network import HashTextEncoder, tiny_config
 
 LIFTED_DIM = 8
 NAMES = ("floor", "cube", "pillar")
-COLOURS = {
+COLORS = {
     "red": (0.9, 0.1, 0.1),
     "blue": (0.1, 0.1, 0.9),
     "green": (0.1, 0.8, 0.1),
@@ -53,33 +53,33 @@ def name_features(model: LiftGS) -> torch.Tensor:
 def cubes_and_pillar(
     g: torch.Generator, task: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, str]:
-    """A 3 m floor with three coloured 0.3 m cubes and a grey pillar, at random places at least 0.7 m apart.
+    """A 3 m floor with three colored 0.3 m cubes and a grey pillar, at random places at least 0.7 m apart.
 
-    Returns points [P, 3], colours [P, 3], name index [P] (into ``NAMES``), object id [P] (-1 floor, cubes
-    0..2, pillar 3), the target and its expression: a cube by colour ("the red cube") for ``task="colour"``,
+    Returns points [P, 3], colors [P, 3], name index [P] (into ``NAMES``), object id [P] (-1 floor, cubes
+    0..2, pillar 3), the target and its expression: a cube by color ("the red cube") for ``task="color"``,
     by distance to the pillar ("the cube closest to / farthest from the pillar") for ``task="distance"``;
     the pillar itself ("the pillar") for ``task="pillar"``.
     """
     count = 1500
     uv = torch.rand(count, 2, generator=g) * 3.0
     points = [torch.cat([uv, torch.zeros(count, 1)], 1)]
-    colours = [torch.rand(count, 3, generator=g) * 0.3 + 0.35]
+    colors = [torch.rand(count, 3, generator=g) * 0.3 + 0.35]
     names, ids = [torch.zeros(count, dtype=torch.long)], [torch.full((count,), -1)]
     centres: list[torch.Tensor] = []
     while len(centres) < 4:
         c = torch.rand(2, generator=g) * 2.4 + 0.3
         if all((c - o).norm() > 0.7 for o in centres):
             centres.append(c)
-    palette = [list(COLOURS)[i] for i in torch.randperm(len(COLOURS), generator=g)[:3]]
-    objects = [(0.3, 0.3, COLOURS[c], 1) for c in palette] + [(0.2, 0.8, (0.5, 0.5, 0.5), 2)]
-    for obj, (width, height, colour, name) in enumerate(objects):
+    palette = [list(COLORS)[i] for i in torch.randperm(len(COLORS), generator=g)[:3]]
+    objects = [(0.3, 0.3, COLORS[c], 1) for c in palette] + [(0.2, 0.8, (0.5, 0.5, 0.5), 2)]
+    for obj, (width, height, color, name) in enumerate(objects):
         part = torch.rand(200, 3, generator=g) * torch.tensor([width, width, height])
         part[:, :2] += centres[obj] - width / 2
         points.append(part)
-        colours.append(torch.tensor(colour).expand(200, 3))
+        colors.append(torch.tensor(color).expand(200, 3))
         names.append(torch.full((200,), name))
         ids.append(torch.full((200,), obj))
-    if task == "colour":
+    if task == "color":
         target = int(torch.randint(3, (1,), generator=g))
         text = f"the {palette[target]} cube"
     elif task == "pillar":
@@ -89,7 +89,7 @@ def cubes_and_pillar(
         farthest = bool(torch.rand(1, generator=g) < 0.5)
         target = int(distance.argmax() if farthest else distance.argmin())
         text = f"the cube {'farthest from' if farthest else 'closest to'} the pillar"
-    return torch.cat(points), torch.cat(colours), torch.cat(names), torch.cat(ids), target, text
+    return torch.cat(points), torch.cat(colors), torch.cat(names), torch.cat(ids), target, text
 
 
 def train_and_rank(
@@ -123,8 +123,8 @@ def _train_and_rank(model: LiftGS, task: str, steps: int, trials: int, name_the_
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def encoded(g: torch.Generator, task: str):
-        points, colours, names, ids, target, text = cubes_and_pillar(g, task)
-        scene = model.encode_scene(points, colours, lifted[names])
+        points, colors, names, ids, target, text = cubes_and_pillar(g, task)
+        scene = model.encode_scene(points, colors, lifted[names])
         voxel_ids = torch.full((scene.num_points,), -1)
         voxel_ids[scene.source_to_voxel] = ids
         return scene, voxel_ids, target, text
@@ -163,8 +163,8 @@ def _train_and_rank(model: LiftGS, task: str, steps: int, trials: int, name_the_
 def test_the_color_term_learns_color_words_that_the_plain_decoder_does_not():
     """The color vector comes from the encoder embeddings of the words each query picks."""
     trials = 60
-    plain = train_and_rank(0, 0, "colour", steps=100, trials=trials)
-    color = train_and_rank(0, 16, "colour", steps=100, trials=trials)
+    plain = train_and_rank(0, 0, "color", steps=100, trials=trials)
+    color = train_and_rank(0, 16, "color", steps=100, trials=trials)
     assert plain < 0.45 * trials  # about chance (1 in 3)
     assert color > 0.8 * trials
 
@@ -183,11 +183,11 @@ def test_grounded_anchors_learn_where_the_anchor_is_from_expressions_that_name_i
 def test_relational_terms_start_neutral_and_locate_anchors_inside_the_scene():
     model = relational_model(2, 8).eval()
     g = torch.Generator().manual_seed(0)
-    points, colours, names, _, _, text = cubes_and_pillar(g, "distance")
+    points, colors, names, _, _, text = cubes_and_pillar(g, "distance")
     heads = model.decoder.heads
     assert not heads.target_words.weight.any() and not heads.target_words.bias.any()
     with torch.no_grad():
-        scene = model.encode_scene(points, colours, name_features(model)[names])
+        scene = model.encode_scene(points, colors, name_features(model)[names])
         with_terms = model.ground(scene, model.encode_text([text]))
         heads.anchors = heads.color = None
         without = model.ground(scene, model.encode_text([text]))
@@ -208,9 +208,9 @@ def test_heads_read_the_text_encoders_embedding_of_the_target_words():
     heads.affinity = None
     torch.nn.init.normal_(heads.target_words.weight)
     g = torch.Generator().manual_seed(0)
-    points, colours, names, _, _, text = cubes_and_pillar(g, "colour")
+    points, colors, names, _, _, text = cubes_and_pillar(g, "color")
     with torch.no_grad():
-        scene = model.encode_scene(points, colours, name_features(model)[names])
+        scene = model.encode_scene(points, colors, name_features(model)[names])
         words = model.encode_text([text])
         reworded = replace(words, tokens=words.tokens + torch.randn(words.tokens.shape, generator=g))
         d, dp = model.config.decoder.d_model, model.config.decoder.point_dim
@@ -279,8 +279,8 @@ def test_anchor_words_train_through_the_masks():
     with torch.no_grad():
         anchors.relation_table.fill_(0.5)  # once the text weighs the geometry, its words get gradients
     g = torch.Generator().manual_seed(0)
-    points, colours, names, _, _, text = cubes_and_pillar(g, "distance")
-    scene = model.encode_scene(points, colours, name_features(model)[names])
+    points, colors, names, _, _, text = cubes_and_pillar(g, "distance")
+    scene = model.encode_scene(points, colors, name_features(model)[names])
     model.ground(scene, model.encode_text([text])).mask_logits.sigmoid().sum().backward()
     for parameter in (
         anchors.anchor_align.weight,
@@ -354,11 +354,11 @@ def test_the_anchors_referent_maps_carry_the_color_term():
     heads = model.decoder.heads
     with torch.no_grad():
         heads.color.query.weight.normal_()
-    points, colours, names, ids, _, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
+    points, colors, names, ids, _, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
     captured = []
     heads.anchors.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
     with torch.no_grad():
-        scene = model.encode_scene(points, colours, name_features(model)[names])
+        scene = model.encode_scene(points, colors, name_features(model)[names])
         model.ground(scene, model.encode_text([text]), all_layers=False)
         heads.color.query.weight.zero_()
         model.ground(scene, model.encode_text([text]), all_layers=False)
@@ -375,9 +375,9 @@ def test_relational_terms_refuse_what_they_cannot_use():
         LiftGS(config, text_encoder=HashTextEncoder())
     config.decoder.relation_kinds = SYNTHETIC_RELATION_KINDS
     model = LiftGS(config, text_encoder=HashTextEncoder()).eval()  # no lifted affinity: heads find anchors
-    points, colours, *_, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
+    points, colors, *_, text = cubes_and_pillar(torch.Generator().manual_seed(0), "distance")
     with torch.no_grad():
-        grounded = model.ground(model.encode_scene(points, colours), model.encode_text([text]))
+        grounded = model.ground(model.encode_scene(points, colors), model.encode_text([text]))
     assert grounded.mask_logits.isfinite().all()
     model = relational_model(anchor_slots=0, color_channels=4)
     with pytest.raises(ValueError, match="no voxel colors"):

@@ -248,8 +248,8 @@ def test_depth_modes_match_dense(render_mode):
         torch.testing.assert_close(depth, accumulated)
 
 
-def test_flat_opaque_wall_renders_its_depth_and_colour():
-    """A dense grid of opaque flat Gaussians at z = 2: RGB+ED gives the wall colour and depth 2."""
+def test_flat_opaque_wall_renders_its_depth_and_color():
+    """A dense grid of opaque flat Gaussians at z = 2: RGB+ED gives the wall color and depth 2."""
     xs = torch.linspace(-2.0, 2.0, 50)
     grid = torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
     n = grid.shape[0]

@@ -2,7 +2,7 @@
 
 The fixture: a camera 3 m above the scan's origin looks straight down at a plane 2 m in front of it
 (scan z = 1). The axis alignment lowers the scan by 1 m and turns it 90 degrees about z, so the plane must
-land on the aligned floor (z = 0) with scan x becoming aligned y. Colour (16 x 12, red left / blue right)
+land on the aligned floor (z = 0) with scan x becoming aligned y. Color (16 x 12, red left / blue right)
 and depth (8 x 6) have different resolutions and intrinsics of the same field of view. Mesh vertices on
 the plane's scan-x < 0 half belong to object 1 ("table"); two "chair"s float above it.
 """
@@ -106,7 +106,7 @@ def test_scene_frames_points_boxes_and_labels(tmp_path):
     frame = scene.frames[0]
     np.testing.assert_allclose(frame.c2w, ALIGN @ C2W_SCAN)
     np.testing.assert_allclose(frame.K, K_COLOR)
-    np.testing.assert_allclose(frame.K_depth, K_DEPTH)  # colour/depth resolutions differ
+    np.testing.assert_allclose(frame.K_depth, K_DEPTH)  # color/depth resolutions differ
     assert frame.image.shape == (12, 16, 3) and frame.depth.shape == (6, 8)
     np.testing.assert_allclose(frame.depth, 2.0)  # uint16 millimetres -> metres
 
@@ -156,7 +156,7 @@ def test_bad_frames_skipped_and_counted_in_one_line(tmp_path, caplog):
     assert len(warnings) == 1
     for part in (
         "skipped 5 of 7",
-        "1 unreadable colour image",
+        "1 unreadable color image",
         "1 missing depth",
         "1 all-zero depth",
         "1 non-finite pose",
@@ -165,7 +165,7 @@ def test_bad_frames_skipped_and_counted_in_one_line(tmp_path, caplog):
         assert part in warnings[0]
 
 
-def test_instance_masks_resized_to_colour(tmp_path):
+def test_instance_masks_resized_to_color(tmp_path):
     scene_dir = make_scannet(tmp_path, num_frames=1)
     mask = np.zeros((6, 8), dtype=np.uint8)
     mask[:, :4] = 2  # objectId 1 + 1 on the left half (depth resolution)
@@ -177,7 +177,7 @@ def test_instance_masks_resized_to_colour(tmp_path):
     np.testing.assert_array_equal(frame.instance, expected)
 
 
-def test_image_scale_rescales_colour_intrinsics(tmp_path):
+def test_image_scale_rescales_color_intrinsics(tmp_path):
     make_scannet(tmp_path, num_frames=1)
     frame = load_scannet_scene(tmp_path, SCENE, frame_stride=1, image_scale=0.5).frames[0]
     assert frame.image.shape == (6, 8, 3)

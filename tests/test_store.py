@@ -109,7 +109,7 @@ def test_bad_frames_are_skipped_counted_and_warned_once(tmp_path, caplog):
     assert [f.name for f in loaded.frames] == ["4", "5"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and f"{scene_dir}: skipped 4 of 6 frames (" in warnings[0]
-    for reason in ("1 unreadable colour image", "1 missing depth", "1 non-finite pose", "1 all-zero depth"):
+    for reason in ("1 unreadable color image", "1 missing depth", "1 non-finite pose", "1 all-zero depth"):
         assert reason in warnings[0]
 
 

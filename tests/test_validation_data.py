@@ -22,7 +22,7 @@ TINY = {"image_width": 32, "image_height": 24, "num_views": 6, "voxel_size": 0.1
 
 
 def _half_size_depth(scene_dir, scene) -> None:
-    """Rewrites every depth map at half the colour images' resolution."""
+    """Rewrites every depth map at half the color images' resolution."""
     for frame in scene.frames:
         write_depth_png(scene_dir / f"depth/{frame.name}.png", frame.depth[::2, ::2])
 
@@ -43,11 +43,11 @@ def test_depth_of_another_size_needs_depth_intrinsics(tmp_path):
     with pytest.raises(DatasetError) as raised:
         load_scene(scene_dir)
     message = str(raised.value)
-    assert "16x12 depth map for a 32x24 colour image" in message and "intrinsic_depth.txt" in message
+    assert "16x12 depth map for a 32x24 color image" in message and "intrinsic_depth.txt" in message
     assert "\n" not in message
 
 
-def test_a_frame_never_reads_depth_with_the_colour_intrinsics_of_another_size():
+def test_a_frame_never_reads_depth_with_the_color_intrinsics_of_another_size():
     image = np.zeros((24, 32, 3), np.uint8)
     frame = Frame("0", image, np.ones((12, 16), np.float32), np.eye(3), np.eye(4))
     with pytest.raises(ValueError, match="no depth intrinsics"):

@@ -1,7 +1,7 @@
 """The viewer in a real browser: Debian's Chromium, headless, driven by Playwright (no `playwright install`).
 
 The page must load viser's client, show the panel, and a query typed into the "Query" box must reach the
-server, come back as new splat colours and a box over the websocket, and change what is on screen.
+server, come back as new splat colors and a box over the websocket, and change what is on screen.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_query_typed_in_the_browser_highlights_and_changes_the_view(running, tmp
 
     sent = [message for stamp, message in received if stamp >= typed]
     splats = [m for m in sent if m["type"] == "GaussianSplatsMessage"]
-    assert splats, "no new splat colours reached the browser"
+    assert splats, "no new splat colors reached the browser"
     np.testing.assert_array_equal(splat_rgba(splats[-1])[:, :3], expected_colors(running, "toy0000", 2))
     assert any(m["type"] == "MeshMessage" and m["name"] == "/grounding/box" for m in sent)
     assert any(m["type"] == "LabelMessage" and m["text"] == "the table · 0.88" for m in sent)

@@ -1,4 +1,4 @@
-"""The viewer's small parts on their own: highlight colours, client state rules, the latest-wins worker,
+"""The viewer's small parts on their own: highlight colors, client state rules, the latest-wins worker,
 splat covariances, the 2D view's camera maths and rasterised image, export names, located anchors."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_2d_view_camera_matches_the_client_convention_and_renders_the_highlight(
         features=None,
         point_index=torch.arange(3),
     )
-    shown = np.eye(3)  # the colours to show (e.g. a highlight), not the Gaussians' own
+    shown = np.eye(3)  # the colors to show (e.g. a highlight), not the Gaussians' own
     image = render_view(gaussians, shown, np.ones(3), c2w, K, width, 40).astype(int)
     assert image.shape == (40, 60, 3)
     for (row, col), channel in (((20, 30), 0), ((20, 36), 1), ((13, 30), 2)):

@@ -3,18 +3,18 @@
 Headless websocket clients (``liftgs.benchmarks.viser_client``) connect over loopback to a real viewer
 server in this process. ``--mode latency`` (the default) uses one tab and measures
 
-- query -> colours: from sending a new query text to receiving the re-coloured splats (grounding on the
+- query -> colors: from sending a new query text to receiving the re-colored splats (grounding on the
   cached scene encoding, highlight, splat message, transport);
-- threshold -> colours: the same for a threshold change (no model call);
+- threshold -> colors: the same for a threshold change (no model call);
 - scene switch -> splats: from picking another scene to receiving its splats, cold (encode on first use)
   and warm (encoding cached).
 
-Prints medians (and 90th percentiles). Bars for a 20k-Gaussian scene on 2 cores: query -> colours
+Prints medians (and 90th percentiles). Bars for a 20k-Gaussian scene on 2 cores: query -> colors
 <= 200 ms median (goal <= 80 ms); warm splat upload for a new scene <= 1 s.
 
 ``--mode load`` connects ``--clients`` tabs at once; each sends a new query as soon as its previous one
-came back as colours, until ``--queries`` queries in all were answered or ``--time-limit`` seconds passed.
-It prints the query -> colours latency (p50, p95, max), the answered queries per second, and the
+came back as colors, until ``--queries`` queries in all were answered or ``--time-limit`` seconds passed.
+It prints the query -> colors latency (p50, p95, max), the answered queries per second, and the
 process's resident memory (RSS) when the server is ready, after the load, and after ``--cycles`` tabs
 more connected, grounded one query and closed one after the other, with its growth per tab over the
 second half of them (close to zero: closed tabs release their sessions). The clients run in this
@@ -63,7 +63,7 @@ def _free_port() -> int:
 
 @dataclass
 class BenchViewer:
-    """Times the viewer end to end: query -> new splat colours at the client, scene switch -> splats; or
+    """Times the viewer end to end: query -> new splat colors at the client, scene switch -> splats; or
     several clients querying at once."""
 
     mode: Literal["latency", "load"] = "latency"
@@ -146,8 +146,8 @@ class BenchViewer:
         finally:
             client.close()
         rows = [
-            ("query -> colours", queries, "<= 200 ms (goal <= 80 ms)"),
-            ("threshold -> colours", thresholds, "(no model call)"),
+            ("query -> colors", queries, "<= 200 ms (goal <= 80 ms)"),
+            ("threshold -> colors", thresholds, "(no model call)"),
             ("scene switch -> splats, cold", cold, "(encode + upload)"),
             ("scene switch -> splats, warm", warm, "<= 1 s"),
         ]
@@ -226,9 +226,9 @@ class BenchViewer:
         answered = sorted(latencies)
         table.add_row("queries answered", f"{len(answered)} of {self.queries} in {elapsed:.1f} s")
         if answered:
-            table.add_row("query -> colours p50", _ms(_percentile(answered, 0.50)))
-            table.add_row("query -> colours p95", _ms(_percentile(answered, 0.95)))
-            table.add_row("query -> colours max", _ms(answered[-1]))
+            table.add_row("query -> colors p50", _ms(_percentile(answered, 0.50)))
+            table.add_row("query -> colors p95", _ms(_percentile(answered, 0.95)))
+            table.add_row("query -> colors max", _ms(answered[-1]))
             table.add_row("queries per second", f"{len(answered) / elapsed:.2f}")
         table.add_row("RSS, server ready", _mib(rss_ready))
         table.add_row("RSS, after the load", _mib(rss_loaded))

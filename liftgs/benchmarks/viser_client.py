@@ -208,7 +208,7 @@ class ViserTestClient:
 
 
 def splat_rgba(message: dict[str, Any]) -> np.ndarray:
-    """[G, 4] uint8 colours and opacities carried by a ``GaussianSplatsMessage`` (viser's 32-byte layout:
+    """[G, 4] uint8 colors and opacities carried by a ``GaussianSplatsMessage`` (viser's 32-byte layout:
     centre xyz float32, 4 reserved bytes, 6 float16 covariance terms, then RGBA)."""
     raw = np.frombuffer(message["buffer"], dtype=np.uint8).reshape(-1, 32)
     return raw[:, 28:32]

@@ -190,7 +190,7 @@ class ImportScanNetCommand:
     voxel_size: float = 0.04
     """Voxel edge (metres) of the lifted point cloud."""
     image_scale: float = 1.0
-    """Resize factor for colour images (e.g. 0.5 turns 1296x968 into 648x484)."""
+    """Resize factor for color images (e.g. 0.5 turns 1296x968 into 648x484)."""
     overwrite: bool = False
     """Re-import scenes already present in ``out``."""
 

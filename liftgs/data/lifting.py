@@ -6,7 +6,7 @@ OpenCV axes. A pixel at row ``v``, column ``u`` therefore back-projects through 
 ``((u + 0.5 - cx) / fx * d, (v + 0.5 - cy) / fy * d, d)``.
 
 How ``lift_frames`` reduces millions of pixels quickly: each frame is first reduced to its own occupied
-voxels (per-voxel sums of xyz, colour and count, and per-(voxel, instance) pixel counts), then the frames'
+voxels (per-voxel sums of xyz, color and count, and per-(voxel, instance) pixel counts), then the frames'
 voxels are merged the same way. Both reductions group integer keys with ``_unique_inverse``, which indexes
 a small key space directly (linear time) and sorts only a large one.
 """
@@ -33,7 +33,7 @@ _DENSE_KEYS_PER_ITEM = 8
 _DENSE_MIN_KEYS = 1 << 20
 
 _UINT8_TO_UNIT = np.arange(256, dtype=np.float32) / 255.0
-"""[256] float32: a uint8 colour value -> [0, 1] (the same numbers as ``value.astype(float32) / 255``)."""
+"""[256] float32: a uint8 color value -> [0, 1] (the same numbers as ``value.astype(float32) / 255``)."""
 
 
 def backproject_depth(
@@ -83,12 +83,12 @@ def _project_to_pixels(
 
 
 def _frame_points(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World xyz [M, 3], colours [3, M] (rows r, g, b in [0, 1]) and instance ids [M] of a frame's valid
+    """World xyz [M, 3], colors [3, M] (rows r, g, b in [0, 1]) and instance ids [M] of a frame's valid
     depth pixels.
 
-    When the depth map has its own resolution, each point is projected into the colour image (same pose)
-    to read its colour; depth pixels that fall outside the colour image are dropped. Instance masks are
-    read at the colour image's pixel, rescaled when the mask has another resolution.
+    When the depth map has its own resolution, each point is projected into the color image (same pose)
+    to read its color; depth pixels that fall outside the color image are dropped. Instance masks are
+    read at the color image's pixel, rescaled when the mask has another resolution.
     """
     xyz, pixel_index = backproject_depth(frame.depth, frame.depth_intrinsics, frame.c2w)
     height, width = frame.height, frame.width
@@ -234,7 +234,7 @@ def lift_frames(
     """Back-projects every frame's valid depth and voxel-downsamples the union.
 
     Each occupied voxel of edge ``voxel_size`` metres (world-aligned grid) becomes one point: the mean xyz
-    and mean colour of the pixels that fell in it, and their majority instance id (``NO_INSTANCE`` counts
+    and mean color of the pixels that fell in it, and their majority instance id (``NO_INSTANCE`` counts
     as a label; ties go to the smallest id). Frames without instance masks contribute ``NO_INSTANCE``.
 
     Returns:

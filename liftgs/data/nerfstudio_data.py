@@ -4,14 +4,14 @@ The file follows nerfstudio's dataparser conventions:
 
 - ``frames[i].file_path`` and ``frames[i].depth_file_path`` are relative to the folder of
   ``transforms.json`` (absolute paths are used as they are); frames are read in ``file_path`` order.
-- ``fl_x, fl_y, cx, cy, w, h`` are pixels of the colour image, given once at the top level or per frame
+- ``fl_x, fl_y, cx, cy, w, h`` are pixels of the color image, given once at the top level or per frame
   (a frame's value wins). Camera models ``OPENCV`` / ``PINHOLE`` / ``SIMPLE_PINHOLE`` are accepted;
   distortion coefficients are ignored with a warning; fisheye and equirectangular cameras are refused.
 - ``transform_matrix`` is camera-to-world in OpenGL/nerfstudio camera axes (x right, y up, z backward);
   it is converted to OpenCV axes (x right, y down, z forward) by flipping the camera's y and z axes.
 - Depth (16-bit PNG, or ``.npy``) times ``depth_unit_scale_factor`` gives metres: nerfstudio's default
   1e-3 suits millimetre PNGs; the factor may also be set in ``transforms.json``. A depth map with another
-  resolution than its image gets ``Frame.K_depth``: the colour intrinsics rescaled to its size (same
+  resolution than its image gets ``Frame.K_depth``: the color intrinsics rescaled to its size (same
   camera, as Record3D and Polycam record it).
 - ``applied_transform`` (3x4, written by ``ns-process-data``: original capture frame -> this file's world)
   is kept as is by default; ``undo_applied_transform=True`` maps the poses back to the capture's frame.
@@ -170,7 +170,7 @@ def read_nerfstudio_frames(
             file, else nerfstudio's 1e-3.
         undo_applied_transform: express poses in the capture's original frame (inverse of the file's
             ``applied_transform``).
-        image_scale: resize factor for colour images; depth keeps its resolution.
+        image_scale: resize factor for color images; depth keeps its resolution.
 
     Returns:
         frames (OpenCV camera-to-world poses), the counted skips (not yet logged), the file's path.

@@ -100,12 +100,12 @@ def find_frame_names(frames_dir: Path, suffixes: Mapping[str, Sequence[str]]) ->
 def read_color_image(path: Path) -> np.ndarray:
     """[H, W, 3] uint8 RGB; raises ``FrameSkipped`` when the file is missing or cannot be decoded."""
     if not path.is_file():
-        raise FrameSkipped("missing colour image")
+        raise FrameSkipped("missing color image")
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as error:  # PIL's decoding errors
-        raise FrameSkipped("unreadable colour image") from error
+        raise FrameSkipped("unreadable color image") from error
 
 
 def read_depth_image(path: Path, scale: float) -> np.ndarray:

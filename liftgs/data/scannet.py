@@ -7,7 +7,7 @@ SensReader ``reader.py --export_color_images --export_depth_images --export_pose
     <scannet_dir>/scans/<id>/<id>_vh_clean_2.ply             mesh (vertex x, y, z in scan coordinates)
     <scannet_dir>/scans/<id>/<id>.aggregation.json           segGroups: objectId, label, segments
     <scannet_dir>/scans/<id>/<id>_vh_clean_2.0.010000.segs.json   segIndices: segment id per mesh vertex
-    <scannet_dir>/scans/<id>/[<frames_subdir>/]color/<i>.jpg       colour, e.g. 1296 x 968
+    <scannet_dir>/scans/<id>/[<frames_subdir>/]color/<i>.jpg       color, e.g. 1296 x 968
     <scannet_dir>/scans/<id>/[<frames_subdir>/]depth/<i>.png       uint16 millimetres, e.g. 640 x 480
     <scannet_dir>/scans/<id>/[<frames_subdir>/]pose/<i>.txt        4x4 camera-to-world (OpenCV axes)
     <scannet_dir>/scans/<id>/[<frames_subdir>/]intrinsic/intrinsic_color.txt, intrinsic_depth.txt (4x4)
@@ -15,7 +15,7 @@ SensReader ``reader.py --export_color_images --export_depth_images --export_pose
 
 ``scannet_dir`` may also be the ``scans`` folder itself. Everything returned is in the axis-aligned
 frame (z up, floor near z = 0, metres): poses and mesh vertices are left-multiplied by the alignment.
-Colour and depth keep their own resolutions; depth intrinsics go to ``Frame.K_depth`` when they differ.
+Color and depth keep their own resolutions; depth intrinsics go to ``Frame.K_depth`` when they differ.
 
 Frames are read with the shared readers of ``liftgs.data.rgbd_io``: a frame that cannot be used (missing
 or corrupt image, all-zero depth, non-finite pose, a file missing from one of the folders) is skipped and
@@ -260,11 +260,11 @@ def read_scannet_frames(
 
     Args:
         alignment: left-multiplied onto every camera-to-world pose.
-        image_scale: resize factor for colour images (and their instance masks); depth keeps its size.
+        image_scale: resize factor for color images (and their instance masks); depth keeps its size.
         depth_scale: metres per depth PNG unit (ScanNet: millimetres).
 
     Returns:
-        frames: in frame-id order; ``c2w`` aligned, ``K`` colour intrinsics, ``K_depth`` depth intrinsics
+        frames: in frame-id order; ``c2w`` aligned, ``K`` color intrinsics, ``K_depth`` depth intrinsics
             when they differ from ``K``.
         skips: the counted skips (not yet logged).
     """

@@ -13,7 +13,7 @@ One folder per scene, named by its scene id::
     <scene_id>/objects.json             [{"object_id", "object_name", "attributes", "box"}], box =
                                         [xmin, ymin, zmin, xmax, ymax, zmax] metres
 
-Loading is tolerant of bad frames: a frame whose colour, depth, pose (or instance mask, when the scene has
+Loading is tolerant of bad frames: a frame whose color, depth, pose (or instance mask, when the scene has
 an ``instance/`` folder) is missing or unreadable, whose depth is all zero, or whose pose is not finite is
 skipped; the skips of a scene are counted and reported in one warning line. A scene without any usable
 frame, or with a missing/corrupt point cloud or object list, raises ``DatasetError`` naming the file.
@@ -52,7 +52,7 @@ MAX_DEPTH_M = 65.535
 """Largest depth a uint16 millimetre PNG can hold; deeper measurements are written as 0 (invalid)."""
 
 COLOR_SUFFIXES = (".png", ".jpg")
-"""Colour images may be PNG (written here) or JPEG (ScanNet's exporter); the first that exists is read."""
+"""Color images may be PNG (written here) or JPEG (ScanNet's exporter); the first that exists is read."""
 
 FRAME_SUFFIXES = {"color": COLOR_SUFFIXES, "depth": (".png",), "pose": (".txt",), "instance": (".png",)}
 """Frame folders of a scene and the file suffixes read in each."""
@@ -146,7 +146,7 @@ def objects_to_json(objects: dict[int, SceneObject]) -> list[dict]:
 def write_scene(scene: Scene, scene_dir: str | Path) -> None:
     """Writes ``scene`` in the format described in the module docstring (folders are created).
 
-    Frames are written under their ``name``; all frames must share one colour K and one depth K.
+    Frames are written under their ``name``; all frames must share one color K and one depth K.
     Existing files of the same names are overwritten; other files are left alone. The files are written
     plainly: write into ``liftgs.atomic.atomic_directory`` (as ``liftgs generate`` and ``liftgs
     import-scannet`` do) so that the scene folder appears whole or not at all.
@@ -246,15 +246,15 @@ def list_frame_names(scene_dir: str | Path, folders: Sequence[str] | None = None
     (numeric names numerically, then the others alphabetically).
 
     ``folders`` default to every frame folder (``color``, ``depth``, ``pose``, ``instance``); e.g.
-    ``["color"]`` lists the colour images. A name listed may still miss a file in another folder.
+    ``["color"]`` lists the color images. A name listed may still miss a file in another folder.
     """
     folders = FRAME_SUFFIXES if folders is None else folders
     return find_frame_names(Path(scene_dir), {folder: FRAME_SUFFIXES[folder] for folder in folders})
 
 
 def read_scene_intrinsics(scene_dir: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(K [3, 3] of the colour images, K [3, 3] of the depth maps or None when the scene has no
-    ``intrinsic/intrinsic_depth.txt``: then depth maps must share the colour images' camera and size)."""
+    """(K [3, 3] of the color images, K [3, 3] of the depth maps or None when the scene has no
+    ``intrinsic/intrinsic_depth.txt``: then depth maps must share the color images' camera and size)."""
     scene_dir = Path(scene_dir)
     K = read_intrinsics(scene_dir / "intrinsic/intrinsic_color.txt", DatasetError)
     depth_path = scene_dir / "intrinsic/intrinsic_depth.txt"
@@ -262,7 +262,7 @@ def read_scene_intrinsics(scene_dir: str | Path) -> tuple[np.ndarray, np.ndarray
 
 
 def read_frame_image(scene_dir: str | Path, name: str) -> np.ndarray:
-    """[H, W, 3] uint8 colour image of frame ``name`` (``color/<name>.png`` or ``.jpg``).
+    """[H, W, 3] uint8 color image of frame ``name`` (``color/<name>.png`` or ``.jpg``).
 
     Raises ``FrameSkipped`` when it is missing or unreadable.
     """
@@ -293,7 +293,7 @@ def read_frame(
     Raises:
         FrameSkipped: a file is missing or unreadable, the depth is all zero, the pose is not finite, or the
             instance mask has another size than the image (``reason`` says which).
-        DatasetError: the depth map has another size than the colour image and the scene has no depth
+        DatasetError: the depth map has another size than the color image and the scene has no depth
             intrinsics (``intrinsic/intrinsic_depth.txt``) to say where its pixels look.
     """
     scene_dir = Path(scene_dir)
@@ -304,7 +304,7 @@ def read_frame(
         if depth.shape != image.shape[:2]:
             raise DatasetError(
                 f"{scene_dir}: frame {name} has a {depth.shape[1]}x{depth.shape[0]} depth map for a "
-                f"{image.shape[1]}x{image.shape[0]} colour image and the scene has no "
+                f"{image.shape[1]}x{image.shape[0]} color image and the scene has no "
                 "intrinsic/intrinsic_depth.txt; add the depth camera's intrinsics there"
             )
         K_depth = K

@@ -4,7 +4,7 @@ For a frame with segments ``k = 0 .. S-1``:
 
 - global ``g`` = CLIP(whole image); local ``l_k`` = CLIP(masked crop of segment k): the segment's box,
   grown by ``crop_padding`` of its size on every side and made square, with pixels outside the segment
-  filled with CLIP's mean colour;
+  filled with CLIP's mean color;
 - ``w_k = softmax_k(cos(l_k, g) / temperature)`` (over the frame's segments);
 - ``f_k = normalize(w_k g + (1 - w_k) l_k)``: segments that look like the whole view lean on the global
   context, distinctive ones keep their own embedding (ConceptFusion, Jatavallabhula et al. 2023).

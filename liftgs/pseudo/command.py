@@ -1,6 +1,6 @@
 """``liftgs pseudo-label``: pseudo-labels every frame of a dataset and stores them beside the frames.
 
-Frames are the colour images ``ROOT/scans/<scene_id>/color/<frame>.png|.jpg``; labels go to
+Frames are the color images ``ROOT/scans/<scene_id>/color/<frame>.png|.jpg``; labels go to
 ``ROOT/scans/<scene_id>/<folder>/<frame>.npz`` (format: ``liftgs.pseudo.segments``). The run is
 
 - resumable: a frame whose ``.npz`` exists and reads whole is skipped (writes are atomic, so an interrupted

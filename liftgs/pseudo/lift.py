@@ -37,7 +37,7 @@ def _visible_pixels(
     depth_tolerance: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(indices [M] of the points the frame sees as its visible surface, their flat pixel index [M] in a
-    label map of ``label_shape`` whose pixels cover the colour image)."""
+    label map of ``label_shape`` whose pixels cover the color image)."""
     w2c = np.linalg.inv(np.asarray(frame.c2w, dtype=np.float64))
     cam = points @ w2c[:3, :3].T + w2c[:3, 3]
     z = cam[:, 2]

@@ -21,7 +21,7 @@ from tests.support.network import VOXEL
 
 NAMES = ("chair", "table", "lamp")
 PALETTE = ((0.9, 0.1, 0.1), (0.1, 0.8, 0.1), (0.1, 0.2, 0.9), (0.9, 0.9, 0.1), (0.8, 0.2, 0.8))
-"""Colours of the cubes in order: red, green, blue, yellow, magenta."""
+"""Colors of the cubes in order: red, green, blue, yellow, magenta."""
 FLOOR_GREY = 0.6
 FLOOR_Z = 0.025
 """Height of the floor's points (one layer of the grid)."""
@@ -112,8 +112,8 @@ def toy_scene(
     height: int = 48,
     width: int = 64,
 ) -> Scene:
-    """A 2 m floor (z in [0, 0.05], grey) and one solid 0.4 m cube of points per name (``cube_box``, coloured
-    ``PALETTE`` in order: the chair red, the table green, the lamp blue), with a little colour noise from
+    """A 2 m floor (z in [0, 0.05], grey) and one solid 0.4 m cube of points per name (``cube_box``, colored
+    ``PALETTE`` in order: the chair red, the table green, the lamp blue), with a little color noise from
     ``seed``; points on a 0.05 m grid offset by half a step. Each object's annotated box
     (``SceneObject.box``) is its whole cube, ``cube_box``; its points, the centres of the grid's cells,
     span ``CUBE_POINTS_SPAN`` of it. ``num_frames`` posed ``height`` x ``width``

@@ -105,7 +105,7 @@ def make_app(model, scenes, tmp_path: Path, delay: float = 0.0, scene: str = "to
 
 
 def expected_colors(app_, scene_id: str, object_id: int, threshold: float = 0.5) -> np.ndarray:
-    """[G, 3] uint8 colours the splats must show when object ``object_id`` is grounded."""
+    """[G, 3] uint8 colors the splats must show when object ``object_id`` is grounded."""
     loaded = app_.engine.load(scene_id)
     inside = object_voxels(loaded.scene, torch.as_tensor(loaded.voxel_points))[object_id].numpy()
     point_probs = np.where(inside, 1.0 / (1.0 + np.exp(-MASK_LOGIT)), 1.0 / (1.0 + np.exp(8.0)))

@@ -1,6 +1,6 @@
 """Referring expressions generated from a layout's scene graph, each checked to be unambiguous.
 
-An expression is a ``Relation`` (what singles the target out: its category, colour, a size superlative or
+An expression is a ``Relation`` (what singles the target out: its category, color, a size superlative or
 a view-independent spatial relation to named anchor objects) rendered through a phrasing template.
 ``holds(layout, relation, obj, strict)`` evaluates a relation on any object; the generator keeps an
 expression only when the relation holds strictly for the target and does not even loosely hold for any
@@ -107,7 +107,7 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("the {t} away from all the walls.",),
     ),
 }
-"""Phrasings per relation kind. Fields: {c} category, {cs} plural, {col} colour, {t} target ("the red
+"""Phrasings per relation kind. Fields: {c} category, {cs} plural, {col} color, {t} target ("the red
 chair" or "the chair"), {a}/{b} anchor phrases."""
 
 RELATIONS = tuple(TEMPLATES)
@@ -116,7 +116,7 @@ _ANCHORED = {"on": 1, "under": 1, "near": 1, "closest": 1, "farthest": 1, "betwe
 
 @dataclass(frozen=True)
 class Relation:
-    """What singles a target out. ``anchors`` are object ids; ``value`` is the colour for "color"."""
+    """What singles a target out. ``anchors`` are object ids; ``value`` is the color for "color"."""
 
     kind: str
     anchors: tuple[int, ...] = ()
@@ -243,7 +243,7 @@ def tokenize(text: str) -> list[str]:
 def render_template(
     template: str, layout: Layout, target: PlacedObject, relation: Relation, with_color: bool
 ) -> str:
-    """Fills a template for ``target``; ``with_color`` puts the (true) colour into the target phrase."""
+    """Fills a template for ``target``; ``with_color`` puts the (true) color into the target phrase."""
     category = target.category
     names = [anchor_phrase(layout, layout.by_id(i)) for i in relation.anchors] + ["", ""]
     return template.format(

@@ -4,9 +4,9 @@ Every model lives in its own local frame: z up, the floor contact at z = 0, the 
 origin with width along x and depth along y; the front faces -y and the back (chair backs, headboards,
 shelf backs) lies at +y, which is the side placed against a wall. Sizes are metres.
 
-Each category draws its sizes from ranges (so same-category objects differ in size) and colours its main
-parts with the object's named colour; small details keep fixed colours (a monitor's black screen, a
-plant's green leaves and a lamp's gray pole; a plant's colour is its pot's).
+Each category draws its sizes from ranges (so same-category objects differ in size) and colors its main
+parts with the object's named color; small details keep fixed colors (a monitor's black screen, a
+plant's green leaves and a lamp's gray pole; a plant's color is its pot's).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "orange": (0.98, 0.50, 0.08),
     "purple": (0.55, 0.20, 0.70),
 }
-"""The named colours objects are painted with (linear RGB albedo in [0, 1])."""
+"""The named colors objects are painted with (linear RGB albedo in [0, 1])."""
 
 _LEAF_GREEN = (0.20, 0.55, 0.18)
 _METAL = (0.60, 0.60, 0.62)

@@ -2,7 +2,7 @@
 
 One ray per pixel through the pixel centre (``u + 0.5``, ``v + 0.5``), OpenCV camera axes. The first hit
 gives z-depth (metres along the optical axis), the instance id of the hit primitive's object and a
-Lambertian colour: ``albedo * (ambient + diffuse * max(0, n.l) + head * max(0, -n.d))`` with a directional
+Lambertian color: ``albedo * (ambient + diffuse * max(0, n.l) + head * max(0, -n.d))`` with a directional
 light ``l``, the two-sided face normal ``n`` and the ray direction ``d``. Rays that hit nothing give
 black, depth 0 and ``NO_INSTANCE``.
 """
