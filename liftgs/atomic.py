@@ -22,6 +22,11 @@ from typing import IO, Any
 TEMP_SUFFIX = ".tmp"
 """Suffix of the temporary files and folders made here (hidden names: ``.<name>.<random>.tmp``)."""
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+"""Mode of the files written here: what ``open(path, "w")`` would give (``mkstemp`` alone gives 0600)."""
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -33,6 +38,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     os.close(handle)
+    os.chmod(temporary, FILE_MODE)
     try:
         yield Path(temporary)
         with open(temporary, "rb+") as file:
@@ -93,6 +99,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX))
+    os.chmod(temporary, 0o777 & ~_UMASK)
     try:
         yield temporary
     except BaseException:

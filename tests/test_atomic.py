@@ -17,6 +17,16 @@ def test_a_completed_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+def test_written_files_and_folders_have_the_modes_plain_writes_give(tmp_path):
+    write_text_atomic(tmp_path / "atomic.txt", "a")
+    (tmp_path / "plain.txt").write_text("a")
+    assert (tmp_path / "atomic.txt").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
+    with atomic_directory(tmp_path / "atomic") as folder:
+        (folder / "a.txt").write_text("a")
+    (tmp_path / "plain").mkdir()
+    assert (tmp_path / "atomic").stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
 def test_an_interrupted_write_keeps_the_previous_file(tmp_path):
     target = tmp_path / "out.bin"
     target.write_bytes(b"intact")
