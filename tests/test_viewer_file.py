@@ -8,17 +8,13 @@ the red cube's voxels, "wall" the walls' voxels.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import re
 import sys
 import time
 
-import msgspec
 import numpy as np
 import pytest
-from PIL import Image
-from playwright.sync_api import sync_playwright
 from plyfile import PlyData
 
 from app.file_scene import POINT_SIGMA_FRACTION, FileViewerEngine, point_spacing
@@ -27,7 +23,7 @@ from app.viewer import ViewerConfig, entrypoint, start_viewer
 from liftgs.benchmarks.viser_client import ViserTestClient, splat_centers, splat_rgba
 from liftgs.ground_file import open_user_scene
 from liftgs.model import LiftGS
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, READY_TEXT, labelled_input
+from tests.support.browser import type_query_in_browser
 from tests.support.network import save_tiny_checkpoint, tiny_config
 from tests.support.scene_files import (
     FLOATERS,
@@ -39,7 +35,7 @@ from tests.support.scene_files import (
     write_point_cloud,
     write_splatfacto_run,
 )
-from tests.support.viewer import free_port
+from tests.support.viewer import connect, free_port, last_splats, markdowns
 
 UNIT = 1000.0  # the file is y-up millimetres
 
@@ -72,24 +68,6 @@ def viewer(model, scene_path, tmp_path_factory):
     app_ = make_viewer(model, scene_path, tmp_path_factory.mktemp("viewer"))
     yield app_
     app_.stop()
-
-
-def markdowns(client: ViserTestClient) -> str:
-    return "\n".join(
-        p.get("markdown", "") for p in client.gui.values() if p["type"] == "GuiAddMarkdownMessage"
-    )
-
-
-def connect(app_) -> ViserTestClient:
-    client = ViserTestClient(app_.url)
-    client.send_camera()
-    client.wait_until(lambda: "Type a query" in markdowns(client) and "/scene/points" in client.nodes)
-    return client
-
-
-def last_splats(client: ViserTestClient) -> dict:
-    with client._lock:
-        return next(r.message for r in reversed(client.received) if r.type == "GaussianSplatsMessage")
 
 
 def type_query(client: ViserTestClient, text: str, expect: str) -> dict:
@@ -230,51 +208,16 @@ def test_start_up_errors_are_one_line(monkeypatch, capsys, scene_path, tmp_path)
 
 @pytest.mark.browser
 def test_query_typed_in_the_browser_highlights_the_files_splats(viewer, room, tmp_path):
-    received: list[tuple[float, dict]] = []
-
-    def on_websocket(socket) -> None:
-        def on_frame(payload) -> None:
-            if isinstance(payload, bytes):
-                stamp = time.perf_counter()
-                received.extend((stamp, message) for message in msgspec.msgpack.decode(payload))
-
-        socket.on("framereceived", on_frame)
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 700},
-        )
-        try:
-            page = browser.new_page()
-            page.on("websocket", on_websocket)
-            page.goto(viewer.url)
-            page.get_by_text(READY_TEXT).wait_for(timeout=60_000)
-            labelled_input(page, "Query").wait_for(timeout=30_000)
-            time.sleep(2.0)  # let the splats sort and draw
-            before = page.screenshot()
-            typed = time.perf_counter()
-            labelled_input(page, "Query").fill("the red cube")
-            page.get_by_text(re.compile(r"1\. query 0 at \(.*\) · 0\.95")).wait_for(
-                timeout=30_000
-            )  # the candidate button
-            time.sleep(2.0)
-            after = page.screenshot()
-        finally:
-            browser.close()
-
-    first = next(m for _, m in received if m["type"] == "GaussianSplatsMessage")
-    splats = [m for stamp, m in received if stamp >= typed and m["type"] == "GaussianSplatsMessage"]
+    seen = type_query_in_browser(
+        viewer.url,
+        "the red cube",
+        re.compile(r"1\. query 0 at \(.*\) · 0\.95"),
+        tmp_path / "chromium-profile",
+    )
+    first = next(m for _, m in seen.received if m["type"] == "GaussianSplatsMessage")
+    splats = [m for stamp, m in seen.received if stamp >= seen.typed and m["type"] == "GaussianSplatsMessage"]
     assert splats, "no new splat colors reached the browser"
     red = lit(splat_rgba(first), splat_rgba(splats[-1]))
     assert red.shape == (room.points.shape[0] + FLOATERS,)  # the file's own splats
     assert red[np.flatnonzero(room.red)].mean() > 0.8 and room.red[red[: room.points.shape[0]]].mean() > 0.8
-
-    def canvas(png: bytes) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))[:, :640].astype(np.int16)
-
-    changed = np.abs(canvas(after) - canvas(before)).max(axis=-1) > 24
-    assert changed.mean() > 0.01, f"only {changed.mean():.2%} of the 3D view changed"
+    assert seen.view_change() > 0.01, f"only {seen.view_change():.2%} of the 3D view changed"

@@ -32,7 +32,7 @@ from liftgs.data.store import write_scene
 from liftgs.model import LiftGS
 from liftgs.scene import Scene
 from tests.support.network import save_tiny_checkpoint, tiny_config
-from tests.support.viewer import make_app, viewer_scenes
+from tests.support.viewer import connect, make_app, markdowns, viewer_scenes
 
 CLICKS_PER_CLIENT = 12
 QUERIES = ("the table!", "The table?", "стол table", "椅子", "桌子")
@@ -64,19 +64,6 @@ def viewer(model, tmp_path):
     app_, oracle = make_app(model, scenes, tmp_path)
     yield app_, oracle
     app_.stop()
-
-
-def markdowns(client: ViserTestClient) -> str:
-    return "\n".join(
-        p.get("markdown", "") for p in client.gui.values() if p["type"] == "GuiAddMarkdownMessage"
-    )
-
-
-def connect(app_) -> ViserTestClient:
-    client = ViserTestClient(app_.url)
-    client.send_camera()
-    client.wait_until(lambda: "Type a query" in markdowns(client) and "/scene/points" in client.nodes)
-    return client
 
 
 def ground(client: ViserTestClient, query: str) -> None:

@@ -27,7 +27,15 @@ from liftgs.export_ply import gaussian_property_names
 from liftgs.model import LiftGS
 from liftgs.scene import Scene
 from tests.support.network import save_tiny_checkpoint, tiny_config
-from tests.support.viewer import expected_colors, make_app, object_voxels, viewer_scenes
+from tests.support.viewer import (
+    connect,
+    expected_colors,
+    last_splats,
+    make_app,
+    markdowns,
+    object_voxels,
+    viewer_scenes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +57,6 @@ def viewer(model, scenes, tmp_path_factory):
     app_.stop()
 
 
-def connect(app_) -> ViserTestClient:
-    """A connected tab whose scene is on screen (the status shows the empty-query hint)."""
-    client = ViserTestClient(app_.url)
-    client.send_camera()
-    client.wait_until(lambda: "Type a query" in markdowns(client) and "/scene/points" in client.nodes)
-    return client
-
-
-def markdowns(client: ViserTestClient) -> str:
-    return "\n".join(
-        p.get("markdown", "") for p in client.gui.values() if p["type"] == "GuiAddMarkdownMessage"
-    )
-
-
 def labels(client: ViserTestClient, folder: str) -> list[str]:
     return [client.gui[i]["label"] for i in client.gui_ids_under(folder)]
 
@@ -73,11 +67,6 @@ def type_query(client: ViserTestClient, text: str, expect: str, field: str = "Qu
     client.set_value(client.gui_id(field), text)
     client.wait_until(lambda: expect in markdowns(client))
     return sent
-
-
-def last_splats(client: ViserTestClient) -> dict:
-    with client._lock:
-        return next(r.message for r in reversed(client.received) if r.type == "GaussianSplatsMessage")
 
 
 def object_box(scene: Scene, object_id: int) -> np.ndarray:

@@ -9,6 +9,7 @@ CPU (SwiftShader), so the splats are drawn exactly as in a desktop browser, just
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ CHROMIUM_ARGS = [
 ]
 READY_TEXT = "Type a query above"
 """Shown in the panel once the first scene is on screen."""
+VIEWPORT = {"width": 1000, "height": 700}
+PANEL_LEFT = 640
+"""Pixels left of the GUI panel in a ``VIEWPORT`` screenshot: the 3D view."""
 
 
 def labelled_input(page, label: str):
@@ -36,6 +40,70 @@ def labelled_input(page, label: str):
     return page.locator(
         f"xpath=//label[normalize-space()='{label}']/ancestor::div[contains(@class,'mantine-Flex-root')][1]//input"
     )
+
+
+@dataclass
+class TypedQuery:
+    """What a headless browser saw around typing one query into the viewer."""
+
+    received: list[tuple[float, dict]]
+    """Every websocket message the page received, with its arrival time (``time.perf_counter``)."""
+    typed: float
+    """When the query was typed (``time.perf_counter``)."""
+    before: bytes
+    after: bytes
+    """Screenshots (PNG) just before typing and once the answer is on screen."""
+
+    def canvas(self, png: bytes, panel_left: int = PANEL_LEFT):
+        """[H, W, 3] int16 pixels of a screenshot's 3D view (left of the GUI panel)."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))[:, :panel_left].astype(np.int16)
+
+    def view_change(self) -> float:
+        """Share of the 3D view's pixels that changed by more than 24 levels in some channel."""
+        return float((abs(self.canvas(self.after) - self.canvas(self.before)).max(axis=-1) > 24).mean())
+
+
+def type_query_in_browser(url: str, query: str, answered: re.Pattern, profile: Path) -> TypedQuery:
+    """Opens ``url`` in headless Chromium (``VIEWPORT``), waits for the viewer, types ``query`` into
+    **Query** and waits until text matching ``answered`` (e.g. the best candidate's button) shows."""
+    import msgspec
+    from playwright.sync_api import sync_playwright
+
+    received: list[tuple[float, dict]] = []
+
+    def on_websocket(socket) -> None:
+        def on_frame(payload) -> None:
+            if isinstance(payload, bytes):
+                stamp = time.perf_counter()
+                received.extend((stamp, message) for message in msgspec.msgpack.decode(payload))
+
+        socket.on("framereceived", on_frame)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT
+        )
+        try:
+            page = browser.new_page()
+            page.on("websocket", on_websocket)
+            page.goto(url)
+            page.get_by_text(READY_TEXT).wait_for(timeout=60_000)
+            labelled_input(page, "Query").wait_for(timeout=30_000)
+            time.sleep(2.0)  # let the splats sort and draw
+            before = page.screenshot()
+            typed = time.perf_counter()
+            labelled_input(page, "Query").fill(query)
+            page.get_by_text(answered).wait_for(timeout=30_000)
+            time.sleep(2.0)
+            after = page.screenshot()
+        finally:
+            browser.close()
+    return TypedQuery(received, typed, before, after)
 
 
 @dataclass

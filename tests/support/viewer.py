@@ -13,6 +13,7 @@ import torch
 from app.engine import ViewerEngine
 from app.highlight import highlight
 from app.viewer import ViewerConfig, start_viewer
+from liftgs.benchmarks.viser_client import ViserTestClient
 from liftgs.model import LiftGS
 from liftgs.model.config import SYNTHETIC_RELATION_KINDS as RELATION_KINDS
 from liftgs.model.types import GroundingOutput
@@ -113,3 +114,24 @@ def expected_colors(app_, scene_id: str, object_id: int, threshold: float = 0.5)
         loaded.splats.colors, loaded.splats.opacities, loaded.gaussian_values(point_probs), threshold
     )
     return np.clip(colors * 255.0, 0, 255).astype(np.uint8)
+
+
+def markdowns(client: ViserTestClient) -> str:
+    """Every markdown the tab shows, joined."""
+    return "\n".join(
+        p.get("markdown", "") for p in client.gui.values() if p["type"] == "GuiAddMarkdownMessage"
+    )
+
+
+def connect(app_) -> ViserTestClient:
+    """A connected tab whose scene is on screen (the status shows the empty-query hint)."""
+    client = ViserTestClient(app_.url)
+    client.send_camera()
+    client.wait_until(lambda: "Type a query" in markdowns(client) and "/scene/points" in client.nodes)
+    return client
+
+
+def last_splats(client: ViserTestClient) -> dict:
+    """The newest splat message the tab received."""
+    with client._lock:
+        return next(r.message for r in reversed(client.received) if r.type == "GaussianSplatsMessage")
