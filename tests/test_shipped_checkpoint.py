@@ -12,7 +12,7 @@ from plyfile import PlyData, PlyElement
 from liftgs import cli
 from liftgs.data.synthetic.generate import SceneOptions, generate_scene
 from liftgs.eval.metrics import box_iou_3d
-from liftgs.model import LiftGS
+from liftgs.model import LiftGS, LiftGSConfig
 from liftgs.model.loading import DEFAULT_CHECKPOINT, load_liftgs
 
 
@@ -27,6 +27,7 @@ def test_shipped_checkpoint_loads_and_predicts() -> None:
     rng = np.random.default_rng(0)
     points = torch.from_numpy(rng.uniform([0, 0, 0], [4, 3, 2], size=(3000, 3)).astype(np.float32))
     colors = torch.from_numpy(rng.uniform(0, 1, size=(3000, 3)).astype(np.float32))
+    assert model.config == LiftGSConfig()  # the defaults are the shipped network
     assert not model.reads_point_features  # xyz, rgb and the text only
     with torch.no_grad():
         scene = model.encode_scene(points, colors)
