@@ -42,7 +42,7 @@ from liftgs.eval.metrics import points_box
 from liftgs.export_ply import write_gaussians_ply
 from liftgs.model.grounded_mask import EMPTY_FALLBACK
 from liftgs.model.loading import ModelLoadError, load_liftgs
-from liftgs.model.types import Gaussians
+from liftgs.model.types import Gaussians, Prediction
 from liftgs.scene import Scene
 from liftgs.validate import check_output_file, check_probability
 
@@ -84,6 +84,31 @@ def missing_features_message(scene_id: str, data: Path | None) -> str:
 
 
 @torch.no_grad()
+def predict_query(model, features, query: str, threshold: float) -> tuple[Prediction, bool]:
+    """``model.predict`` of one query on a scene encoding, and whether the query filled the text encoder's
+    ``max_length`` tokens (it was cut there). Warnings raised while grounding (the text encoder's truncation
+    notice) are printed to stderr as ``liftgs ground: warning: ...``; as the encoder warns only on a text's
+    first encoding (it caches texts), a truncation is also reported when it stayed silent."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (prediction,) = model.predict(features, [query], threshold)
+    for warning in caught:
+        print(f"liftgs ground: warning: {warning.message}", file=sys.stderr)
+    max_length = model.text_encoder.max_length
+    truncated = len(prediction.token_strings) >= max_length
+    if truncated and not caught:
+        print(f"liftgs ground: warning: query truncated to {max_length} tokens", file=sys.stderr)
+    return prediction, truncated
+
+
+def token_records(prediction: Prediction) -> list[dict]:
+    """The winning query's alignment with each token: ``[{"token": str, "score": float}, ...]``."""
+    return [
+        {"token": token, "score": float(score)}
+        for token, score in zip(prediction.token_strings, prediction.token_scores.tolist(), strict=True)
+    ]
+
+
 def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dict, Gaussians, np.ndarray]:
     """Ground ``query`` in ``scene``.
 
@@ -101,15 +126,7 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
     """
     query = validate_query(query)
     features = model.encode(scene)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        (prediction,) = model.predict(features, [query], threshold)
-    for warning in caught:
-        print(f"liftgs ground: warning: {warning.message}", file=sys.stderr)
-    max_length = model.text_encoder.max_length
-    truncated = len(prediction.token_strings) >= max_length
-    if truncated and not caught:  # the encoder warns only on first encoding (it caches texts)
-        print(f"liftgs ground: warning: query truncated to {max_length} tokens", file=sys.stderr)
+    prediction, truncated = predict_query(model, features, query, threshold)
     point_mask = predicted_point_mask(prediction.mask, features.source_to_voxel)
     box = points_box(scene.points, point_mask)
     gaussian_mask = features.gaussians.take(prediction.mask).cpu().numpy()
@@ -123,10 +140,7 @@ def ground(model, scene: Scene, query: str, threshold: float = 0.5) -> tuple[dic
         "box": None if box is None else box.tolist(),
         "num_points": int(point_mask.sum()),
         "point_indices": np.flatnonzero(point_mask).tolist(),
-        "tokens": [
-            {"token": token, "score": float(score)}
-            for token, score in zip(prediction.token_strings, prediction.token_scores.tolist(), strict=True)
-        ],
+        "tokens": token_records(prediction),
         "anchor_centres": None if centres is None else centres.detach().cpu().tolist(),
         "threshold": threshold,
         "below_threshold": prediction.below_threshold,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from liftgs.atomic import write_json_atomic
+from liftgs.eval.evaluate import predicted_point_mask
 from liftgs.eval.metrics import points_box
 from liftgs.model.grounded_mask import EMPTY_FALLBACK
 from liftgs.model.loading import ModelLoadError, load_liftgs
@@ -162,28 +162,23 @@ def answer_on_features(
     model: LiftGS, user: UserScene, features: SceneFeatures, query: str, threshold: float = 0.5
 ) -> FileAnswer:
     """``ground_user_scene`` on an encoding of ``user``'s network scene that is already computed."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        (prediction,) = model.predict(features, [query], threshold)
-    for warning in caught:
-        print(f"liftgs ground: warning: {warning.message}", file=sys.stderr)
-    source_to_voxel = features.source_to_voxel.cpu()
+    from liftgs.ground import predict_query, token_records
+
+    prediction, truncated = predict_query(model, features, query, threshold)
     fields = {
         "query": query,
-        "truncated": len(prediction.token_strings) >= model.text_encoder.max_length,
+        "truncated": truncated,
         "score": float(prediction.score),
         "query_index": int(prediction.query_index),
         "threshold": threshold,
         "below_threshold": bool(prediction.below_threshold),
-        "tokens": [
-            {"token": token, "score": float(score)}
-            for token, score in zip(prediction.token_strings, prediction.token_scores.tolist(), strict=True)
-        ],
+        "tokens": token_records(prediction),
     }
+    source_to_voxel = features.source_to_voxel
     return splat_answer(
         user,
-        prediction.point_probs.detach().float().cpu()[source_to_voxel].numpy(),
-        prediction.mask.detach().cpu()[source_to_voxel].numpy(),
+        prediction.point_probs.detach().float()[source_to_voxel].cpu().numpy(),
+        predicted_point_mask(prediction.mask, source_to_voxel),
         fields,
     )
 
