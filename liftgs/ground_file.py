@@ -46,7 +46,7 @@ from liftgs.scene_files import (
 )
 from liftgs.scene_files.frame import parse_scale, parse_up
 from liftgs.scene_files.ply import is_ply
-from liftgs.validate import check_probability
+from liftgs.validate import check_output_dir, check_probability
 
 if TYPE_CHECKING:
     from liftgs.ground import GroundCommand
@@ -218,7 +218,7 @@ def _scene_path(command: GroundCommand) -> Path:
 
     Raises:
         ValueError: both or neither given, ``--scene`` or ``--data`` or ``--json`` with them, no ``--out``,
-            ``--out`` naming a file, or a ``--ply`` that is not a PLY file.
+            or a ``--ply`` that is not a PLY file.
     """
     if command.scene is not None:
         raise ValueError(
@@ -233,8 +233,6 @@ def _scene_path(command: GroundCommand) -> Path:
         )
     if command.out is None:
         raise ValueError("--out DIR is required with --ply and --load-config (the answer's files go there)")
-    if command.out.exists() and not command.out.is_dir():
-        raise ValueError(f"--out {command.out}: exists and is not a folder")
     if command.ply is not None:
         path = Path(command.ply).expanduser()
         if path.is_file() and not is_ply(path):
@@ -253,6 +251,7 @@ def ground_file_command(command: GroundCommand) -> None:
         query = validate_query(command.query)
         check_probability(command.threshold, "--threshold")
         path = _scene_path(command)
+        out = check_output_dir(command.out, "--out")
         up, scale = parse_up(command.up), parse_scale(command.scale)
         model, info = load_liftgs(command.checkpoint, command.device)
         check_points_only(model)
@@ -260,7 +259,6 @@ def ground_file_command(command: GroundCommand) -> None:
         print(f"liftgs ground: {path}: {user.transform.describe()}", file=sys.stderr)
         answer = ground_user_scene(model, user, query, command.threshold)
         answer.record["checkpoint"] = info["checkpoint"]
-        out = command.out
         record = write_file_answer(user, answer, out / JSON_NAME, out / SCORED_NAME, out / SELECTED_NAME)
     except (ValueError, ModelLoadError, SceneFileError, OSError) as error:
         raise SystemExit(f"liftgs ground: {' '.join(str(error).split())}") from None
