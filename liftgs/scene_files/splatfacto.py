@@ -1,8 +1,9 @@
 """A nerfstudio splatfacto run (``outputs/<name>/splatfacto/<time>/``) read as a 3DGS scene.
 
 The run folder holds ``config.yml``, ``dataparser_transforms.json`` and ``nerfstudio_models/step-*.ckpt``.
-The newest checkpoint is read on the CPU (``torch.load(weights_only=True, mmap=True)``; torch is imported
-only here). Its Gaussians live in nerfstudio's normalised frame ``p_norm = scale * (transform @ [p; 1])``
+The newest readable checkpoint is read on the CPU (``liftgs.nerfstudio.run_files.newest_checkpoint``,
+``weights_only=True``; torch is imported only for that). Its Gaussians live in nerfstudio's normalised
+frame ``p_norm = scale * (transform @ [p; 1])``
 (``transform`` 3x4 with a rotation block, from ``dataparser_transforms.json``); they are carried back to the
 capture frame: means inverted, log scales minus ``log(scale)``, quaternions and higher-order SH rotated by
 the inverse rotation. The result is a standard 3DGS vertex element (``liftgs.export_ply`` layout, f_rest in
@@ -15,7 +16,6 @@ imported or called); only ``method_name`` and ``relative_model_dir`` are read.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ TRANSFORMS_NAME = "dataparser_transforms.json"
 SPLATFACTO_METHODS = ("splatfacto",)
 """``method_name`` values of runs whose checkpoints hold splatfacto Gaussians (``splatfacto-big`` too)."""
 GAUSSIAN_PARAMETERS = ("means", "features_dc", "features_rest", "opacities", "scales", "quats")
-_CHECKPOINT = re.compile(r"step-(\d+)\.ckpt")
 _PYTHON_TAG = "tag:yaml.org,2002:python/"
 
 
@@ -84,18 +83,6 @@ def read_run_config(config_path: Path) -> dict[str, Any]:
     return config
 
 
-def newest_checkpoint(folder: Path) -> Path:
-    """The ``step-N.ckpt`` with the largest N in ``folder``.
-
-    Raises:
-        SceneFileError: none there.
-    """
-    found = [(int(m.group(1)), p) for p in folder.glob("step-*.ckpt") if (m := _CHECKPOINT.fullmatch(p.name))]
-    if not found:
-        raise SceneFileError(f"{folder}: no step-*.ckpt checkpoint")
-    return max(found)[1]
-
-
 def read_dataparser_transform(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
     """``(rotation [3, 3], translation [3], scale)`` of a run's ``dataparser_transforms.json``.
 
@@ -121,18 +108,10 @@ def read_dataparser_transform(path: Path) -> tuple[np.ndarray, np.ndarray, float
     return rotation, transform[:, 3], scale
 
 
-def _gaussian_parameters(checkpoint: Path) -> dict[str, np.ndarray]:
+def _gaussian_parameters(checkpoint: Path, pipeline: dict) -> dict[str, np.ndarray]:
     """The splatfacto parameters of a checkpoint's ``pipeline`` state as float32 numpy arrays."""
     import torch
 
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SceneFileError(f"{checkpoint}: unreadable checkpoint: {reason}") from None
-    pipeline = state.get("pipeline") if isinstance(state, dict) else None
-    if not isinstance(pipeline, dict):
-        raise SceneFileError(f"{checkpoint}: not a nerfstudio checkpoint (no pipeline state)")
     parameters = {}
     for name in GAUSSIAN_PARAMETERS:
         keys = [key for key in pipeline if key.endswith(f"gauss_params.{name}")] or [
@@ -187,8 +166,14 @@ def splats_from_run(config_path: Path, opacity_floor: float = OPACITY_FLOOR) -> 
     rotation, translation, scale = read_dataparser_transform(run / TRANSFORMS_NAME)
     model_dir = config.get("relative_model_dir") or ["nerfstudio_models"]
     model_dir = Path(*model_dir) if isinstance(model_dir, list) else Path(str(model_dir))
-    checkpoint = newest_checkpoint(run / model_dir)
-    parameters = _gaussian_parameters(checkpoint)
+    from liftgs.model.loading import ModelLoadError
+    from liftgs.nerfstudio.run_files import newest_checkpoint
+
+    try:  # the newest readable one: unreadable newer checkpoints are skipped with a warning
+        _, checkpoint, state = newest_checkpoint(run / model_dir)
+    except ModelLoadError as error:
+        raise SceneFileError(str(error)) from None
+    parameters = _gaussian_parameters(checkpoint, state["pipeline"])
     if parameters["means"].size == 0:
         raise SceneFileError(f"{checkpoint}: the run has zero Gaussians")
     try:
