@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sys
 import time
 
 import numpy as np
@@ -19,7 +18,7 @@ from plyfile import PlyData
 
 from app.file_scene import POINT_SIGMA_FRACTION, FileViewerEngine, point_spacing
 from app.render2d import pinhole, render_view
-from app.viewer import ViewerConfig, entrypoint, start_viewer
+from app.viewer import ViewerConfig, start_viewer
 from liftgs.benchmarks.viser_client import ViserTestClient, splat_centers, splat_rgba
 from liftgs.ground_file import open_user_scene
 from liftgs.model import LiftGS
@@ -35,7 +34,7 @@ from tests.support.scene_files import (
     write_point_cloud,
     write_splatfacto_run,
 )
-from tests.support.viewer import connect, free_port, last_splats, markdowns
+from tests.support.viewer import connect, free_port, last_splats, markdowns, run_entrypoint
 
 UNIT = 1000.0  # the file is y-up millimetres
 
@@ -182,13 +181,6 @@ def test_load_config_starts_a_viewer_on_a_splatfacto_runs_gaussians(room, tmp_pa
         client.close()
     finally:
         app_.stop()
-
-
-def run_entrypoint(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["liftgs-viewer", *args])
-    with pytest.raises(SystemExit) as raised:
-        entrypoint()
-    return raised.value.code
 
 
 def test_start_up_errors_are_one_line(monkeypatch, capsys, scene_path, tmp_path):

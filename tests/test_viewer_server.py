@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import sys
 import threading
 import time
 
@@ -19,7 +18,7 @@ import pytest
 import torch
 from plyfile import PlyData
 
-from app.viewer import ViewerConfig, entrypoint, start_viewer
+from app.viewer import ViewerConfig, start_viewer
 from liftgs.benchmarks.viser_client import ViserTestClient, splat_centers, splat_rgba
 from liftgs.data.store import write_scene
 from liftgs.eval.metrics import points_box
@@ -34,6 +33,7 @@ from tests.support.viewer import (
     make_app,
     markdowns,
     object_voxels,
+    run_entrypoint,
     viewer_scenes,
 )
 
@@ -333,13 +333,6 @@ def toy_dataset(tmp_path_factory):
     for scene in viewer_scenes().values():
         write_scene(scene, root / "scans" / scene.scene_id)
     return root, save_tiny_checkpoint(root / "tiny.pt")
-
-
-def run_entrypoint(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["liftgs-viewer", *args])
-    with pytest.raises(SystemExit) as raised:
-        entrypoint()
-    return raised.value.code
 
 
 def test_missing_checkpoint_is_a_clear_message(monkeypatch, capsys, toy_dataset, tmp_path):

@@ -4,10 +4,12 @@ viewer over them."""
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from app.engine import ViewerEngine
@@ -135,3 +137,13 @@ def last_splats(client: ViserTestClient) -> dict:
     """The newest splat message the tab received."""
     with client._lock:
         return next(r.message for r in reversed(client.received) if r.type == "GaussianSplatsMessage")
+
+
+def run_entrypoint(monkeypatch, *args: str) -> int:
+    """Runs ``liftgs-viewer ARGS`` (``app.viewer.entrypoint``) until it exits; returns its exit code."""
+    from app.viewer import entrypoint
+
+    monkeypatch.setattr(sys, "argv", ["liftgs-viewer", *args])
+    with pytest.raises(SystemExit) as raised:
+        entrypoint()
+    return raised.value.code
