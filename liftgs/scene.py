@@ -152,6 +152,12 @@ class Expression:
     ``anchor_ids`` are the object ids of the other objects the sentence names ("the chair closest to *the
     door*"), when the annotation lists them (the embedded benchmark and Sr3D do); evaluation then also
     reports whether the model located them.
+    ``wording`` names the wording groups the sentence belongs to when the annotation says so (the embedded
+    benchmark's "seen words"/"unseen words", "seen shape"/"unseen shape", "long"); evaluation then also
+    reports accuracy per group. ``target_words`` is the phrase the description calls its target by
+    ("couch" for a sofa) and ``anchor_words`` the phrases naming each of ``anchor_ids``, when the annotation
+    records them; training marks those words as the ones the target (or anchor) is named by, and falls
+    back to ``object_name`` otherwise.
     """
 
     scene_id: str
@@ -163,6 +169,9 @@ class Expression:
     eval_type: EvalType
     relation: str | None = None
     anchor_ids: tuple[int, ...] = ()
+    wording: tuple[str, ...] = ()
+    target_words: str | None = None
+    anchor_words: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         record = {
@@ -178,6 +187,12 @@ class Expression:
             record["relation"] = self.relation
         if self.anchor_ids:
             record["anchor_ids"] = [str(i) for i in self.anchor_ids]
+        if self.wording:
+            record["wording"] = list(self.wording)
+        if self.target_words is not None:
+            record["target_words"] = self.target_words
+        if self.anchor_words:
+            record["anchor_words"] = list(self.anchor_words)
         return record
 
     @classmethod
@@ -194,4 +209,7 @@ class Expression:
             eval_type=record.get("eval_type", "multiple"),
             relation=None if record.get("relation") is None else str(record["relation"]),
             anchor_ids=tuple(int(i) for i in record.get("anchor_ids") or ()),
+            wording=tuple(str(w) for w in record.get("wording") or ()),
+            target_words=None if record.get("target_words") is None else str(record["target_words"]),
+            anchor_words=tuple(str(w) for w in record.get("anchor_words") or ()),
         )
