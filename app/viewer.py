@@ -34,7 +34,7 @@ class ViewerConfig:
     """Scene to open first (others can be picked in the GUI)."""
     data: Path | None = None
     """Dataset root in the project's format (``scans/<scene_id>/...``). Default: the embedded synthetic
-    benchmark in ``$LIFTGS_DATA`` or ``~/.cache/liftgs/synthetic-v1``, generated on first use."""
+    benchmark in ``$LIFTGS_DATA`` or ``~/.cache/liftgs/synthetic-v2``, generated on first use."""
     checkpoint: Path | None = None
     """A LIFT-GS ``.pt`` checkpoint or an ``ns-train`` run's ``config.yml``. Default: the shipped
     ``assets/liftgs_synthetic.pt``."""

@@ -1,5 +1,6 @@
-"""Referring expressions: every target is singled out by its relation; fields and held-out phrasings."""
+"""Referring expressions: every target is singled out by its relation; fields, names and held-out wordings."""
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -7,15 +8,15 @@ import pytest
 
 from liftgs.data.synthetic.expressions import (
     RELATIONS,
-    TEMPLATES,
     Relation,
-    anchor_phrase,
     describe_scene,
     holds,
     tokenize,
 )
 from liftgs.data.synthetic.layout import sample_layout
-from liftgs.data.synthetic.objects import CATEGORIES
+from liftgs.data.synthetic.objects import CATEGORIES, COLORS
+from liftgs.data.synthetic.phrasing import FRAMES, PREDICATES, SENTENCES
+from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS, COLOR_WORDS, held_out_words, plural
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,9 @@ def test_relations_mean_what_they_say(scenes):
             elif kind == "under":
                 assert anchors[0].box[2] == pytest.approx(target.box[5], abs=1e-6)
             elif kind == "color":
-                assert target.color == g.relation.value and g.relation.value in g.expression.description
+                color_words = [*COLOR_WORDS[target.color][0], *COLOR_WORDS[target.color][1]]
+                assert target.color == g.relation.value
+                assert any(word in g.expression.description for word in color_words)
                 assert all(o.color != target.color for o in others)
             elif kind == "tallest":
                 assert all(target.box[5] - target.box[2] > o.box[5] - o.box[2] for o in others)
@@ -64,9 +67,11 @@ def test_relations_mean_what_they_say(scenes):
                 checked["centre-agree"] += d[0] == min(d)
             elif kind == "category":
                 assert not others
-            for anchor in anchors:
+            assert len(g.expression.anchor_words) == len(anchors)
+            for anchor, words in zip(anchors, g.expression.anchor_words, strict=True):
                 assert anchor.category != target.category
-                assert anchor_phrase(layout, anchor) in g.expression.description
+                assert words in [*CATEGORY_WORDS[anchor.category][0], *CATEGORY_WORDS[anchor.category][1]]
+                assert words in g.expression.description
             checked[kind] += 1
     assert len(checked) >= 10  # most relation kinds occur in 25 scenes
     assert checked["centre-agree"] >= 0.8 * (checked["closest"] + checked["farthest"])
@@ -81,8 +86,10 @@ def test_records_have_scanrefer_fields_and_eval_type(scenes):
             assert e.object_name == layout.by_id(e.object_id).category
             assert e.eval_type == ("unique" if counts[e.object_name] == 1 else "multiple")
             assert e.token == tokenize(e.description)
-            assert e.relation == g.relation.kind and "relation" not in g.extras()
-            assert e.object_name in e.description or CATEGORIES[e.object_name].plural in e.description
+            assert e.relation == g.relation.kind
+            names = [*CATEGORY_WORDS[e.object_name][0], *CATEGORY_WORDS[e.object_name][1]]
+            assert e.target_words in names
+            assert e.target_words in e.description or plural(e.target_words) in e.description
             per_object[(e.scene_id, e.object_id)] += 1
         anns = [
             g.expression.ann_id
@@ -94,15 +101,78 @@ def test_records_have_scanrefer_fields_and_eval_type(scenes):
     assert np.mean(list(per_object.values())) >= 3
 
 
-def test_held_out_phrasings_only_in_held_out_scenes(scenes):
-    unseen = {t for _, held in TEMPLATES.values() for t in held}
+def _uses(text: str, words: set[str]) -> bool:
+    """Whether ``text`` uses one of ``words`` (or its plural) as a whole phrase."""
+    return any(re.search(rf"\b({re.escape(w)}|{re.escape(plural(w))})\b", text) for w in words)
+
+
+def _pattern(template: str) -> re.Pattern:
+    """A template as a regular expression: its fields match any text."""
+    literal = re.split(r"\{[a-z]+\}", template.lstrip("=~"))
+    return re.compile(".+".join(re.escape(piece) for piece in literal))
+
+
+def test_training_sentences_never_use_held_out_words_or_shapes(scenes):
+    held_words = held_out_words()
+    held_shapes = [_pattern(t) for t, _ in FRAMES[1]]
+    held_shapes += [_pattern(t) for _, held in SENTENCES.values() for t in held]
+    held_predicates = [_pattern(p) for _, held in PREDICATES.values() for p in held]
     for index, (_, generated) in enumerate(scenes):
-        flags = [g.held_out_template for g in generated]
-        if index % 2 == 0:
-            assert not any(flags)
-        else:
-            assert any(flags)
-    assert len(unseen) == len(RELATIONS)
+        if index % 2:
+            continue
+        for g in generated:
+            text = g.expression.description
+            assert g.expression.wording in (("seen words", "seen shape"), ("seen words", "long")), text
+            assert not _uses(text, held_words), text
+            assert not any(p.fullmatch(text) for p in held_shapes), text
+            assert not any(p.search(text) for p in held_predicates), text
+
+
+def test_held_out_scenes_use_held_out_wordings_and_say_so(scenes):
+    groups = Counter()
+    held_words = held_out_words()
+    for index, (_, generated) in enumerate(scenes):
+        if not index % 2:
+            continue
+        for g in generated:
+            words, shape = g.expression.wording
+            groups[words] += 1
+            groups[shape] += 1
+            text = g.expression.description
+            assert _uses(text, held_words) == (words == "unseen words"), text
+    total = groups["seen words"] + groups["unseen words"]
+    assert 0.25 < groups["unseen words"] / total < 0.6
+    assert 0.25 < groups["unseen shape"] / total < 0.6
+    assert 0.05 < groups["long"] / total < 0.3
+
+
+def test_long_descriptions_name_the_target_with_its_color_and_two_other_objects(scenes):
+    checked = 0
+    for layout, generated in scenes:
+        for g in generated:
+            if "long" not in g.expression.wording:
+                continue
+            target = layout.by_id(g.expression.object_id)
+            text = g.expression.description
+            assert len(re.findall(r"\.", text)) >= 2, text
+            assert any(w in text for w in [*COLOR_WORDS[target.color][0], *COLOR_WORDS[target.color][1]])
+            others = {o.category for o in layout.objects if o.category != target.category}
+            words = [w for c in others for w in (*CATEGORY_WORDS[c][0], *CATEGORY_WORDS[c][1])]
+            phrases = {m for w in words for m in re.findall(rf"\bthe (?:[a-z]+ ){{0,2}}?{re.escape(w)}\b", text)}
+            assert len(phrases) >= min(2, len(others)), text
+            checked += 1
+    assert checked >= 20
+
+
+def test_every_category_and_color_has_seen_and_held_out_words():
+    assert set(CATEGORY_WORDS) == set(CATEGORIES) and set(COLOR_WORDS) == set(COLORS)
+    for table in (CATEGORY_WORDS, COLOR_WORDS):
+        for key, (seen, held) in table.items():
+            assert seen[0] == key and held and not set(seen) & set(held)
+    everything = [w for t in (CATEGORY_WORDS, COLOR_WORDS) for s, h in t.values() for w in (*s, *h)]
+    assert len(everything) == len(set(everything))
+    assert plural("shelf") == "shelves" and plural("trash can") == "trash cans" and plural("box") == "boxes"
+    assert set(PREDICATES) == set(SENTENCES) == set(RELATIONS)
 
 
 def test_unknown_relation_is_an_error(scenes):

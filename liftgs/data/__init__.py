@@ -21,12 +21,12 @@ from pathlib import Path
 from liftgs.data.dataset import GroundingDataset, generation_unfinished
 from liftgs.data.store import DatasetError
 
-DEFAULT_DATASET_NAME = "synthetic-v1"
+DEFAULT_DATASET_NAME = "synthetic-v2"
 """Folder name of the default benchmark under ``~/.cache/liftgs`` (bumped with the generator's format)."""
 
 
 def default_dataset_path() -> Path:
-    """Where the default benchmark lives: ``$LIFTGS_DATA`` if set, else ``~/.cache/liftgs/synthetic-v1``."""
+    """Where the default benchmark lives: ``$LIFTGS_DATA`` if set, else ``~/.cache/liftgs/synthetic-v2``."""
     configured = os.environ.get("LIFTGS_DATA")
     return (
         Path(configured).expanduser() if configured else Path.home() / ".cache/liftgs" / DEFAULT_DATASET_NAME

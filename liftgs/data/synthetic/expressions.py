@@ -1,7 +1,7 @@
 """Referring expressions generated from a layout's scene graph, each checked to be unambiguous.
 
 An expression is a ``Relation`` (what singles the target out: its category, color, a size superlative or
-a view-independent spatial relation to named anchor objects) rendered through a phrasing template.
+a view-independent spatial relation to named anchor objects) put into words.
 ``holds(layout, relation, obj, strict)`` evaluates a relation on any object; the generator keeps an
 expression only when the relation holds strictly for the target and does not even loosely hold for any
 other object of the target's category (``is_unambiguous``). The strict/loose gap is a margin so that a
@@ -11,7 +11,8 @@ is more than 0.8 m away; "the largest" means 30 % bigger than every other, and s
 Anchors are named so that they are unambiguous themselves: "the sofa" when it is the only sofa, else
 "the red sofa" when it is the only red one, else the object is not used as an anchor.
 
-Templates are split into phrasings used by every split and phrasings held out for the test split.
+How a relation is said in words (names, sentence shapes, long descriptions, and which of them are held
+out for val/test) is ``phrasing``'s and ``vocabulary``'s job.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liftgs.data.synthetic.layout import Layout, PlacedObject
-from liftgs.data.synthetic.objects import CATEGORIES
+from liftgs.data.synthetic.phrasing import PREDICATES, phrase
 from liftgs.scene import Expression
 
 NEAR, NEAR_LOOSE = 0.35, 0.8  # footprint gap (m) for "next to"
@@ -36,81 +37,7 @@ DISTANCE_MARGIN = 0.4  # "closest to"/"farthest from": metres ahead of the runne
 BETWEEN_OFFSET, BETWEEN_OFFSET_LOOSE = 0.4, 0.8  # distance (m) from the line joining the anchors
 BETWEEN_SPAN, BETWEEN_SPAN_LOOSE = (0.2, 0.8), (0.0, 1.0)  # position along the anchors' segment
 
-TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # kind: (phrasings for every split, phrasings held out for the test split)
-    "category": (
-        ("the {c}.", "there is a {c} in the room.", "this is a {col} {c}.", "a {c} in this room."),
-        ("find the {c} in this room.",),
-    ),
-    "color": (
-        ("the {col} {c}.", "this is a {c} that is {col}.", "the {c} which is colored {col}."),
-        ("look for the {col} colored {c}.",),
-    ),
-    "largest": (
-        ("the largest {c}.", "the biggest of the {cs}.", "this is the largest {c} in the room."),
-        ("the {c} that is bigger than the other {cs}.",),
-    ),
-    "smallest": (
-        ("the smallest {c}.", "the smallest of the {cs}.", "this is the smallest {c} in the room."),
-        ("the {c} that is smaller than all other {cs}.",),
-    ),
-    "tallest": (
-        ("the tallest {c}.", "the highest of the {cs}.", "this {c} is taller than the other {cs}."),
-        ("among the {cs}, pick the tallest one.",),
-    ),
-    "on": (
-        ("the {t} on top of {a}.", "the {t} sitting on {a}.", "there is a {t} placed on {a}."),
-        ("the {t} resting upon {a}.",),
-    ),
-    "under": (
-        ("the {t} under {a}.", "the {t} below {a}.", "the {t} that {a} is standing on."),
-        ("the {t} supporting {a}.",),
-    ),
-    "near": (
-        ("the {t} next to {a}.", "the {t} beside {a}.", "this is a {t}. it is next to {a}."),
-        ("the {t} right by {a}.",),
-    ),
-    "between": (
-        (
-            "the {t} between {a} and {b}.",
-            "the {t} located between {a} and {b}.",
-            "this {t} is in between {a} and {b}.",
-        ),
-        ("the {t} with {a} on one side and {b} on the other.",),
-    ),
-    "closest": (
-        ("the {c} closest to {a}.", "the {c} nearest to {a}.", "of the {cs}, the one closest to {a}."),
-        ("the {c} with the shortest distance to {a}.",),
-    ),
-    "farthest": (
-        (
-            "the {c} farthest from {a}.",
-            "the {c} furthest away from {a}.",
-            "of the {cs}, the one farthest from {a}.",
-        ),
-        ("the {c} with the longest distance to {a}.",),
-    ),
-    "wall": (
-        ("the {t} near the wall.", "the {t} against the wall.", "this is a {t} close to the wall."),
-        ("the {t} that stands by a wall.",),
-    ),
-    "corner": (
-        ("the {t} in the corner.", "the {t} in a corner of the room.", "this {t} is placed in the corner."),
-        ("the {t} tucked into a corner.",),
-    ),
-    "middle": (
-        (
-            "the {t} in the middle of the room.",
-            "the {t} in the center of the room.",
-            "this {t} stands in the middle of the room.",
-        ),
-        ("the {t} away from all the walls.",),
-    ),
-}
-"""Phrasings per relation kind. Fields: {c} category, {cs} plural, {col} color, {t} target ("the red
-chair" or "the chair"), {a}/{b} anchor phrases."""
-
-RELATIONS = tuple(TEMPLATES)
+RELATIONS = tuple(PREDICATES)
 _ANCHORED = {"on": 1, "under": 1, "near": 1, "closest": 1, "farthest": 1, "between": 2}
 
 
@@ -235,40 +162,36 @@ def candidate_relations(layout: Layout, target: PlacedObject) -> list[Relation]:
     return kept
 
 
+FACT_KINDS = ("on", "under", "near", "wall", "corner", "middle")
+"""Relations a long description may add as further facts about its target (they need not single it out)."""
+
+LONG_FRACTION = 0.15
+UNSEEN_SHAPE_FRACTION = 0.45
+UNSEEN_WORDS_FRACTION = 0.4
+"""Per expression: the chance of a long description (every split), and in val/test the chances of a
+held-out sentence shape and of a held-out word."""
+
+
+def true_facts(layout: Layout, target: PlacedObject, exclude: Relation) -> list[Relation]:
+    """Relations of ``FACT_KINDS`` that hold strictly for ``target`` (anchors nameable, of other
+    categories), ``exclude`` left out."""
+    anchors = [o for o in layout.objects if o.category != target.category and anchor_phrase(layout, o)]
+    facts = [Relation(kind) for kind in ("wall", "corner", "middle")]
+    facts += [Relation(kind, (a.object_id,)) for kind in ("on", "under", "near") for a in anchors]
+    return [f for f in facts if f != exclude and holds(layout, f, target, strict=True)]
+
+
 def tokenize(text: str) -> list[str]:
     """ScanRefer-like tokens: lower-case words and punctuation."""
-    return re.findall(r"[a-z]+|[.,]", text.lower())
-
-
-def render_template(
-    template: str, layout: Layout, target: PlacedObject, relation: Relation, with_color: bool
-) -> str:
-    """Fills a template for ``target``; ``with_color`` puts the (true) color into the target phrase."""
-    category = target.category
-    names = [anchor_phrase(layout, layout.by_id(i)) for i in relation.anchors] + ["", ""]
-    return template.format(
-        c=category,
-        cs=CATEGORIES[category].plural,
-        col=target.color,
-        t=f"{target.color} {category}" if with_color else category,
-        a=names[0],
-        b=names[1],
-    )
+    return re.findall(r"[a-z]+|[.,?]", text.lower())
 
 
 @dataclass
 class GeneratedExpression:
-    """An expression with the structure it was generated from."""
+    """An expression with the relation it was generated from."""
 
     expression: Expression
     relation: Relation
-    held_out_template: bool
-
-    def extras(self) -> dict:
-        """Fields added to the annotation record (beyond ``Expression.to_json``'s)."""
-        return {
-            "held_out_template": self.held_out_template,
-        }
 
 
 def _diverse(relations: list[Relation]) -> list[Relation]:
@@ -281,6 +204,12 @@ def _diverse(relations: list[Relation]) -> list[Relation]:
     return [relations[i] for i in sorted(range(len(relations)), key=ranks.__getitem__)]
 
 
+def _shape(rng: np.random.Generator, held_out: bool) -> str:
+    if rng.random() < LONG_FRACTION:
+        return "long"
+    return "unseen shape" if held_out and rng.random() < UNSEEN_SHAPE_FRACTION else "seen shape"
+
+
 def describe_scene(
     layout: Layout,
     rng: np.random.Generator,
@@ -291,8 +220,10 @@ def describe_scene(
     """Several expressions per object (``per_object`` inclusive range, fewer when fewer relations apply).
 
     Relations are drawn without repetition, favouring kinds not yet used for the object. With
-    ``held_out`` (the test split) each expression uses a held-out phrasing with probability 0.5;
-    otherwise only the shared phrasings are used.
+    ``held_out`` (val and test) expressions may use held-out sentence shapes and words
+    (``UNSEEN_SHAPE_FRACTION``, ``UNSEEN_WORDS_FRACTION``); otherwise only shapes and words every split
+    uses. ``Expression.wording`` records which; the anchors of a long description are those of the
+    relation that singles its target out.
     """
     generated: list[GeneratedExpression] = []
     for target in layout.objects:
@@ -301,22 +232,34 @@ def describe_scene(
         wanted = int(rng.integers(per_object[0], per_object[1] + 1))
         eval_type = "unique" if len(layout.same_category(target)) == 1 else "multiple"
         for ann_id, relation in enumerate(_diverse(candidates)[:wanted]):
-            shared, unseen = TEMPLATES[relation.kind]
-            use_unseen = held_out and rng.random() < 0.5
-            pool = unseen if use_unseen else shared
-            template = pool[int(rng.integers(len(pool)))]
-            with_color = relation.kind not in ("color", "category") and rng.random() < 0.5
-            description = render_template(template, layout, target, relation, with_color)
+            shape = _shape(rng, held_out)
+            unseen_words = held_out and rng.random() < UNSEEN_WORDS_FRACTION
+            facts, mentionable = [], []
+            if shape == "long":
+                found = true_facts(layout, target, relation)
+                facts = [(f.kind, [layout.by_id(i) for i in f.anchors]) for f in found]
+                facts = [facts[i] for i in rng.permutation(len(facts))]
+                mentionable = [
+                    o for o in layout.objects if o.category != target.category and anchor_phrase(layout, o)
+                ]
+                mentionable = [mentionable[i] for i in rng.permutation(len(mentionable))]
+            anchors = [layout.by_id(i) for i in relation.anchors]
+            wording = phrase(
+                layout, target, relation.kind, anchors, rng, shape, unseen_words, facts, mentionable
+            )
             expression = Expression(
                 scene_id=scene_id,
                 object_id=target.object_id,
                 object_name=target.category,
                 ann_id=ann_id,
-                description=description,
-                token=tokenize(description),
+                description=wording.text,
+                token=tokenize(wording.text),
                 eval_type=eval_type,
                 relation=relation.kind,
                 anchor_ids=relation.anchors,
+                wording=wording.groups,
+                target_words=wording.target_words,
+                anchor_words=wording.anchor_words,
             )
-            generated.append(GeneratedExpression(expression, relation, use_unseen))
+            generated.append(GeneratedExpression(expression, relation))
     return generated

@@ -3,7 +3,8 @@
 Each scene depends only on the dataset seed and its index (its random stream is
 ``numpy.random.default_rng([seed, index])``), so any subset of a dataset can be generated and later
 completed with identical results. The split is a function of the index alone (``index % 10``: 0-7
-train, 8 val, 9 test), and test scenes additionally use held-out room shapes and phrasings.
+train, 8 val, 9 test). Val and test expressions also use held-out words and sentence shapes
+(``vocabulary``, ``phrasing``); test scenes also use held-out room shapes.
 
 Per scene: a layout (``layout``), a camera trajectory (``camera_path``), ray-cast RGB-D and instance
 views (``raycast``), the point cloud lifted from those views (``liftgs.data.lifting``), and referring
@@ -29,13 +30,15 @@ from liftgs.data.dataset import GENERATE_FLAGS_KEY, GENERATING_KEY
 from liftgs.data.lifting import lift_frames
 from liftgs.data.store import DatasetError, read_json, save_expressions, write_scene
 from liftgs.data.synthetic.camera_path import camera_path, intrinsics
-from liftgs.data.synthetic.expressions import TEMPLATES, GeneratedExpression, describe_scene
+from liftgs.data.synthetic.expressions import GeneratedExpression, describe_scene
 from liftgs.data.synthetic.layout import HELD_OUT_ROOM_SHAPES, ROOM_SHAPES, Layout, sample_layout
 from liftgs.data.synthetic.objects import CATEGORIES, COLORS
+from liftgs.data.synthetic.phrasing import FRAMES, PREDICATES, SENTENCES
 from liftgs.data.synthetic.raycast import SceneRaycaster
+from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS, COLOR_WORDS
 from liftgs.scene import Frame, Scene, SceneObject
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = ("train", "val", "test")
 DEFAULT_SEED = 0
 DEFAULT_NUM_SCENES = 300
@@ -142,7 +145,7 @@ def generate_scene(seed: int, index: int, options: SceneOptions = SceneOptions()
         for o in layout.objects
     }
     scene = Scene(sid, points, colors, point_instance, frames, objects)
-    expressions = describe_scene(layout, rng, sid, held_out=split == "test")
+    expressions = describe_scene(layout, rng, sid, held_out=split != "train")
     info = {
         "scene_id": sid,
         "index": index,
@@ -166,7 +169,6 @@ def write_generated_scene(root: Path, generated: GeneratedScene) -> None:
         save_expressions(
             folder / "expressions.json",
             [g.expression for g in generated.expressions],
-            [g.extras() for g in generated.expressions],
         )
         write_json_atomic(folder / "scene_meta.json", generated.info)
 
@@ -245,7 +247,11 @@ def _dataset_meta(
         "colors": list(COLORS),
         "held_out": {
             "room_shapes": list(HELD_OUT_ROOM_SHAPES),
-            "templates": {kind: list(unseen) for kind, (_, unseen) in TEMPLATES.items()},
+            "category_words": {c: list(held) for c, (_, held) in CATEGORY_WORDS.items()},
+            "color_words": {c: list(held) for c, (_, held) in COLOR_WORDS.items()},
+            "predicates": {kind: list(held) for kind, (_, held) in PREDICATES.items()},
+            "frames": [template for template, _ in FRAMES[1]],
+            "sentences": {kind: list(held) for kind, (_, held) in SENTENCES.items()},
         },
     }
 
