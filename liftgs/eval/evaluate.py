@@ -52,7 +52,8 @@ class EvalResult:
     Attributes:
         records: one ``GroundingRecord`` per scored expression, in input order within each scene.
         summary: acc@0.25 / acc@0.5 (overall, unique, multiple), mean box and mask IoU, counts,
-            per-category accuracy, per-relation accuracy when the expressions say their relation, and
+            per-category accuracy, per-relation accuracy when the expressions say their relation,
+            per-wording-group accuracy when they carry wording labels, and
             how often the target outranks its same-category distractors (``instance_ranking``).
         skipped: reason -> number of expressions that could not be scored.
         threshold: probability above which a point belongs to the predicted mask.
@@ -147,6 +148,7 @@ def evaluate(
         [r.object_name for r in records],
         mask_ious=[r.mask_iou for r in records],
         relations=[r.relation for r in records],
+        wordings=[r.wording for r in records],
         ranks=[None if r.target_rank is None else (r.target_rank, r.num_candidates) for r in records],
         anchor_distances=[r.anchor_distance for r in records],
         below_threshold=[r.below_threshold for r in records],
@@ -250,6 +252,7 @@ def _ground_scene(
                     target_box=np.asarray(annotated.box, dtype=np.float64).tolist(),
                     target_points=int(np.count_nonzero(target)),
                     relation=expression.relation,
+                    wording=tuple(expression.wording),
                     target_rank=rank,
                     num_candidates=candidates,
                     anchor_distance=_anchor_distance(scene, expression, prediction),

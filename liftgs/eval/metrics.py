@@ -18,6 +18,13 @@ THRESHOLDS = (0.25, 0.5)
 """The IoU thresholds of the standard Acc@0.25 / Acc@0.5 metrics."""
 ANCHOR_FOUND_DISTANCE = 0.5
 """Horizontal metres within which a located anchor counts as found (``anchor_distance``)."""
+ONE_SENTENCE = "one sentence"
+"""The wording group derived from the others: every expression whose wording is a one-sentence shape."""
+ONE_SENTENCE_SHAPES = frozenset({"seen shape", "unseen shape"})
+"""The wording labels that make an expression count in ``ONE_SENTENCE``."""
+WORDING_GROUPS = ("seen words", "unseen words", "seen shape", "unseen shape", ONE_SENTENCE, "long")
+"""The order of ``per_wording`` (``Expression.wording``'s labels of the embedded benchmark, plus
+``ONE_SENTENCE``); labels outside it follow, sorted."""
 
 
 def box_iou_3d(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -75,8 +82,8 @@ class GroundingRecord:
     """The scored outcome of one referring expression.
 
     Attributes:
-        scene_id, object_id, ann_id, object_name, eval_type, description, relation: the expression's
-            fields (``relation`` None when the annotation has none).
+        scene_id, object_id, ann_id, object_name, eval_type, description, relation, wording: the
+            expression's fields (``relation`` None and ``wording`` empty when the annotation has none).
         box_iou: IoU of the predicted mask's box with the target's annotated box (0 when the mask is empty
             or the target has no point in the cloud).
         mask_iou: IoU of the predicted point mask with the target's point mask (0 when it has no point).
@@ -108,6 +115,7 @@ class GroundingRecord:
     target_box: list[float]
     target_points: int
     relation: str | None = None
+    wording: tuple[str, ...] = ()
     target_rank: int | None = None
     num_candidates: int | None = None
     anchor_distance: float | None = None
@@ -203,6 +211,7 @@ def grounding_accuracy(
     mask_ious: Sequence[float] | None = None,  # [N]
     thresholds: Sequence[float] = THRESHOLDS,
     relations: Sequence[str | None] | None = None,  # [N] relation kinds, None where unknown
+    wordings: Sequence[Sequence[str]] | None = None,  # [N] wording groups of each, empty where unknown
     ranks: Sequence[tuple[int, int] | None] | None = None,  # [N] (target_rank, num_candidates) or None
     anchor_distances: Sequence[float | None] | None = None,  # [N] metres (``anchor_distance``) or None
     below_threshold: Sequence[bool] | None = None,  # [N] grounded below the threshold (fallback)
@@ -217,12 +226,16 @@ def grounding_accuracy(
          "mean_box_iou": .., "mean_mask_iou": ..,              # mean_mask_iou only with mask_ious
          "per_category": {name: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with categories
          "per_relation": {kind: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with a known relation
+         "per_wording": {group: {"count": n, "acc@0.25": .., "acc@0.5": ..}},   # only with wording labels
          "instance_ranking": {"count": n, "target_first": .., "chance": ..},   # only with ranked records
          "anchor_localisation": {"count": n, "found": .., "median_m": ..},    # only with anchor distances
          "below_threshold": {"count": n, "acc@0.25": .., "acc@0.5": ..}}   # only with below_threshold
 
     Accuracies of an empty group are None (there is nothing to be accurate about). ``per_relation`` covers
-    the expressions whose relation is known and is left out when none is. ``instance_ranking`` covers the
+    the expressions whose relation is known and is left out when none is. ``per_wording`` counts each
+    expression in every wording group it lists, and in ``ONE_SENTENCE`` when it lists a one-sentence shape
+    (``wording_groups``); groups come in ``WORDING_GROUPS`` order, and it is left out when no expression
+    has a wording label. ``instance_ranking`` covers the
     expressions given a ``(target_rank, num_candidates)`` pair (not None): how often the target ranks first
     among the objects of its category, and the rate a uniformly random ranking would give (mean of
     1 / num_candidates) — whether the model tells instances apart, independent of box quality.
@@ -262,6 +275,10 @@ def grounding_accuracy(
         per_relation = _per_group(ious, _labels(relations, ious, "relations"), thresholds)
         if per_relation:
             summary["per_relation"] = per_relation
+    if wordings is not None:
+        per_wording = _per_wording(ious, wordings, thresholds)
+        if per_wording:
+            summary["per_wording"] = per_wording
     if ranks is not None:
         if len(ranks) != ious.shape[0]:
             raise ValueError(f"{ious.shape[0]} IoUs but {len(ranks)} ranks")
@@ -301,11 +318,39 @@ def _labels(labels: Sequence[str | None], ious: np.ndarray, what: str) -> np.nda
     return names
 
 
+def _group_row(group: np.ndarray, thresholds: Sequence[float]) -> dict:
+    """{"count": n, "acc@t": ...} of one group's box IoUs."""
+    return {"count": int(group.size), **{_threshold_key(t): _accuracy(group, t) for t in thresholds}}
+
+
 def _per_group(ious: np.ndarray, names: np.ndarray, thresholds: Sequence[float]) -> dict:
     """{name: {"count": n, "acc@t": ...}} for every name in ``names`` (None names are left out), sorted."""
-    groups = {}
-    for name in sorted({n for n in names.tolist() if n is not None}):
-        group = ious[names == name]
-        groups[name] = {"count": int(group.size)}
-        groups[name].update({_threshold_key(t): _accuracy(group, t) for t in thresholds})
+    return {
+        name: _group_row(ious[names == name], thresholds)
+        for name in sorted({n for n in names.tolist() if n is not None})
+    }
+
+
+def wording_groups(wording: Sequence[str]) -> set[str]:
+    """The groups an expression with these wording labels counts in: its labels, and ``ONE_SENTENCE`` when
+    one of them is a one-sentence shape."""
+    groups = set(wording)
+    if groups & ONE_SENTENCE_SHAPES:
+        groups.add(ONE_SENTENCE)
     return groups
+
+
+def _per_wording(ious: np.ndarray, wordings: Sequence[Sequence[str]], thresholds: Sequence[float]) -> dict:
+    """{group: {"count": n, "acc@t": ...}} with each expression in every group of ``wording_groups``; the
+    groups present, in ``WORDING_GROUPS`` order, then any other label sorted. Empty without labels."""
+    if len(wordings) != ious.shape[0]:
+        raise ValueError(f"{ious.shape[0]} IoUs but {len(wordings)} wordings")
+    if any(isinstance(wording, str) for wording in wordings):
+        raise ValueError("wordings: each entry must be a sequence of group labels, not one string")
+    member = [wording_groups(wording) for wording in wordings]
+    present = set().union(*member)
+    order = [g for g in WORDING_GROUPS if g in present] + sorted(present - set(WORDING_GROUPS))
+    return {
+        group: _group_row(ious[np.array([group in groups for groups in member], dtype=bool)], thresholds)
+        for group in order
+    }

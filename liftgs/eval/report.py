@@ -38,7 +38,8 @@ def summary_table(result: EvalResult, title: str = "LIFT-GS grounding") -> Table
 
 
 def group_table(result: EvalResult, group: str = "category") -> Table:
-    """Count and accuracies per category (``group="category"``) or per relation (``"relation"``)."""
+    """Count and accuracies per category (``group="category"``), per relation (``"relation"``) or per
+    wording group (``"wording"``), in the summary's order."""
     table = Table(title=f"per {group}")
     table.add_column(group)
     table.add_column("count", justify="right")
@@ -50,13 +51,15 @@ def group_table(result: EvalResult, group: str = "category") -> Table:
 
 
 def print_report(result: EvalResult, console: Console | None = None) -> None:
-    """Print the summary, the per-category table, the per-relation one (when known), how many targets had
-    no point in the cloud (scored as misses) and any skips."""
+    """Print the summary, the per-category table, the per-relation and per-wording ones (when known), how
+    many targets had no point in the cloud (scored as misses) and any skips."""
     console = console or Console()
     console.print(summary_table(result))
     console.print(group_table(result, "category"))
     if "per_relation" in result.summary:
         console.print(group_table(result, "relation"))
+    if "per_wording" in result.summary:
+        console.print(group_table(result, "wording"))
     ranking = result.summary.get("instance_ranking")
     if ranking is not None:
         console.print(

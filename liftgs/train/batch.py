@@ -136,9 +136,10 @@ def scene_views(tensors: SceneTensors, frame_ids: list[int]) -> Views:
 
 @dataclass
 class TextTarget:
-    """One training text, the objects it refers to, the category name that marks its positive tokens, the
-    names of the other objects it relates them to (its anchors; empty when unknown) and the kind of that
-    relation (``Expression.relation``; None when unknown)."""
+    """One training text, the objects it refers to, the phrase that marks its positive tokens (the words
+    the text calls its targets by, or their category name), the phrases naming the other objects it relates
+    them to (its anchors; empty when unknown) and the kind of that relation (``Expression.relation``; None
+    when unknown)."""
 
     text: str
     object_ids: list[int]
@@ -150,22 +151,41 @@ class TextTarget:
 def expression_targets(
     scene_id: str, expressions: Sequence[Expression], object_names: Mapping[int, str] | None = None
 ) -> list[TextTarget]:
-    """Referring expressions of scene ``scene_id`` as single-target texts; ``object_names`` (object id ->
-    category name) names each expression's ``anchor_ids`` (anchors it does not list are left out)."""
+    """Referring expressions of scene ``scene_id`` as single-target texts.
+
+    The target's name is ``Expression.target_words`` (the phrase the text calls it by) when the annotation
+    records it, else its ``object_name``. The anchors' names are ``Expression.anchor_words`` when recorded
+    (one per ``anchor_ids`` entry), else ``object_names`` (object id -> category name) of ``anchor_ids``
+    (anchors it does not list are left out).
+
+    Raises:
+        ValueError: an expression of another scene, or ``anchor_words`` not one per ``anchor_ids`` entry.
+    """
     foreign = [e.scene_id for e in expressions if e.scene_id != scene_id]
     if foreign:
         raise ValueError(f"expressions: scene {foreign[0]!r} in a batch of scene {scene_id!r}")
-    names = object_names or {}
     return [
         TextTarget(
             e.description,
             [e.object_id],
-            e.object_name,
-            [names[i] for i in e.anchor_ids if i in names],
+            e.object_name if e.target_words is None else e.target_words,
+            _anchor_names(e, object_names or {}),
             e.relation,
         )
         for e in expressions
     ]
+
+
+def _anchor_names(expression: Expression, object_names: Mapping[int, str]) -> list[str]:
+    """The phrases naming the expression's anchors: its ``anchor_words``, else the anchors' category names."""
+    if not expression.anchor_words:
+        return [object_names[i] for i in expression.anchor_ids if i in object_names]
+    if len(expression.anchor_words) != len(expression.anchor_ids):
+        raise ValueError(
+            f"expression {expression.scene_id}/{expression.object_id}/{expression.ann_id}: "
+            f"{len(expression.anchor_words)} anchor_words for {len(expression.anchor_ids)} anchor_ids"
+        )
+    return list(expression.anchor_words)
 
 
 def category_prompts(
