@@ -199,6 +199,13 @@ class Expression:
     def from_json(cls, record: dict) -> Expression:
         """Reads a ScanRefer-style record; ids may be strings (as in ScanRefer) or ints."""
         description = str(record["description"])
+        anchor_ids = tuple(int(i) for i in record.get("anchor_ids") or ())
+        anchor_words = tuple(str(w) for w in record.get("anchor_words") or ())
+        if anchor_words and len(anchor_words) != len(anchor_ids):
+            raise ValueError(
+                f"expression {record.get('ann_id')!r} of {record.get('scene_id')!r}: "
+                f"{len(anchor_words)} anchor_words for {len(anchor_ids)} anchor_ids"
+            )
         return cls(
             scene_id=str(record["scene_id"]),
             object_id=int(record["object_id"]),
@@ -208,8 +215,8 @@ class Expression:
             token=list(record.get("token") or description.split()),
             eval_type=record.get("eval_type", "multiple"),
             relation=None if record.get("relation") is None else str(record["relation"]),
-            anchor_ids=tuple(int(i) for i in record.get("anchor_ids") or ()),
+            anchor_ids=anchor_ids,
             wording=tuple(str(w) for w in record.get("wording") or ()),
             target_words=None if record.get("target_words") is None else str(record["target_words"]),
-            anchor_words=tuple(str(w) for w in record.get("anchor_words") or ()),
+            anchor_words=anchor_words,
         )

@@ -2,7 +2,8 @@
 words the anchor-word loss asks an anchor slot to read).
 
 A description's tokens (``TextFeatures.token_strings``, WordPiece or CLIP BPE) are grouped back into
-words; a word is positive when it equals a word of the target's ``object_name`` up to a plural "s"/"es"
+words; a word is positive when it equals a word of the target's name (the phrase the annotation says the
+description calls it by, ``Expression.target_words``, else its ``object_name``) up to a plural "s"/"es"
 (so "chairs" names "chair", "trash can" marks both words). When no word matches (the description calls
 the target something else), every real token is positive, as the spec of the loss asks.
 """

@@ -48,7 +48,8 @@ class LiftGSPipelineConfig(VanillaPipelineConfig):
 
 def flatten_summary(summary: dict) -> dict[str, float]:
     """Scalar entries of ``liftgs.eval.metrics.grounding_accuracy``'s summary, e.g. ``acc@0.25``,
-    ``acc@0.25/unique``, ``acc@0.25/relation/color`` (when relations are known), ``target_first`` (see
+    ``acc@0.25/unique``, ``acc@0.25/relation/color`` and ``acc@0.25/wording/unseen words`` (when the
+    expressions say them), ``target_first`` (see
     ``instance_ranking``); groups without expressions are left out."""
     flat: dict[str, float] = {"count": float(summary["count"])}
     for threshold in THRESHOLDS:
@@ -56,11 +57,12 @@ def flatten_summary(summary: dict) -> dict[str, float]:
         for group, value in summary[key].items():
             if value is not None:
                 flat[key if group == "overall" else f"{key}/{group}"] = float(value)
-    for kind, row in summary.get("per_relation", {}).items():
-        for threshold in THRESHOLDS:
-            key = f"acc@{threshold:g}"
-            if row[key] is not None:
-                flat[f"{key}/relation/{kind}"] = float(row[key])
+    for table, prefix in (("per_relation", "relation"), ("per_wording", "wording")):
+        for group, row in summary.get(table, {}).items():
+            for threshold in THRESHOLDS:
+                key = f"acc@{threshold:g}"
+                if row[key] is not None:
+                    flat[f"{key}/{prefix}/{group}"] = float(row[key])
     for key in ("mean_box_iou", "mean_mask_iou"):
         if summary.get(key) is not None:
             flat[key] = float(summary[key])
