@@ -10,6 +10,7 @@ import pytest
 
 from liftgs.model.text import MiniLMTextEncoder
 from liftgs.pseudo.calibration import TARGET_BAND, calibrate_confuse, nearest_name_rate
+from liftgs.pseudo.labeller import FrameInput
 from liftgs.pseudo.noise import (
     CONFUSABLE,
     NoiseConfig,
@@ -18,6 +19,7 @@ from liftgs.pseudo.noise import (
     jitter_embeddings,
     perturb_embeddings,
 )
+from liftgs.pseudo.synthetic import SyntheticLabeller
 from tests.support.network import HashTextEncoder
 
 CLEAN = NoiseConfig().scaled(0.0)
@@ -93,3 +95,15 @@ def test_level_scales_confusion_and_jitter():
 def test_default_noise_lands_in_the_target_band_with_minilm():
     rate = nearest_name_rate(MiniLMTextEncoder(), NoiseConfig().scaled(1.0), frames=500)
     assert TARGET_BAND[0] <= rate <= TARGET_BAND[1]
+
+
+def test_embedding_noise_draws_from_its_own_stream(encoder):
+    """Changing confusion or jitter leaves the segment noise of every frame as it was."""
+    instance = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 8, axis=0), 8, axis=1).astype(np.int32)
+    names = dict(enumerate(["chair", "table", "lamp", "sofa", "bed", "door"]))
+    frame = FrameInput("scan0000", "3", np.zeros((16, 24, 3), np.uint8), instance, names)
+    base = NoiseConfig().scaled(1.0)
+    first = SyntheticLabeller(encoder, base).label(frame)
+    second = SyntheticLabeller(encoder, replace(base, confuse=0.9, jitter=0.5)).label(frame)
+    np.testing.assert_array_equal(first.segment_map, second.segment_map)
+    assert not np.allclose(first.embeddings, second.embeddings)

@@ -7,8 +7,8 @@ make those two; a frame given without depth gets object segments only). Each seg
 the text encoder's pooled embedding of the object's name (or of "wall" / "floor"), L2-normalised.
 ``liftgs.pseudo.noise`` then degrades both the way real foundation-model labels are wrong: embeddings first
 (``perturb_embeddings``: confused with a nearby name of ``vocabulary``, jittered), then segments
-(``apply_noise``), with a random stream seeded by ``(seed, scene id, frame name)``, so every frame's noise
-is reproducible on its own.
+(``apply_noise``), with random streams seeded by ``(seed, scene id, frame name)`` (``frame_rng``), so every
+frame's noise is reproducible on its own.
 """
 
 from __future__ import annotations
@@ -32,9 +32,16 @@ FLOOR_TOLERANCE = 0.05
 """Metres: a background pixel whose surface point lies within this height of z = 0 is floor."""
 
 
-def frame_rng(seed: int, scene_id: str, frame_name: str) -> np.random.Generator:
-    """A random stream that depends only on the seed, the scene and the frame (not on visiting order)."""
-    return np.random.default_rng([seed, zlib.crc32(scene_id.encode()), zlib.crc32(frame_name.encode())])
+EMBEDDING_STREAM = 1
+"""Key of the frame's second random stream, the one the embedding noise draws from."""
+
+
+def frame_rng(seed: int, scene_id: str, frame_name: str, *stream: int) -> np.random.Generator:
+    """A random stream that depends only on the seed, the scene, the frame (not on visiting order) and the
+    optional ``stream`` key: the segment noise draws from the stream without key, the embedding noise from
+    ``EMBEDDING_STREAM``, so changing one never changes the other's draws."""
+    key = [seed, zlib.crc32(scene_id.encode()), zlib.crc32(frame_name.encode()), *stream]
+    return np.random.default_rng(key)
 
 
 def benchmark_vocabulary() -> list[str]:
@@ -169,9 +176,10 @@ class SyntheticLabeller:
         segment_map, names = self.clean_segments(frame)
         embeddings = self.embed_names(names)
         if not self.noise.is_clean:
-            rng = frame_rng(self.seed, frame.scene_id, frame.name)
             vocabulary = self.vocabulary_embeddings if self.noise.confuse > 0.0 else embeddings
-            embeddings = perturb_embeddings(embeddings, vocabulary, self.noise, rng)
+            stream = frame_rng(self.seed, frame.scene_id, frame.name, EMBEDDING_STREAM)
+            embeddings = perturb_embeddings(embeddings, vocabulary, self.noise, stream)
+            rng = frame_rng(self.seed, frame.scene_id, frame.name)
             segment_map, embeddings = apply_noise(segment_map, embeddings, self.noise, rng)
         return PseudoLabels(
             segment_map=segment_map,
