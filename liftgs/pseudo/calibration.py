@@ -11,17 +11,21 @@ The components that only move pixels (drop, split, erode, dilate) leave a segmen
 
 ``TARGET_RATE`` and the reason for it: docs/pseudo_labels.md. Command::
 
-    python -m liftgs.pseudo.calibration [--text-encoder minilm] [--level 1.0] [--frames 2000]
+    python -m liftgs.pseudo.calibration [--text-encoder minilm] [--level 1.0] [--frames 2000] [--data ROOT]
+
+``--data`` adds ``labelled_frames_rate`` on a dataset's real frames, with merges, dilation and the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from liftgs.model.text import TextEncoder
+from liftgs.pseudo.labeller import FrameInput
 from liftgs.pseudo.noise import NoiseConfig, perturb_embeddings, swap_labels
 from liftgs.pseudo.synthetic import BACKGROUND_NAMES, SyntheticLabeller, benchmark_vocabulary
 
@@ -70,6 +74,37 @@ def nearest_name_rate(
     return float(np.mean(nearest == drawn))
 
 
+def labelled_frames_rate(
+    labeller: SyntheticLabeller,
+    frames: Iterable[FrameInput],
+    categories: Sequence[str] | None = None,
+) -> tuple[float, int]:
+    """The nearest-name rate of what ``labeller`` makes of real frames (every noise component included).
+
+    A segment's own category is that of the object covering most of its pixels; segments mostly on the
+    background (wall, floor, no object) are left out.
+
+    Returns:
+        (rate, number of object segments counted).
+    """
+    categories = list(benchmark_vocabulary()[: -len(BACKGROUND_NAMES)] if categories is None else categories)
+    names = labeller.embed_names(categories)  # [C, D]
+    correct = total = 0
+    for frame in frames:
+        labels = labeller.label(frame)
+        instance = np.asarray(frame.instance)
+        for segment in range(labels.num_segments):
+            objects = instance[(labels.segment_map == segment) & (instance >= 0)]
+            if 2 * len(objects) <= int((labels.segment_map == segment).sum()):
+                continue
+            own = frame.object_names[int(np.bincount(objects).argmax())]
+            total += 1
+            correct += categories[int(np.argmax(names @ labels.embeddings[segment]))] == own
+    if total == 0:
+        raise ValueError("labelled_frames_rate: no object segment in the frames")
+    return correct / total, total
+
+
 def calibrate_confuse(
     text_encoder: TextEncoder,
     target: float = TARGET_RATE,
@@ -109,6 +144,9 @@ class CalibrationCommand:
     frames: int = 2000
     """Simulated frames."""
     seed: int = 0
+    data: Path | None = None
+    """Also measure the labeller on the frames of this dataset's first --scenes train scenes (read only)."""
+    scenes: int = 5
 
     def main(self) -> None:
         from liftgs.model.text import build_text_encoder
@@ -128,6 +166,26 @@ class CalibrationCommand:
             print(f"  {name}: {nearest_name_rate(encoder, part, **options):.3f}")
         confuse = calibrate_confuse(encoder, TARGET_RATE, NoiseConfig(), **options)
         print(f"confuse putting level 1 at the target {TARGET_RATE:g}: {confuse:.3f}")
+        if self.data is not None:
+            rate, count = labelled_frames_rate(
+                SyntheticLabeller(encoder, noise, self.seed, self.text_encoder),
+                _train_frames(self.data, self.scenes),
+            )
+            print(
+                f"labelled frames of {self.scenes} train scenes of {self.data}: {rate:.3f} "
+                f"({count} object segments)"
+            )
+
+
+def _train_frames(root: Path, count: int) -> Iterable[FrameInput]:
+    """Every frame of the first ``count`` scenes of ``root``'s train split, as the labeller reads them."""
+    from liftgs.data.store import load_scene
+
+    for scene_id in (root / "splits" / "train.txt").read_text().split()[:count]:
+        scene = load_scene(root / "scans" / scene_id, load_point_features=False)
+        names = {object_id: obj.name for object_id, obj in scene.objects.items()}
+        for frame in scene.frames:
+            yield FrameInput.from_frame(scene.scene_id, frame, names)
 
 
 if __name__ == "__main__":
