@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from liftgs.model.text import MiniLMTextEncoder
-from liftgs.pseudo.calibration import TARGET_BAND, calibrate_confuse, nearest_name_rate
+from liftgs.pseudo.calibration import TARGET_BAND, calibrate_confuse, labelled_frames_rate, nearest_name_rate
 from liftgs.pseudo.labeller import FrameInput
 from liftgs.pseudo.noise import (
     CONFUSABLE,
@@ -97,11 +97,24 @@ def test_default_noise_lands_in_the_target_band_with_minilm():
     assert TARGET_BAND[0] <= rate <= TARGET_BAND[1]
 
 
-def test_embedding_noise_draws_from_its_own_stream(encoder):
-    """Changing confusion or jitter leaves the segment noise of every frame as it was."""
+def grid_frame(name: str = "3") -> FrameInput:
+    """Six touching 8 x 8 objects of six categories, no depth (object segments only)."""
     instance = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 8, axis=0), 8, axis=1).astype(np.int32)
     names = dict(enumerate(["chair", "table", "lamp", "sofa", "bed", "door"]))
-    frame = FrameInput("scan0000", "3", np.zeros((16, 24, 3), np.uint8), instance, names)
+    return FrameInput("scan0000", name, np.zeros((16, 24, 3), np.uint8), instance, names)
+
+
+def test_rate_on_labelled_frames_counts_each_object_segment(encoder):
+    frames = [grid_frame(str(i)) for i in range(10)]
+    clean = SyntheticLabeller(encoder, CLEAN)
+    assert labelled_frames_rate(clean, frames) == (1.0, 60)
+    confused, count = labelled_frames_rate(SyntheticLabeller(encoder, replace(CLEAN, confuse=0.5)), frames)
+    assert count == 60 and 0.2 < confused < 0.8
+
+
+def test_embedding_noise_draws_from_its_own_stream(encoder):
+    """Changing confusion or jitter leaves the segment noise of every frame as it was."""
+    frame = grid_frame()
     base = NoiseConfig().scaled(1.0)
     first = SyntheticLabeller(encoder, base).label(frame)
     second = SyntheticLabeller(encoder, replace(base, confuse=0.9, jitter=0.5)).label(frame)

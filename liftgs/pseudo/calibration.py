@@ -37,6 +37,11 @@ OBJECTS_PER_FRAME = 6
 """Objects per simulated frame (the benchmark's views see a handful of objects besides wall and floor)."""
 
 
+def _categories(categories: Sequence[str] | None) -> list[str]:
+    """``categories``, or the benchmark's 16 category names when None."""
+    return list(benchmark_vocabulary()[: -len(BACKGROUND_NAMES)] if categories is None else categories)
+
+
 def nearest_name_rate(
     text_encoder: TextEncoder,
     noise: NoiseConfig,
@@ -54,7 +59,7 @@ def nearest_name_rate(
             embedding towards a background name, but the rate compares with the categories only.
         frames, objects_per_frame, seed: the simulation's size and random stream.
     """
-    categories = list(benchmark_vocabulary()[: -len(BACKGROUND_NAMES)] if categories is None else categories)
+    categories = _categories(categories)
     if len(categories) < 2 or frames < 1 or objects_per_frame < 1:
         raise ValueError("nearest_name_rate: needs >= 2 categories, >= 1 frame and >= 1 object per frame")
     labeller = SyntheticLabeller(text_encoder, noise, vocabulary=[*categories, *BACKGROUND_NAMES])
@@ -87,7 +92,7 @@ def labelled_frames_rate(
     Returns:
         (rate, number of object segments counted).
     """
-    categories = list(benchmark_vocabulary()[: -len(BACKGROUND_NAMES)] if categories is None else categories)
+    categories = _categories(categories)
     names = labeller.embed_names(categories)  # [C, D]
     correct = total = 0
     for frame in frames:

@@ -176,9 +176,8 @@ class SyntheticLabeller:
         segment_map, names = self.clean_segments(frame)
         embeddings = self.embed_names(names)
         if not self.noise.is_clean:
-            vocabulary = self.vocabulary_embeddings if self.noise.confuse > 0.0 else embeddings
             stream = frame_rng(self.seed, frame.scene_id, frame.name, EMBEDDING_STREAM)
-            embeddings = perturb_embeddings(embeddings, vocabulary, self.noise, stream)
+            embeddings = perturb_embeddings(embeddings, self.vocabulary_embeddings, self.noise, stream)
             rng = frame_rng(self.seed, frame.scene_id, frame.name)
             segment_map, embeddings = apply_noise(segment_map, embeddings, self.noise, rng)
         return PseudoLabels(
