@@ -91,12 +91,12 @@ def _outputs(root) -> dict[str, float]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.glob("scans/*/pseudo*/*.npz")}
 
 
-def test_labels_every_frame_and_counts_empty_ones(root):
+def test_labels_every_frame_and_counts_them(root):
     summary = label_dataset(root, CountingLabeller(), progress=False)
-    assert (summary.labelled, summary.empty, summary.skipped, summary.unreadable) == (9, 3, 0, 0)
+    assert (summary.labelled, summary.empty, summary.skipped, summary.unreadable) == (9, 0, 0, 0)
     labels = load_pseudo_labels(root / "scans/scan0001", "0", expected_dim=8)
-    assert labels.num_segments == 2 and labels.segment_map.shape == (12, 16)
-    assert load_pseudo_labels(root / "scans/scan0001", "2").num_segments == 0
+    assert labels.num_segments == 3 and labels.segment_map.shape == (12, 16)  # chair, table, wall
+    assert load_pseudo_labels(root / "scans/scan0001", "2").num_segments == 1  # no object: the wall alone
 
 
 def test_resume_skips_done_frames_without_recomputing(root):
@@ -137,7 +137,7 @@ def test_shards_split_the_scenes(root):
 
 def test_folder_made_with_other_settings_is_refused_unless_overwrite(root):
     label_dataset(root, CountingLabeller(noise=0.0), progress=False)
-    clean = load_pseudo_labels(root / "scans/scan0000", "0")
+    clean = [load_pseudo_labels(root / "scans/scan0000", name).segment_map for name in FRAMES]
     with pytest.raises(PseudoLabelError, match="differs in noise"):
         label_dataset(root, CountingLabeller(noise=1.0), progress=False)
     with pytest.raises(KeyboardInterrupt):  # an overwrite interrupted in the first scene
@@ -146,7 +146,8 @@ def test_folder_made_with_other_settings_is_refused_unless_overwrite(root):
     labeller = CountingLabeller(noise=1.0)
     summary = label_dataset(root, labeller, overwrite=True, progress=False)  # the same command resumes
     assert (summary.labelled, summary.skipped) == (7, 2)
-    assert not np.array_equal(load_pseudo_labels(root / "scans/scan0000", "0").segment_map, clean.segment_map)
+    noisy = [load_pseudo_labels(root / "scans/scan0000", name).segment_map for name in FRAMES]
+    assert not all(np.array_equal(a, b) for a, b in zip(noisy, clean, strict=True))
     label_dataset(root, CountingLabeller(noise=0.0), folder="pseudo-clean", progress=False)  # side by side
     assert len(_outputs(root)) == 18
 
@@ -186,7 +187,7 @@ def test_cli_defaults_to_the_stand_in_on_the_benchmark_and_prints_the_summary(ro
     (root / "meta.json").write_text(json.dumps({"generator": SYNTHETIC_GENERATOR}))
     cli_main(["pseudo-label", "--data", str(root), "--noise", "0.5", "--shard", "1/3", "--no-progress"])
     assert (
-        "3 frames labelled (1 empty), 0 skipped (already done), 0 unreadable, in 1 scenes"
+        "3 frames labelled (0 empty), 0 skipped (already done), 0 unreadable, in 1 scenes"
         in capsys.readouterr().out
     )
     labels = load_pseudo_labels(root / "scans/scan0001", "0", expected_dim=384)  # MiniLM

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from tqdm import tqdm
 
 from liftgs.atomic import is_temporary
@@ -29,8 +30,9 @@ from liftgs.data.store import (
     DatasetError,
     list_frame_names,
     load_objects,
+    read_frame,
     read_frame_image,
-    read_frame_instance,
+    read_scene_intrinsics,
 )
 from liftgs.pseudo.clip import ClipSettings
 from liftgs.pseudo.labeller import FrameInput, Labeller, WeightsNotFoundError
@@ -105,14 +107,21 @@ def list_scenes(root: Path, split: str | None = None) -> list[str]:
     return scene_ids
 
 
-def read_frame_input(scene_dir: Path, name: str, object_names: dict[int, str] | None) -> FrameInput | None:
-    """The frame's image (and instance mask when ``object_names`` is given), or None if unreadable."""
+def read_frame_input(
+    scene_dir: Path,
+    name: str,
+    object_names: dict[int, str] | None,
+    intrinsics: tuple[np.ndarray, np.ndarray | None] | None = None,
+) -> FrameInput | None:
+    """The frame's image, or None if unreadable; with ``object_names`` the whole frame (instance mask,
+    depth, pose; ``intrinsics`` = ``read_scene_intrinsics(scene_dir)``, read here when None)."""
     try:
-        image = read_frame_image(scene_dir, name)
-        instance = None if object_names is None else read_frame_instance(scene_dir, name, image.shape[:2])
+        if object_names is None:
+            return FrameInput(scene_dir.name, name, read_frame_image(scene_dir, name))
+        frame = read_frame(scene_dir, name, intrinsics)
     except FrameSkipped:
         return None
-    return FrameInput(scene_dir.name, name, image, instance, object_names or {})
+    return FrameInput.from_frame(scene_dir.name, frame, object_names)
 
 
 def _check_folder(scene_dir: Path, folder: str, info: dict, overwrite: bool) -> None:
@@ -140,6 +149,7 @@ def _label_frame(
     labeller: Labeller,
     object_names: dict[int, str] | None,
     folder: str,
+    intrinsics: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> Outcome:
     """Labels one frame unless it is done; returns what happened."""
     path = pseudo_path(scene_dir, name, folder)
@@ -149,7 +159,7 @@ def _label_frame(
             return "skipped"
         except PseudoLabelError as error:
             logger.warning("%s; labelling it again", error)
-    frame = read_frame_input(scene_dir, name, object_names)
+    frame = read_frame_input(scene_dir, name, object_names, intrinsics)
     if frame is None:
         logger.warning("%s: frame %s unreadable, left unlabelled", scene_dir, name)
         return "unreadable"
@@ -172,7 +182,7 @@ def label_dataset(
 
     Raises:
         DatasetError: no ``scans`` folder, a missing split, or a scene without its ``objects.json`` /
-            ``instance`` folder when the labeller needs instance masks.
+            ``instance`` folder / intrinsics when the labeller needs instance masks (and the geometry).
         PseudoLabelError: the folder was made differently (without ``overwrite``) or the labeller returned
             labels of the wrong shape or embedding width.
     """
@@ -186,13 +196,14 @@ def label_dataset(
     for scene_id, names in frames.items():
         scene_dir = root / "scans" / scene_id
         _check_folder(scene_dir, folder, info, overwrite)
-        object_names = None
+        object_names, intrinsics = None, None
         if labeller.needs_instances:
             if not (scene_dir / "instance").is_dir():
                 raise DatasetError(f"{scene_dir / 'instance'}: this labeller needs 2D instance masks")
             object_names = {i: obj.name for i, obj in load_objects(scene_dir).items()}
+            intrinsics = read_scene_intrinsics(scene_dir)
         for name in names:
-            summary.add(_label_frame(scene_dir, name, labeller, object_names, folder))
+            summary.add(_label_frame(scene_dir, name, labeller, object_names, folder, intrinsics))
             bar.update()
     bar.close()
     return summary

@@ -138,7 +138,7 @@ def _stand_in_labels(scene: Scene, labeller: Labeller) -> Callable[[Frame], Pseu
     def label(frame: Frame) -> PseudoLabels | None:
         if frame.instance is None:
             return None
-        return labeller.label(FrameInput(scene.scene_id, frame.name, frame.image, frame.instance, names))
+        return labeller.label(FrameInput.from_frame(scene.scene_id, frame, names))
 
     return label
 

@@ -1,11 +1,17 @@
 """A noise model that makes clean 2D segments look like a foundation model's pseudo-labels.
 
 Errors of SAM + CLIP pseudo-labels, each simulated by one component acting on every segment independently
-with its own probability:
+with its own probability (``confuse`` and ``jitter`` act on the embeddings alone, before the others, in
+``perturb_embeddings``; the rest act on the segments in ``apply_noise``):
 
 =========  ==================================================================================  =========
-component  what happens to a chosen segment                                                    p at 1.0
+component  what happens to a chosen segment                                                    at 1.0
 =========  ==================================================================================  =========
+confuse    its embedding is pulled past the middle towards one of the ``CONFUSABLE`` names     0.19
+           nearest to its own: ``normalize((1 - w) e + w e_other)``, ``w ~ U(CONFUSION_MIX)``,
+           so another name becomes its nearest: a zero-shot misclassification
+jitter     (every segment) a Gaussian vector of expected norm ``jitter`` is added to its       0.25
+           embedding, then it is re-normalised: view-to-view variation of a crop's embedding
 drop       removed (its pixels become unlabelled): a missed object                             0.15
 merge      joined with a random touching segment; the embedding is their area-weighted mean    0.15
 split      cut in two by a random line through its centroid; both halves keep the embedding   0.15
@@ -14,14 +20,20 @@ dilate     grows a ``boundary_px``-wide rim over its neighbours                 
 swap       its embedding is exchanged with another segment's: a wrong label                    0.10
 =========  ==================================================================================  =========
 
-``NoiseConfig.scaled(level)`` multiplies every probability by ``level`` (``--noise``, 0 = clean,
-1 = the table; clipped to 1). The components run in the table's order. Everything random comes from the
-``numpy.random.Generator`` passed in, so a seed makes the result deterministic.
+``confuse`` is calibrated so that at level 1 (with ``swap``) the share of object segments whose embedding
+is nearest to their own category name is ``liftgs.pseudo.calibration.TARGET_RATE``, the stand-in's
+counterpart of CLIP's zero-shot accuracy on segment crops. ``jitter`` alone never changes the nearest name:
+it makes the views of one object differ (cosine about ``1 / (1 + jitter**2)``, 0.94 at 0.25, above
+pretraining's ``tau`` 0.9). The target, why, and the measurement: docs/pseudo_labels.md.
+
+``NoiseConfig.scaled(level)`` multiplies every probability and ``jitter`` by ``level`` (``--noise``,
+0 = clean, 1 = the table; probabilities clipped to 1). The components run in the table's order. Everything
+random comes from the ``numpy.random.Generator`` passed in, so a seed makes the result deterministic.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -33,10 +45,23 @@ Labels = tuple[np.ndarray, np.ndarray]
 what every component takes (with its probability and the random generator) and returns."""
 
 
+CONFUSABLE = 3
+"""A confused segment's embedding moves towards one of this many names nearest (cosine) to its own."""
+CONFUSION_MIX = (0.5, 1.0)
+"""Range of the weight ``w`` of the other name in a confused embedding (above 0.5: the other name wins)."""
+
+PROBABILITIES = ("confuse", "drop", "merge", "split", "erode", "dilate", "swap")
+
+
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Per-segment probabilities of each error (see the module docstring) and the boundary width."""
+    """Per-segment probabilities of each error, the embedding jitter and the boundary width (see the
+    module docstring; the defaults are the table's column "at 1.0")."""
 
+    confuse: float = 0.19
+    """Probability that a segment's embedding is pulled towards a confusable other name."""
+    jitter: float = 0.25
+    """Expected norm of the Gaussian vector added to every (unit) embedding before re-normalising."""
     drop: float = 0.15
     merge: float = 0.15
     split: float = 0.15
@@ -47,24 +72,25 @@ class NoiseConfig:
     """Width in pixels of the rim that erosion removes and dilation adds."""
 
     def __post_init__(self) -> None:
-        for name in ("drop", "merge", "split", "erode", "dilate", "swap"):
+        for name in PROBABILITIES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"noise {name}: probability must lie in [0, 1], got {value}")
+        if not self.jitter >= 0.0:
+            raise ValueError(f"noise jitter: must be >= 0, got {self.jitter}")
         if self.boundary_px < 1:
             raise ValueError(f"noise boundary_px: must be >= 1, got {self.boundary_px}")
 
     def scaled(self, level: float) -> NoiseConfig:
-        """Every probability times ``level`` (clipped to 1); ``level`` 0 gives clean labels."""
+        """Every probability (clipped to 1) and ``jitter`` times ``level``; ``level`` 0 gives clean labels."""
         if not level >= 0.0:
             raise ValueError(f"noise level must be >= 0, got {level}")
-        probabilities = {f.name: min(1.0, getattr(self, f.name) * level) for f in fields(self)}
-        probabilities.pop("boundary_px")
-        return replace(self, **probabilities)
+        probabilities = {name: min(1.0, getattr(self, name) * level) for name in PROBABILITIES}
+        return replace(self, **probabilities, jitter=self.jitter * level)
 
     @property
     def is_clean(self) -> bool:
-        return all(getattr(self, f.name) == 0.0 for f in fields(self) if f.name != "boundary_px")
+        return self.jitter == 0.0 and all(getattr(self, name) == 0.0 for name in PROBABILITIES)
 
 
 def _neighbour_pairs(segment_map: np.ndarray) -> np.ndarray:
@@ -183,13 +209,77 @@ def swap_labels(
     return segment_map, embeddings[order]
 
 
+def confusable_names(
+    embeddings: np.ndarray,  # [S, D] L2-normalised rows
+    vocabulary: np.ndarray,  # [V, D] L2-normalised name embeddings
+) -> np.ndarray:
+    """[S, min(CONFUSABLE, V)] indices into ``vocabulary`` of the names nearest (cosine) to each row,
+    nearest first, leaving out names equal to the row itself (cosine > 0.999)."""
+    similarity = embeddings @ vocabulary.T  # [S, V]
+    similarity = np.where(similarity > 0.999, -np.inf, similarity)
+    count = min(CONFUSABLE, vocabulary.shape[0])
+    return np.argsort(-similarity, axis=1, kind="stable")[:, :count]
+
+
+def confuse_embeddings(
+    embeddings: np.ndarray,  # [S, D] L2-normalised rows
+    vocabulary: np.ndarray,  # [V, D] L2-normalised name embeddings, V >= 2
+    probability: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """[S, D]: each row with ``probability`` becomes ``normalize((1 - w) e + w e_other)``, ``e_other`` one of
+    its ``confusable_names`` drawn uniformly and ``w ~ U(CONFUSION_MIX)``."""
+    chosen = rng.random(len(embeddings)) < probability
+    candidates = confusable_names(embeddings, vocabulary)  # [S, C]
+    other = candidates[np.arange(len(embeddings)), rng.integers(candidates.shape[1], size=len(embeddings))]
+    weight = rng.uniform(*CONFUSION_MIX, size=len(embeddings))[:, None]
+    mixed = (1.0 - weight) * embeddings + weight * vocabulary[other]
+    mixed /= np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12)
+    return np.where(chosen[:, None], mixed, embeddings).astype(embeddings.dtype)
+
+
+def jitter_embeddings(
+    embeddings: np.ndarray,  # [S, D] L2-normalised rows
+    scale: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """[S, D]: each row plus a Gaussian vector of expected squared norm ``scale**2``, re-normalised."""
+    noise = rng.normal(scale=scale / np.sqrt(embeddings.shape[1]), size=embeddings.shape)
+    jittered = embeddings + noise
+    jittered /= np.maximum(np.linalg.norm(jittered, axis=1, keepdims=True), 1e-12)
+    return jittered.astype(embeddings.dtype)
+
+
+def perturb_embeddings(
+    embeddings: np.ndarray,  # [S, D] float32, L2-normalised rows
+    vocabulary: np.ndarray,  # [V, D] L2-normalised embeddings of the names a segment may be confused with
+    config: NoiseConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The embedding components of ``config`` (confuse, then jitter); returns [S, D] unit rows.
+
+    Raises:
+        ValueError: ``confuse`` > 0 with fewer than two vocabulary names.
+    """
+    if len(embeddings) == 0:
+        return embeddings
+    if config.confuse > 0.0:
+        if vocabulary.shape[0] < 2:
+            raise ValueError(f"noise confuse: needs a vocabulary of >= 2 names, got {vocabulary.shape[0]}")
+        embeddings = confuse_embeddings(embeddings, vocabulary, config.confuse, rng)
+    if config.jitter > 0.0:
+        embeddings = jitter_embeddings(embeddings, config.jitter, rng)
+    return embeddings
+
+
 def apply_noise(
     segment_map: np.ndarray,  # [H, W] int32 ids 0..S-1, -1 = none
     embeddings: np.ndarray,  # [S, D] float32, L2-normalised rows
     config: NoiseConfig,
     rng: np.random.Generator,
 ) -> Labels:
-    """Applies every component of ``config`` in order; returns the noisy (segment_map, embeddings).
+    """Applies the segment components of ``config`` (drop .. swap) in order; returns the noisy
+    (segment_map, embeddings). The embedding components are ``perturb_embeddings``'.
 
     The result keeps the conventions of the input: ids ``0 .. S'-1`` all present, -1 = none, unit rows.
     """
