@@ -140,6 +140,12 @@ class Scene:
 
 EvalType = Literal["unique", "multiple"]
 
+SEEN_WORDS, UNSEEN_WORDS = "seen words", "unseen words"
+SEEN_SHAPE, UNSEEN_SHAPE, LONG = "seen shape", "unseen shape", "long"
+"""The embedded benchmark's wording labels (``Expression.wording``): whether the sentence uses only words
+every split uses, and whether its shape is one every split uses, one held out for val/test, or a long
+multi-sentence description."""
+
 
 @dataclass
 class Expression:
@@ -173,6 +179,16 @@ class Expression:
     target_words: str | None = None
     anchor_words: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        where = f"expression {self.ann_id} of {self.scene_id!r}"
+        for name in ("wording", "anchor_words"):
+            if isinstance(getattr(self, name), str):
+                raise ValueError(f"{where}: {name} must be a list of strings, not a string")
+        if self.anchor_words and len(self.anchor_words) != len(self.anchor_ids):
+            raise ValueError(
+                f"{where}: {len(self.anchor_words)} anchor_words for {len(self.anchor_ids)} anchor_ids"
+            )
+
     def to_json(self) -> dict:
         record = {
             "scene_id": self.scene_id,
@@ -199,13 +215,6 @@ class Expression:
     def from_json(cls, record: dict) -> Expression:
         """Reads a ScanRefer-style record; ids may be strings (as in ScanRefer) or ints."""
         description = str(record["description"])
-        anchor_ids = tuple(int(i) for i in record.get("anchor_ids") or ())
-        anchor_words = tuple(str(w) for w in record.get("anchor_words") or ())
-        if anchor_words and len(anchor_words) != len(anchor_ids):
-            raise ValueError(
-                f"expression {record.get('ann_id')!r} of {record.get('scene_id')!r}: "
-                f"{len(anchor_words)} anchor_words for {len(anchor_ids)} anchor_ids"
-            )
         return cls(
             scene_id=str(record["scene_id"]),
             object_id=int(record["object_id"]),
@@ -215,8 +224,19 @@ class Expression:
             token=list(record.get("token") or description.split()),
             eval_type=record.get("eval_type", "multiple"),
             relation=None if record.get("relation") is None else str(record["relation"]),
-            anchor_ids=anchor_ids,
-            wording=tuple(str(w) for w in record.get("wording") or ()),
+            anchor_ids=tuple(int(i) for i in record.get("anchor_ids") or ()),
+            wording=_strings(record, "wording"),
             target_words=None if record.get("target_words") is None else str(record["target_words"]),
-            anchor_words=anchor_words,
+            anchor_words=_strings(record, "anchor_words"),
         )
+
+
+def _strings(record: dict, key: str) -> tuple[str, ...]:
+    """``record[key]`` as a tuple of strings (empty when absent); a lone string is an error, not a list of
+    its characters."""
+    value = record.get(key) or ()
+    if isinstance(value, str):
+        raise ValueError(
+            f"expression {record.get('ann_id')!r} of {record.get('scene_id')!r}: {key} must be a list"
+        )
+    return tuple(str(v) for v in value)

@@ -15,7 +15,7 @@ from liftgs.data.synthetic.expressions import (
 )
 from liftgs.data.synthetic.layout import sample_layout
 from liftgs.data.synthetic.objects import CATEGORIES, COLORS
-from liftgs.data.synthetic.phrasing import FRAMES, PREDICATES, SENTENCES
+from liftgs.data.synthetic.phrasing import FRAMES, PREDICATES, SENTENCES, phrase
 from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS, COLOR_WORDS, held_out_words, plural
 
 
@@ -114,7 +114,7 @@ def _pattern(template: str) -> re.Pattern:
 
 def test_training_sentences_never_use_held_out_words_or_shapes(scenes):
     held_words = held_out_words()
-    held_shapes = [_pattern(t) for t, _ in FRAMES[1]]
+    held_shapes = [_pattern(t) for t, _, _ in FRAMES[1]]
     held_shapes += [_pattern(t) for _, held in SENTENCES.values() for t in held]
     held_predicates = [_pattern(p) for _, held in PREDICATES.values() for p in held]
     for index, (_, generated) in enumerate(scenes):
@@ -180,3 +180,15 @@ def test_unknown_relation_is_an_error(scenes):
     layout, _ = scenes[0]
     with pytest.raises(ValueError, match="unknown relation"):
         holds(layout, Relation("above"), layout.objects[0])
+
+
+def test_a_sentence_is_labelled_unseen_words_exactly_when_it_says_a_held_out_word():
+    """Whole-sentence superlative templates never say the target's color, so a held-out color drawn for
+    them must not make the sentence "unseen words"."""
+    rng = np.random.default_rng(5)
+    for index in range(40):
+        layout = sample_layout(np.random.default_rng([13, index]))
+        for target in layout.objects:
+            for kind in ("category", "color", "largest"):
+                wording = phrase(layout, target, kind, [], rng, "seen shape", unseen_words=True)
+                assert _uses(wording.text, held_out_words()) == (wording.groups[0] == "unseen words")

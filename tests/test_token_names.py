@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from liftgs.losses.tokens import anchor_tokens, positive_tokens
+from liftgs.losses.tokens import anchor_tokens, naming_tokens, positive_tokens
 from liftgs.scene import Expression
 from liftgs.train.batch import expression_targets
 
@@ -66,5 +66,30 @@ def test_without_anchor_words_the_anchors_category_names_are_used():
 
 
 def test_anchor_words_not_one_per_anchor_are_refused():
-    with pytest.raises(ValueError, match="room0000/0/0: 1 anchor_words for 2 anchor_ids"):
-        expression_targets("room0000", [_couch(anchor_ids=(3, 7), anchor_words=("drapes",))], OBJECT_NAMES)
+    with pytest.raises(ValueError, match="expression 0 of 'room0000': 1 anchor_words for 2 anchor_ids"):
+        _couch(anchor_ids=(3, 7), anchor_words=("drapes",))
+    with pytest.raises(ValueError, match="wording must be a list"):
+        Expression.from_json({**_couch().to_json(), "wording": "unseen words"})
+
+
+def test_a_name_is_matched_as_a_whole_run_of_words_up_to_plurals():
+    tokens = [
+        "[CLS]",
+        "the",
+        "table",
+        "lamp",
+        "on",
+        "the",
+        "coffee",
+        "table",
+        "near",
+        "the",
+        "shel",
+        "##ves",
+        ".",
+    ]
+    hits = naming_tokens(tokens, ["table lamp", "coffee table", "shelf", "lamp table"], len(tokens))
+    assert hits[0].nonzero().flatten().tolist() == [2, 3]
+    assert hits[1].nonzero().flatten().tolist() == [6, 7]
+    assert hits[2].nonzero().flatten().tolist() == [10, 11]
+    assert not hits[3].any()

@@ -14,15 +14,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from liftgs.scene import LONG, SEEN_SHAPE, SEEN_WORDS, UNSEEN_SHAPE, UNSEEN_WORDS
+
 THRESHOLDS = (0.25, 0.5)
 """The IoU thresholds of the standard Acc@0.25 / Acc@0.5 metrics."""
 ANCHOR_FOUND_DISTANCE = 0.5
 """Horizontal metres within which a located anchor counts as found (``anchor_distance``)."""
 ONE_SENTENCE = "one sentence"
 """The wording group derived from the others: every expression whose wording is a one-sentence shape."""
-ONE_SENTENCE_SHAPES = frozenset({"seen shape", "unseen shape"})
+ONE_SENTENCE_SHAPES = frozenset({SEEN_SHAPE, UNSEEN_SHAPE})
 """The wording labels that make an expression count in ``ONE_SENTENCE``."""
-WORDING_GROUPS = ("seen words", "unseen words", "seen shape", "unseen shape", ONE_SENTENCE, "long")
+WORDING_GROUPS = (SEEN_WORDS, UNSEEN_WORDS, SEEN_SHAPE, UNSEEN_SHAPE, ONE_SENTENCE, LONG)
 """The order of ``per_wording`` (``Expression.wording``'s labels of the embedded benchmark, plus
 ``ONE_SENTENCE``); labels outside it follow, sorted."""
 

@@ -2,9 +2,10 @@
 words the anchor-word loss asks an anchor slot to read).
 
 A description's tokens (``TextFeatures.token_strings``, WordPiece or CLIP BPE) are grouped back into
-words; a word is positive when it equals a word of the target's name (the phrase the annotation says the
-description calls it by, ``Expression.target_words``, else its ``object_name``) up to a plural "s"/"es"
-(so "chairs" names "chair", "trash can" marks both words). When no word matches (the description calls
+words; the positives are the words of every run of consecutive words that says the target's whole name
+(the phrase the annotation says the description calls it by, ``Expression.target_words``, else its
+``object_name``), each word up to a plural ("chairs" names "chair", "trash cans" marks both words, the
+"table" of "coffee table" does not name a "table lamp"). When no word matches (the description calls
 the target something else), every real token is positive, as the spec of the loss asks.
 """
 
@@ -20,8 +21,9 @@ from liftgs.model.types import is_special_token
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-def token_words(token_strings: list[str]) -> list[str | None]:
-    """The whole (lower-case) word each token belongs to; None for special tokens.
+def word_pieces(token_strings: list[str]) -> list[tuple[str, list[int]]]:
+    """The text's words in order, each as (lower-case word, indices of its tokens); special tokens belong
+    to no word.
 
     WordPiece continuations start with ``##``; CLIP BPE marks a word's last piece with ``</w>``.
     """
@@ -39,25 +41,32 @@ def token_words(token_strings: list[str]) -> list[str | None]:
         else:
             groups.append([index])
         open_word = bpe and not token.endswith("</w>")
+    return [
+        ("".join(token_strings[i].removeprefix("##").removesuffix("</w>") for i in group).lower(), group)
+        for group in groups
+        if group
+    ]
+
+
+def token_words(token_strings: list[str]) -> list[str | None]:
+    """The whole (lower-case) word each token belongs to; None for special tokens."""
     words: list[str | None] = [None] * len(token_strings)
-    for group in groups:
-        text = "".join(token_strings[i].removeprefix("##").removesuffix("</w>") for i in group).lower()
+    for text, group in word_pieces(token_strings):
         for i in group:
             words[i] = text
     return words
 
 
 def _forms(word: str) -> set[str]:
-    """The word and its candidate singulars ("tables" -> table, tabl; "boxes" -> boxe, box)."""
+    """The word and its candidate singulars ("tables" -> table, tabl; "boxes" -> boxe, box; "shelves" ->
+    shelf)."""
     forms = {word}
     for suffix in ("s", "es"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             forms.add(word[: -len(suffix)])
+    if len(word) > 5 and word.endswith("ves"):
+        forms.add(word[:-3] + "f")
     return forms
-
-
-def _normalise(text: str) -> set[str]:
-    return {form for piece in _WORD.findall(text.lower()) for form in _forms(piece)}
 
 
 def naming_tokens(
@@ -65,14 +74,25 @@ def naming_tokens(
     names: list[str],  # object names, e.g. ["trash can"]
     length: int,  # T, the padded token length of the batch
 ) -> Tensor:  # [len(names), T] bool
-    """Per name, the tokens of the words that name it (a row of False when no word does)."""
+    """Per name, the tokens of every run of consecutive words that says the whole name, each word up to a
+    plural ("trash cans" names "trash can"; "coffee table" does not name "table lamp"); a row of False
+    when no run does."""
     if len(token_strings) > length:
         raise ValueError(f"length: {length} is shorter than the text's {len(token_strings)} tokens")
-    forms = [_normalise(word) if word is not None else set() for word in token_words(token_strings)]
+    words = [
+        (set().union(*(_forms(w) for w in _WORD.findall(text))), group)
+        for text, group in word_pieces(token_strings)
+    ]
     hits = torch.zeros(len(names), length, dtype=torch.bool)
     for row, name in enumerate(names):
-        wanted = _normalise(name)
-        hits[row, : len(forms)] = torch.tensor([bool(word_forms & wanted) for word_forms in forms])
+        wanted = [_forms(w) for w in _WORD.findall(name.lower())]
+        if not wanted:
+            continue
+        for start in range(len(words) - len(wanted) + 1):
+            run = words[start : start + len(wanted)]
+            if all(forms & want for (forms, _), want in zip(run, wanted, strict=True)):
+                for _, group in run:
+                    hits[row, group] = True
     return hits
 
 

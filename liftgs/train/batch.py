@@ -180,11 +180,6 @@ def _anchor_names(expression: Expression, object_names: Mapping[int, str]) -> li
     """The phrases naming the expression's anchors: its ``anchor_words``, else the anchors' category names."""
     if not expression.anchor_words:
         return [object_names[i] for i in expression.anchor_ids if i in object_names]
-    if len(expression.anchor_words) != len(expression.anchor_ids):
-        raise ValueError(
-            f"expression {expression.scene_id}/{expression.object_id}/{expression.ann_id}: "
-            f"{len(expression.anchor_words)} anchor_words for {len(expression.anchor_ids)} anchor_ids"
-        )
     return list(expression.anchor_words)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from liftgs.data.synthetic.layout import Layout, PlacedObject
 from liftgs.data.synthetic.phrasing import PREDICATES, phrase
-from liftgs.scene import Expression
+from liftgs.scene import LONG, SEEN_SHAPE, UNSEEN_SHAPE, Expression
 
 NEAR, NEAR_LOOSE = 0.35, 0.8  # footprint gap (m) for "next to"
 WALL, WALL_LOOSE = 0.3, 0.7  # footprint-to-wall distance (m) for "near the wall"
@@ -124,19 +124,21 @@ def is_unambiguous(layout: Layout, relation: Relation, target: PlacedObject) -> 
 # ------------------------------------------------------------------------------------------- generation
 
 
-def anchor_phrase(layout: Layout, obj: PlacedObject) -> str | None:
-    """An unambiguous name for ``obj`` ("the sofa", "the red sofa"), or None if it has none."""
-    same = layout.same_category(obj)
-    if len(same) == 1:
-        return f"the {obj.category}"
-    if sum(o.color == obj.color for o in same) == 1:
-        return f"the {obj.color} {obj.category}"
-    return None
+def nameable_anchors(layout: Layout, target: PlacedObject) -> list[PlacedObject]:
+    """Objects of other categories than ``target``'s that a sentence can name unambiguously: alone in their
+    category ("the sofa") or the only one of their color in it ("the red sofa"); the phrases themselves
+    are ``phrasing``'s."""
+    return [
+        o
+        for o in layout.objects
+        if o.category != target.category
+        and sum(other.color == o.color for other in layout.same_category(o)) == 1
+    ]
 
 
 def candidate_relations(layout: Layout, target: PlacedObject) -> list[Relation]:
     """Every relation that singles ``target`` out (unambiguous, anchors nameable and of other categories)."""
-    anchors = [o for o in layout.objects if o.category != target.category and anchor_phrase(layout, o)]
+    anchors = nameable_anchors(layout, target)
     candidates = [Relation("category"), Relation("color", value=target.color)]
     candidates += [Relation(kind) for kind in ("largest", "smallest", "tallest", "wall", "corner", "middle")]
     candidates += [
@@ -166,16 +168,17 @@ FACT_KINDS = ("on", "under", "near", "wall", "corner", "middle")
 """Relations a long description may add as further facts about its target (they need not single it out)."""
 
 LONG_FRACTION = 0.15
+"""Per expression, every split: the chance of a long description."""
 UNSEEN_SHAPE_FRACTION = 0.45
+"""Per val/test one-sentence expression: the chance of a held-out sentence shape."""
 UNSEEN_WORDS_FRACTION = 0.4
-"""Per expression: the chance of a long description (every split), and in val/test the chances of a
-held-out sentence shape and of a held-out word."""
+"""Per val/test expression: the chance that its target (or the target's color) gets a held-out word."""
 
 
 def true_facts(layout: Layout, target: PlacedObject, exclude: Relation) -> list[Relation]:
     """Relations of ``FACT_KINDS`` that hold strictly for ``target`` (anchors nameable, of other
     categories), ``exclude`` left out."""
-    anchors = [o for o in layout.objects if o.category != target.category and anchor_phrase(layout, o)]
+    anchors = nameable_anchors(layout, target)
     facts = [Relation(kind) for kind in ("wall", "corner", "middle")]
     facts += [Relation(kind, (a.object_id,)) for kind in ("on", "under", "near") for a in anchors]
     return [f for f in facts if f != exclude and holds(layout, f, target, strict=True)]
@@ -206,8 +209,8 @@ def _diverse(relations: list[Relation]) -> list[Relation]:
 
 def _shape(rng: np.random.Generator, held_out: bool) -> str:
     if rng.random() < LONG_FRACTION:
-        return "long"
-    return "unseen shape" if held_out and rng.random() < UNSEEN_SHAPE_FRACTION else "seen shape"
+        return LONG
+    return UNSEEN_SHAPE if held_out and rng.random() < UNSEEN_SHAPE_FRACTION else SEEN_SHAPE
 
 
 def describe_scene(
@@ -235,13 +238,11 @@ def describe_scene(
             shape = _shape(rng, held_out)
             unseen_words = held_out and rng.random() < UNSEEN_WORDS_FRACTION
             facts, mentionable = [], []
-            if shape == "long":
+            if shape == LONG:
                 found = true_facts(layout, target, relation)
                 facts = [(f.kind, [layout.by_id(i) for i in f.anchors]) for f in found]
                 facts = [facts[i] for i in rng.permutation(len(facts))]
-                mentionable = [
-                    o for o in layout.objects if o.category != target.category and anchor_phrase(layout, o)
-                ]
+                mentionable = nameable_anchors(layout, target)
                 mentionable = [mentionable[i] for i in rng.permutation(len(mentionable))]
             anchors = [layout.by_id(i) for i in relation.anchors]
             wording = phrase(

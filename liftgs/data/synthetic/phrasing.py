@@ -17,12 +17,17 @@ the anchors' phrases.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from liftgs.data.synthetic.layout import Layout, PlacedObject
-from liftgs.data.synthetic.vocabulary import WordChooser, held_out_words, plural
+from liftgs.data.synthetic.vocabulary import WordChooser, plural, uses_held_out_word
+from liftgs.scene import LONG, SEEN_SHAPE, SEEN_WORDS, UNSEEN_SHAPE, UNSEEN_WORDS
+
+T = TypeVar("T")
 
 Split = tuple[tuple[str, ...], tuple[str, ...]]
 """(used by every split, held out for val/test)."""
@@ -45,8 +50,8 @@ PREDICATES: dict[str, Split] = {
         ("tinier than all the other {cs}", "=the most compact one"),
     ),
     "tallest": (
-        ("=the tallest of the {cs}", "=the highest one", "taller than the other {cs}"),
-        ("higher than every other {c}", "=the one that rises highest"),
+        ("=the tallest of the {cs}", "=the tallest one", "taller than the other {cs}"),
+        ("taller than every other {c}", "=the one that stands tallest"),
     ),
     "on": (("on top of {a}", "sitting on {a}", "placed on {a}"), ("resting upon {a}", "supported by {a}")),
     "under": (
@@ -63,7 +68,7 @@ PREDICATES: dict[str, Split] = {
     ),
     "closest": (
         ("closest to {a}", "nearest to {a}", "=the one closest to {a}"),
-        ("~with the shortest distance to {a}", "=the nearest one to {a}", "least far from {a}"),
+        ("~with the shortest distance to {a}", "=the nearest one to {a}", "~that is nearest of all to {a}"),
     ),
     "farthest": (
         ("farthest from {a}", "furthest away from {a}", "=the one farthest from {a}"),
@@ -78,40 +83,55 @@ PREDICATES: dict[str, Split] = {
         ("tucked into a corner", "in one of the corners of the room"),
     ),
     "middle": (
-        ("in the middle of the room", "in the center of the room", "=standing in the middle of the room"),
-        ("away from all the walls", "in the centre of the room"),
+        ("in the middle of the room", "far from the walls", "=standing in the middle of the room"),
+        ("away from all the walls", "out in the open, away from the walls"),
     ),
 }
 """Predicates per relation kind."""
 
-FRAMES: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = (
+SUPERLATIVES = ("largest", "smallest", "tallest", "closest", "farthest")
+
+FRAMES: tuple[tuple[tuple[str, str, tuple[str, ...]], ...], ...] = (
     (
-        ("the {t} {p}.", "attributive"),
-        ("the {t} that is {p}.", "copular"),
-        ("this is a {t}. it is {p}.", "copular"),
-        ("there is a {t} {p}.", "attributive"),
-        ("find the {t} which is {p}.", "copular"),
+        ("the {t} {p}.", "attributive", ()),
+        ("the {t} that is {p}.", "copular", ()),
+        ("this is a {t}. it is {p}.", "copular", ()),
+        ("there is a {t} {p}.", "attributive", SUPERLATIVES),
+        ("find the {t} which is {p}.", "copular", ()),
     ),
     (
-        ("which {t} is {p}?", "copular"),
-        ("can you show me the {t} {p}?", "attributive"),
-        ("i am talking about the {t} {p}.", "attributive"),
-        ("look for a {t}, it is {p}.", "copular"),
-        ("{p}, you will find the {t}.", "fronted"),
+        ("which {t} is {p}?", "copular", ("category",)),
+        ("can you show me the {t} {p}?", "attributive", ()),
+        ("i am talking about the {t} {p}.", "attributive", ()),
+        ("look for a {t}, it is {p}.", "copular", ()),
+        ("{p}, you will find the {t}.", "fronted", ()),
     ),
 )
-"""Sentence frames: (template, which predicates fit: "attributive" follow the noun, "copular" follow
-"is", "fronted" open the sentence and must be plain prepositional phrases)."""
+"""Sentence frames, (used by every split, held out for val/test): (template, which predicates fit, relation
+kinds it does not read well with). "attributive" predicates follow the noun, "copular" ones follow "is",
+"fronted" ones open the sentence and must be prepositional phrases (``PREPOSITIONS``)."""
 
-FRONTED_KINDS = ("on", "near", "between", "wall", "corner", "middle")
-"""Relation kinds whose plain predicates read well at the start of a sentence."""
+PREPOSITIONS = (
+    "on",
+    "under",
+    "below",
+    "next",
+    "beside",
+    "close",
+    "between",
+    "in",
+    "near",
+    "against",
+    "right",
+)
+"""First words of the predicates a fronted frame may open with ("next to the desk, you will find ...")."""
 
 SENTENCES: dict[str, Split] = {
     "category": (("there is a {t} in the room.",), ("where is the {t}?",)),
     "color": (("the {c} which is colored {col}.",), ("look for the {col} colored {c}.",)),
     "largest": (("the biggest of the {cs}.",), ("among the {cs}, pick the largest one.",)),
     "smallest": (("the smallest of the {cs}.",), ("among the {cs}, pick the smallest one.",)),
-    "tallest": (("the highest of the {cs}.",), ("among the {cs}, pick the tallest one.",)),
+    "tallest": (("the tallest one among the {cs}.",), ("among the {cs}, pick the tallest one.",)),
     "on": (("there is a {t} placed on {a}.",), ("{a} has a {t} on top of it.",)),
     "under": (("the {t} that {a} is standing on.",), ("{a} stands on this {t}.",)),
     "near": (("this is a {t}. it is next to {a}.",), ("{a} has a {t} right next to it.",)),
@@ -131,7 +151,7 @@ SENTENCES: dict[str, Split] = {
     "corner": (("this {t} is placed in the corner.",), ("in the corner of the room stands a {t}.",)),
     "middle": (
         ("this {t} stands in the middle of the room.",),
-        ("nothing but floor surrounds this {t} in the middle of the room.",),
+        ("this {t} keeps its distance from every wall.",),
     ),
 }
 """Whole-sentence templates per relation kind."""
@@ -147,9 +167,8 @@ TARGET_COLOR_FRACTION = 0.5
 """How often a relation is said by a whole-sentence template (when it has one), and how often a
 non-color relation's target phrase carries the target's color."""
 
-SHAPES = ("seen shape", "unseen shape", "long")
-WORDS = ("seen words", "unseen words")
-"""Wording groups (``Expression.wording``): one of ``WORDS`` and one of ``SHAPES`` per sentence."""
+SHAPES = (SEEN_SHAPE, UNSEEN_SHAPE, LONG)
+"""A sentence's shape label (``Expression.wording``'s second entry)."""
 
 
 @dataclass
@@ -160,6 +179,7 @@ class Wording:
     target_words: str
     anchor_words: tuple[str, ...]
     groups: tuple[str, ...]
+    """(``SEEN_WORDS`` or ``UNSEEN_WORDS``: whether the text says a held-out word, its shape label)."""
 
 
 @dataclass
@@ -174,7 +194,7 @@ class _Names:
 
     def anchor(self, obj: PlacedObject) -> str:
         """An unambiguous phrase for ``obj`` ("the couch", "the crimson sofa"), the same each time it is
-        asked for; the caller checked that one exists (``expressions.anchor_phrase``)."""
+        asked for; the caller checked that one exists (``expressions.nameable_anchors``)."""
         if obj.object_id not in self.phrases:
             name = self.words.other_name(obj.category)
             self.chosen[obj.object_id] = name
@@ -189,18 +209,19 @@ def _a_an(text: str) -> str:
     return re.sub(r"\b([Aa]) (?=[aeiou])", r"\1n ", text)
 
 
-def _choose(rng: np.random.Generator, options) -> str:
+def _choose(rng: np.random.Generator, options: Sequence[T]) -> T:
     return options[int(rng.integers(len(options)))]
 
 
 def _predicates(kind: str, unseen: bool, fit: str) -> list[str]:
+    """The predicates of ``kind`` (held-out ones when ``unseen``) that fit a frame of kind ``fit``."""
     seen, held = PREDICATES[kind]
     pool = held if unseen else seen
     if fit == "attributive":
         return [p for p in pool if not p.startswith("=")]
     if fit == "copular":
         return [p for p in pool if not p.startswith("~")]
-    return [p for p in pool if p[0] not in "=~"] if kind in FRONTED_KINDS else []
+    return [p for p in pool if p[0] not in "=~" and p.split(" ")[0] in PREPOSITIONS]
 
 
 def _strip(predicate: str) -> str:
@@ -209,10 +230,11 @@ def _strip(predicate: str) -> str:
 
 def _frame(rng: np.random.Generator, kind: str, unseen_shape: bool) -> tuple[str, str]:
     """A (frame, predicate) pair for ``kind``; an unseen shape uses a held-out frame, predicate or both."""
-    frames = FRAMES[0] if not unseen_shape else FRAMES[0] + FRAMES[1]
+    frames = [f for f in (FRAMES[0] if not unseen_shape else FRAMES[0] + FRAMES[1]) if kind not in f[2]]
+    held_frames = {template for template, _, _ in FRAMES[1]}
     while True:
-        template, fit = _choose(rng, frames)
-        held_frame = template in dict(FRAMES[1])
+        template, fit, _ = _choose(rng, frames)
+        held_frame = template in held_frames
         use_held_predicate = unseen_shape and (not held_frame or rng.random() < 0.5)
         options = _predicates(kind, use_held_predicate, fit)
         if options:
@@ -227,8 +249,8 @@ def phrase(
     rng: np.random.Generator,
     shape: str,
     unseen_words: bool,
-    facts: list[tuple[str, list[PlacedObject]]] = (),
-    mentionable: list[PlacedObject] = (),
+    facts: Sequence[tuple[str, list[PlacedObject]]] = (),
+    mentionable: Sequence[PlacedObject] = (),
 ) -> Wording:
     """Says that ``target`` is the one that relation ``kind`` (with ``anchors``) singles out.
 
@@ -238,7 +260,7 @@ def phrase(
     word; otherwise only words seen by every split are used.
     """
     words = WordChooser(rng, unseen_words)
-    long = shape == "long"
+    long = shape == LONG
     with_color = long or (kind not in ("color", "category") and rng.random() < TARGET_COLOR_FRACTION)
     words.plan(target_has_color=with_color or kind == "color")
     name = words.target_name(target.category)
@@ -256,19 +278,18 @@ def phrase(
     if long:
         text = _long(rng, kind, fields, facts, mentionable, names)
     else:
-        sentences = SENTENCES[kind][1 if shape == "unseen shape" else 0]
+        sentences = SENTENCES[kind][1 if shape == UNSEEN_SHAPE else 0]
         if rng.random() < SENTENCE_TEMPLATE_FRACTION:
             text = _choose(rng, sentences).format(**fields)
         else:
-            template, predicate = _frame(rng, kind, shape == "unseen shape")
+            template, predicate = _frame(rng, kind, shape == UNSEEN_SHAPE)
             text = template.format(p=predicate.format(**fields), **fields)
-    used = {name, color, *names.chosen.values()} - {""}
-    groups = ("unseen words" if used & held_out_words() else "seen words", shape)
+    text = _a_an(text)
     return Wording(
-        _a_an(text),
+        text,
         name,
         tuple(names.chosen[a.object_id] for a in anchors),
-        groups,
+        (UNSEEN_WORDS if uses_held_out_word(text) else SEEN_WORDS, shape),
     )
 
 
@@ -276,8 +297,8 @@ def _long(
     rng: np.random.Generator,
     kind: str,
     fields: dict[str, str],
-    facts: list[tuple[str, list[PlacedObject]]],
-    mentionable: list[PlacedObject],
+    facts: Sequence[tuple[str, list[PlacedObject]]],
+    mentionable: Sequence[PlacedObject],
     names: _Names,
 ) -> str:
     """A paragraph: opening with color and name, the singling-out relation, facts, mentions."""
@@ -286,6 +307,7 @@ def _long(
         predicate = _strip(_choose(rng, _predicates(kind, False, "copular")))
         sentences.append(_choose(rng, LONG_RELATION).format(p=predicate.format(**fields), **fields))
     named = set(names.chosen)
+    facts = [(k, anchors) for k, anchors in facts if not named & {a.object_id for a in anchors}]
     for fact_kind, fact_anchors in facts[:2]:
         phrases = [names.anchor(a) for a in fact_anchors] + ["", ""]
         predicate = _strip(_choose(rng, _predicates(fact_kind, False, "copular")))

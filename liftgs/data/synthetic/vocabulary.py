@@ -10,44 +10,54 @@ generator's dictionary, the way an annotator's vocabulary is theirs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 CATEGORY_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # category: (words used by every split, words held out for val/test)
-    "chair": (("chair", "chiar", "dining chair"), ("armchair", "side chair")),
-    "stool": (("stool", "bar stool"), ("footstool", "stoool")),
+    "chair": (("chair", "chiar", "dining chair"), ("armchair", "seat")),
+    "stool": (("stool", "bar stool"), ("footstool", "stol")),
     "table": (("table", "coffee table"), ("dining table", "tabel")),
-    "desk": (("desk", "writing desk"), ("office desk", "workdesk")),
+    "desk": (("desk", "writing desk"), ("workstation", "office desk")),
     "sofa": (("sofa", "couch"), ("settee", "loveseat")),
-    "bed": (("bed", "single bed"), ("double bed", "queen size bed")),
-    "lamp": (("lamp", "table lamp"), ("desk lamp", "reading light")),
+    "bed": (("bed", "single bed"), ("mattress", "double bed")),
+    "lamp": (("lamp", "table lamp"), ("reading light", "light fixture")),
     "cabinet": (("cabinet", "cupboard"), ("dresser", "cabnet")),
-    "nightstand": (("nightstand", "bedside table"), ("night table", "bedside cabinet")),
+    "nightstand": (("nightstand", "bedside table"), ("night table", "nite stand")),
     "shelf": (("shelf", "bookshelf"), ("bookcase", "shelving unit")),
     "box": (("box", "cardboard box"), ("carton", "crate")),
     "ball": (("ball", "toy ball"), ("sphere", "beach ball")),
     "plant": (("plant", "potted plant"), ("houseplant", "flower pot")),
-    "monitor": (("monitor", "computer screen"), ("display", "computer monitor")),
-    "trash can": (("trash can", "trash bin"), ("garbage can", "wastebasket")),
-    "door": (("door", "room door"), ("doorway", "wooden door")),
+    "monitor": (("monitor", "computer screen"), ("display", "flat screen")),
+    "trash can": (("trash can", "trash bin"), ("wastebasket", "dustbin")),
+    "door": (("door", "room door"), ("entrance", "wooden door")),
 }
-"""Names per category."""
+"""Names per category. Some held-out names are compounds of a seen word ("dining table"), most are not."""
 
 COLOR_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "red": (("red", "crimson"), ("scarlet", "cherry red")),
-    "green": (("green", "forest green", "gren"), ("emerald", "grass green")),
-    "blue": (("blue", "navy"), ("royal blue", "cobalt")),
+    "red": (("red", "crimson"), ("scarlet", "maroon")),
+    "green": (("green", "forest green", "gren"), ("emerald", "olive")),
+    "blue": (("blue", "navy"), ("cobalt", "azure")),
     "yellow": (("yellow", "golden"), ("lemon", "mustard")),
-    "white": (("white", "off white"), ("ivory", "snow white")),
-    "black": (("black", "jet black"), ("ebony", "pitch black")),
-    "brown": (("brown", "chocolate"), ("chestnut", "walnut brown")),
-    "gray": (("gray", "grey"), ("silver", "ash gray")),
-    "orange": (("orange", "bright orange"), ("tangerine", "amber")),
+    "white": (("white", "off white"), ("ivory", "cream")),
+    "black": (("black", "jet black"), ("ebony", "charcoal")),
+    "brown": (("brown", "chocolate"), ("chestnut", "mahogany")),
+    "gray": (("gray", "grey"), ("silver", "slate")),
+    "orange": (("orange", "bright orange"), ("tangerine", "apricot")),
     "purple": (("purple", "violet"), ("plum", "purpel")),
 }
-"""Words per color."""
+"""Words per color (held-out ones single words)."""
+
+CANONICAL_SHARE = 0.5
+"""How often a name (or color) is said with its canonical word rather than another of the split's words."""
+OTHER_HELD_OUT_SHARE = 0.25
+"""In a sentence with held-out words, how often another object's name or color is drawn from the held-out
+words too."""
+UNSEEN_COLOR_SHARE = 0.4
+"""In a sentence with held-out words that says the target's color, how often the color is the held-out
+word (else the target's name)."""
 
 _IRREGULAR_PLURALS = {"shelf": "shelves", "bookshelf": "bookshelves"}
 
@@ -70,21 +80,26 @@ def held_out_words() -> set[str]:
     return {word for _, held in tables for word in held}
 
 
+def uses_held_out_word(text: str) -> bool:
+    """Whether ``text`` says a held-out word (or a held-out name's plural) as a whole phrase."""
+    return any(
+        re.search(rf"\b({re.escape(word)}|{re.escape(plural(word))})\b", text) for word in held_out_words()
+    )
+
+
 @dataclass
 class WordChooser:
     """Draws the words one sentence names things with.
 
     ``unseen`` sentences (val/test only) name their target by a held-out word, or, when the sentence
-    says the target's color, may give the color a held-out word instead; every other name in them, and
-    every name in a seen sentence, is the canonical word with probability ``canonical`` else another
-    word of the split's vocabulary (held-out words included in an unseen sentence's other names with
-    probability ``other_held_out``).
+    says the target's color, may give the color a held-out word instead (``UNSEEN_COLOR_SHARE``); every
+    other name in them, and every name in a seen sentence, is the canonical word (``CANONICAL_SHARE``)
+    or another word of the split's vocabulary (held-out words for an unseen sentence's other names with
+    probability ``OTHER_HELD_OUT_SHARE``).
     """
 
     rng: np.random.Generator
     unseen: bool
-    canonical: float = 0.5
-    other_held_out: float = 0.25
 
     def __post_init__(self) -> None:
         self._unseen_slot: str | None = None
@@ -93,7 +108,7 @@ class WordChooser:
         """Picks which of the target's words is the held-out one (target name or color)."""
         if not self.unseen:
             self._unseen_slot = None
-        elif target_has_color and self.rng.random() < 0.4:
+        elif target_has_color and self.rng.random() < UNSEEN_COLOR_SHARE:
             self._unseen_slot = "color"
         else:
             self._unseen_slot = "name"
@@ -103,9 +118,9 @@ class WordChooser:
         if slot is not None and slot == self._unseen_slot:
             return held[int(self.rng.integers(len(held)))]
         pool = list(seen[1:])
-        if self.unseen and self.rng.random() < self.other_held_out:
+        if self.unseen and self.rng.random() < OTHER_HELD_OUT_SHARE:
             pool = list(held)
-        if not pool or self.rng.random() < self.canonical:
+        if not pool or self.rng.random() < CANONICAL_SHARE:
             return seen[0]
         return pool[int(self.rng.integers(len(pool)))]
 
