@@ -250,7 +250,7 @@ def _dataset_meta(
             "category_words": {c: list(held) for c, (_, held) in CATEGORY_WORDS.items()},
             "color_words": {c: list(held) for c, (_, held) in COLOR_WORDS.items()},
             "predicates": {kind: list(held) for kind, (_, held) in PREDICATES.items()},
-            "frames": [template for template, _ in FRAMES[1]],
+            "frames": [frame[0] for frame in FRAMES[1]],
             "sentences": {kind: list(held) for kind, (_, held) in SENTENCES.items()},
         },
     }
