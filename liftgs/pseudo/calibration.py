@@ -186,7 +186,10 @@ def _train_frames(root: Path, count: int) -> Iterable[FrameInput]:
     """Every frame of the first ``count`` scenes of ``root``'s train split, as the labeller reads them."""
     from liftgs.data.store import load_scene
 
-    for scene_id in (root / "splits" / "train.txt").read_text().split()[:count]:
+    split = root / "splits" / "train.txt"
+    if not split.is_file():
+        raise SystemExit(f"liftgs.pseudo.calibration: {split} not found; --data must be a dataset root")
+    for scene_id in split.read_text().split()[:count]:
         scene = load_scene(root / "scans" / scene_id, load_point_features=False)
         names = {object_id: obj.name for object_id, obj in scene.objects.items()}
         for frame in scene.frames:
