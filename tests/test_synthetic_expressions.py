@@ -16,7 +16,7 @@ from liftgs.data.synthetic.expressions import (
 from liftgs.data.synthetic.layout import sample_layout
 from liftgs.data.synthetic.objects import CATEGORIES, COLORS
 from liftgs.data.synthetic.phrasing import FRAMES, PREDICATES, SENTENCES, phrase
-from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS, COLOR_WORDS, held_out_words, plural
+from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS, COLOR_WORDS, MISSPELLINGS, held_out_words, plural
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +192,8 @@ def test_a_sentence_is_labelled_unseen_words_exactly_when_it_says_a_held_out_wor
             for kind in ("category", "color", "largest"):
                 wording = phrase(layout, target, kind, [], rng, "seen shape", unseen_words=True)
                 assert _uses(wording.text, held_out_words()) == (wording.groups[0] == "unseen words")
+
+
+def test_misspellings_are_words_of_the_tables():
+    everything = {w for t in (CATEGORY_WORDS, COLOR_WORDS) for s, h in t.values() for w in (*s, *h)}
+    assert everything >= MISSPELLINGS

@@ -50,6 +50,9 @@ COLOR_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 """Words per color (held-out ones single words)."""
 
+MISSPELLINGS = frozenset({"chiar", "stol", "tabel", "cabnet", "nite stand", "gren", "purpel"})
+"""The words of the tables above that are misspellings rather than other words for the thing."""
+
 CANONICAL_SHARE = 0.5
 """How often a name (or color) is said with its canonical word rather than another of the split's words."""
 OTHER_HELD_OUT_SHARE = 0.25
