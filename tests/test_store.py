@@ -86,11 +86,11 @@ def test_expression_round_trip_and_extras(tmp_path):
         ),
     ]
     path = tmp_path / "annotations/train.json"
-    save_expressions(path, expressions, extras=[{"held_out_template": False}, {"held_out_template": True}])
+    save_expressions(path, expressions, extras=[{"annotator": "a"}, {"annotator": "b"}])
     records = json.loads(path.read_text())
     assert records[0]["object_id"] == "2" and "relation" not in records[0] and "anchor_ids" not in records[0]
     assert records[1]["relation"] == "near" and records[1]["anchor_ids"] == ["1"]
-    assert records[1]["held_out_template"] is True
+    assert records[1]["annotator"] == "b"
     assert load_expressions(path) == expressions
     with pytest.raises(ValueError, match="extras"):
         save_expressions(path, expressions, extras=[{}])
