@@ -231,12 +231,8 @@ class Expression:
         )
 
 
-def _strings(record: dict, key: str) -> tuple[str, ...]:
-    """``record[key]`` as a tuple of strings (empty when absent); a lone string is an error, not a list of
-    its characters."""
+def _strings(record: dict, key: str) -> tuple[str, ...] | str:
+    """``record[key]`` as a tuple of strings (empty when absent); a lone string is passed on unchanged, for
+    ``Expression``'s own check to refuse rather than be split into its characters."""
     value = record.get(key) or ()
-    if isinstance(value, str):
-        raise ValueError(
-            f"expression {record.get('ann_id')!r} of {record.get('scene_id')!r}: {key} must be a list"
-        )
-    return tuple(str(v) for v in value)
+    return value if isinstance(value, str) else tuple(str(v) for v in value)

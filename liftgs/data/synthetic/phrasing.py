@@ -228,6 +228,11 @@ def _strip(predicate: str) -> str:
     return predicate.lstrip("=~")
 
 
+def _copular(rng: np.random.Generator, kind: str) -> str:
+    """A seen predicate of ``kind`` that follows "is", markers stripped."""
+    return _strip(_choose(rng, _predicates(kind, False, "copular")))
+
+
 def _frame(rng: np.random.Generator, kind: str, unseen_shape: bool) -> tuple[str, str]:
     """A (frame, predicate) pair for ``kind``; an unseen shape uses a held-out frame, predicate or both."""
     frames = [f for f in (FRAMES[0] if not unseen_shape else FRAMES[0] + FRAMES[1]) if kind not in f[2]]
@@ -262,9 +267,10 @@ def phrase(
     words = WordChooser(rng, unseen_words)
     long = shape == LONG
     with_color = long or (kind not in ("color", "category") and rng.random() < TARGET_COLOR_FRACTION)
-    words.plan(target_has_color=with_color or kind == "color")
+    says_color = with_color or kind == "color"
+    words.plan(target_has_color=says_color)
     name = words.target_name(target.category)
-    color = words.target_color(target.color) if (with_color or kind == "color") else ""
+    color = words.target_color(target.color) if says_color else ""
     names = _Names(layout, words)
     anchor_texts = [names.anchor(a) for a in anchors] + ["", ""]
     fields = {
@@ -304,13 +310,13 @@ def _long(
     """A paragraph: opening with color and name, the singling-out relation, facts, mentions."""
     sentences = [_choose(rng, LONG_OPENINGS).format(**fields)]
     if kind not in ("category", "color"):
-        predicate = _strip(_choose(rng, _predicates(kind, False, "copular")))
+        predicate = _copular(rng, kind)
         sentences.append(_choose(rng, LONG_RELATION).format(p=predicate.format(**fields), **fields))
     named = set(names.chosen)
     facts = [(k, anchors) for k, anchors in facts if not named & {a.object_id for a in anchors}]
     for fact_kind, fact_anchors in facts[:2]:
         phrases = [names.anchor(a) for a in fact_anchors] + ["", ""]
-        predicate = _strip(_choose(rng, _predicates(fact_kind, False, "copular")))
+        predicate = _copular(rng, fact_kind)
         sentences.append(
             _choose(rng, LONG_FACTS).format(
                 p=predicate.format(**(fields | {"a": phrases[0], "b": phrases[1]})), **fields

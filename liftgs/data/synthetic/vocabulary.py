@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -83,11 +84,16 @@ def held_out_words() -> set[str]:
     return {word for _, held in tables for word in held}
 
 
+@cache
+def _held_out_pattern() -> re.Pattern:
+    """One pattern matching any held-out word, or a held-out name's plural, as a whole phrase."""
+    forms = sorted({form for word in held_out_words() for form in (word, plural(word))})
+    return re.compile(r"\b(" + "|".join(re.escape(form) for form in forms) + r")\b")
+
+
 def uses_held_out_word(text: str) -> bool:
     """Whether ``text`` says a held-out word (or a held-out name's plural) as a whole phrase."""
-    return any(
-        re.search(rf"\b({re.escape(word)}|{re.escape(plural(word))})\b", text) for word in held_out_words()
-    )
+    return _held_out_pattern().search(text) is not None
 
 
 @dataclass
