@@ -262,6 +262,28 @@ def test_mask_logits_respond_to_the_text():
     assert (out.scores[0] - out.scores[1]).abs().max() > 1e-4
 
 
+def test_token_noise_perturbs_training_only_and_scales_with_each_token():
+    model = tiny_model()
+    model.decoder.config.token_noise = 0.5
+    scene = model.encode_scene(*room())
+    text = model.encode_text(["the red cube", "the floor"])
+    torch.manual_seed(0)
+    noisy = model.decoder.noisy_text(text)
+    added = (noisy.tokens - text.tokens).norm(dim=-1)[text.mask]
+    ratio = added / text.tokens.norm(dim=-1)[text.mask]
+    assert 0.3 < float(ratio.mean()) < 0.7  # expected norm: half the token's
+    assert torch.equal(noisy.tokens[~text.mask], text.tokens[~text.mask])  # padding stays zero
+    assert torch.equal(noisy.pooled, text.pooled)
+    model.train()
+    first, second = (model.ground(scene, text).mask_logits for _ in range(2))
+    assert (first - second).abs().max() > 1e-4
+    model.eval()
+    first, second = (model.ground(scene, text).mask_logits for _ in range(2))
+    assert torch.equal(first, second)
+    model.decoder.config.token_noise = 0.0
+    assert torch.equal(model.ground(scene, text).mask_logits, first)
+
+
 def test_text_encoder_width_must_match_config():
     config = tiny_config()
     with pytest.raises(ValueError, match="text_dim"):

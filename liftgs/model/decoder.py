@@ -26,6 +26,7 @@ All layers' outputs are kept for deep supervision.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -318,6 +319,13 @@ class GroundingDecoder(nn.Module):
             color=color,
         )
 
+    def noisy_text(self, text: TextFeatures) -> TextFeatures:
+        """``text`` with isotropic Gaussian noise on every token embedding [B, T, Dt], scaled per token so
+        its expected norm is ``config.token_noise`` times the token's norm (padding stays zero)."""
+        tokens = text.tokens
+        scale = self.config.token_noise * tokens.norm(dim=-1, keepdim=True) / math.sqrt(tokens.shape[-1])
+        return dataclasses.replace(text, tokens=tokens + torch.randn_like(tokens) * scale)
+
     def forward(
         self,
         prepared: DecoderPoints,  # ``prepare`` of the scene
@@ -327,6 +335,8 @@ class GroundingDecoder(nn.Module):
     ) -> GroundingOutput:
         """Decodes B texts against one scene; ``all_layers=False`` runs the heads after the last layer only
         (``aux`` then holds just the final outputs: for inference)."""
+        if self.training and self.config.token_noise > 0:
+            text = self.noisy_text(text)
         batch = int(text.mask.shape[0])
         num_queries = self.config.num_queries
         points = prepared.embed.expand(batch, -1, -1)
