@@ -49,7 +49,7 @@ docs/experiments.md."""
 def lifted_features_network() -> LiftGSConfig:
     """The default network reading also each point's lifted 2D features (``liftgs lift-features``, e.g. real
     SAM + CLIP on the frames; ``DEFAULT_DIM`` wide), scored against the text by the lifted affinity
-    (``DecoderConfig.lifted_affinity``). The shipped ``assets/liftgs_synthetic.pt`` is this network."""
+    (``DecoderConfig.lifted_affinity``). An opt-in variant: the shipped network reads points only."""
     config = LiftGSConfig()
     config.encoder.extra_channels = DEFAULT_DIM
     config.decoder.lifted_affinity = True
