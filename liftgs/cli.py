@@ -29,6 +29,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "liftgs.benchmarks.scene_file:BenchSceneFile",
         "time 3DGS PLY files of 100k / 1M splats: load, encode, first answer",
     ),
+    "bench words": (
+        "liftgs.benchmarks.held_out_words:BenchHeldOutWords",
+        "how the text encoder places the benchmark's held-out words",
+    ),
     "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colors"),
     "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
     "pseudo-label": ("liftgs.pseudo.command:PseudoLabelCommand", "2D pseudo-labels (SAM+CLIP or stand-in)"),
