@@ -75,7 +75,7 @@ class DecoderConfig:
     align_dim: int = 64
     """Width of the query/token projections whose cosine similarity gives ``token_logits``."""
     dropout: float = 0.0
-    token_noise: float = 0.0
+    token_noise: float = 0.5
     """Training only: Gaussian noise added to each text token embedding, of expected norm ``token_noise``
     times the token's norm (``GroundingDecoder.noisy_text``). Keeps the decoder from keying on the exact
     embedding of the words it was trained on, so other words of similar meaning land where they do; the

@@ -18,7 +18,9 @@ TEXT_DIM = 384
 
 def tiny_config() -> LiftGSConfig:
     """A LiftGS small enough to encode a toy scene in well under a second on a CPU: the default network's
-    options, small widths, one block per stage, two decoder layers, four queries, at most 800 voxels."""
+    options, small widths, one block per stage, two decoder layers, four queries, at most 800 voxels, and no
+    token noise (so that two training-mode passes over the same batch agree; the tests that need the noise
+    turn it on)."""
     return LiftGSConfig(
         voxel_size=VOXEL,
         max_points=800,
@@ -28,7 +30,7 @@ def tiny_config() -> LiftGSConfig:
             patch_size=32,
         ),
         decoder=DecoderConfig(
-            d_model=32, point_dim=16, num_queries=4, num_layers=2, num_heads=2, align_dim=16
+            d_model=32, point_dim=16, num_queries=4, num_layers=2, num_heads=2, align_dim=16, token_noise=0.0
         ),
         gaussians=GaussianConfig(hidden=16),
     )  # fmt: skip
