@@ -21,7 +21,8 @@ the text before the first layer. After every layer the shared heads predict, for
 - a grounding score and an axis-aligned box (centre and size refine the query's mask-weighted point
   statistics, after the relational terms).
 
-All layers' outputs are kept for deep supervision.
+All layers' outputs are kept for deep supervision. In training, the text tokens carry ``token_noise``
+(``GroundingDecoder.noisy_text``).
 """
 
 from __future__ import annotations
