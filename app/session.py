@@ -84,6 +84,9 @@ class ClientSession:
         self.name = f"client {client.client_id}"
         self.state = ClientState(scene_id=scene_id)
         self._lock = threading.RLock()
+        self._send_lock = threading.Lock()
+        """Held while one export sends its downloads: viser can drop a transfer's parts when two threads
+        send files to the same client at once."""
         self._closed = False
         self._loaded: LoadedScene | None = None
         self._drawn_result: GroundingResult | None = None
@@ -490,13 +493,15 @@ class ClientSession:
             self.panel.export_info.content = f"**Not exported:** {log_error(self.name, error)}"
             return
         names = [path.name for path in exported.paths]
-        sent = [name for name, _ in exported.files()]
+        sent = []
+        with self._send_lock:
+            for name, data in exported.files():  # this export's own bytes, whatever happens to the files
+                self.client.send_file_download(name, data)
+                sent.append(name)
         self.panel.export_info.content = (
             f"Wrote {', '.join(f'`{name}`' for name in names)} in `{self.export_dir}`"
             + (" (also sent as downloads)." if sent == names else f"; sent as downloads: {', '.join(sent)}.")
         )
-        for name, data in exported.files():  # this export's own bytes, whatever happens to the files
-            self.client.send_file_download(name, data)
 
 
 def _bar(score: float, width: int = 10) -> str:

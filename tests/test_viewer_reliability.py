@@ -80,9 +80,10 @@ def logged_lines(text: str) -> list[str]:
 
 def wait_for_downloads(client: ViserTestClient, count: int, timeout: float = 60.0) -> None:
     """Waits until ``count`` downloads reached ``client`` whole, the tab sending camera updates meanwhile
-    as a browser tab does while it is looked at. In full-suite runs a transfer was seen, rarely, to stop
-    after its start message (cause not found); a transfer held back until the next exchange completes
-    this way, one that never arrives still fails the test."""
+    as a browser tab does while it is looked at: viser's message buffer can hold a transfer's last part
+    back until the next exchange with the tab. A transfer that never arrives still fails the test (parts
+    were lost when two threads sent files to one client at once; ``ClientSession`` sends one export at a
+    time)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
