@@ -56,7 +56,12 @@ class ViserTestClient:
     latest download of each file name.
     """
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, nudge_every: float | None = None) -> None:
+        """``nudge_every``: while ``wait_until`` waits, resend the last camera pose every so many seconds,
+        as a browser tab that is looked at does: viser can hold a message to a client back until the next
+        exchange with it. None (benchmarks): never."""
+        self.nudge_every = nudge_every
+        self._last_camera: dict[str, Any] | None = None
         self._exit_stack = contextlib.ExitStack()
         self._socket = self._exit_stack.enter_context(
             connect(url.replace("http://", "ws://"), max_size=None, open_timeout=timeout)
@@ -90,8 +95,7 @@ class ViserTestClient:
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)
         rotation = np.stack([right, down, forward], axis=1)  # columns: camera x, y, z in world
-        self.send(
-            "ViewerCameraMessage",
+        self._last_camera = dict(
             wxyz=tuple(float(v) for v in _matrix_to_wxyz(rotation)),
             position=tuple(float(v) for v in position),
             fov=float(fov),
@@ -99,6 +103,7 @@ class ViserTestClient:
             look_at=tuple(float(v) for v in look_at),
             up_direction=(0.0, 0.0, 1.0),
         )
+        self.send("ViewerCameraMessage", **self._last_camera)
 
     def set_value(self, gui_id: str, value: Any) -> None:
         """What the browser sends when an input changes (text typed, slider moved, dropdown picked)."""
@@ -146,7 +151,10 @@ class ViserTestClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError("condition not reached in time")
-                self._lock.wait(remaining)
+                if self.nudge_every is None or self._last_camera is None:
+                    self._lock.wait(remaining)
+                elif not self._lock.wait(min(remaining, self.nudge_every)):
+                    self.send("ViewerCameraMessage", **self._last_camera)
 
     def forget(self) -> None:
         """Drops the messages received so far (``received`` and ``transfers``; ``gui`` and ``nodes`` stay),

@@ -126,8 +126,9 @@ def markdowns(client: ViserTestClient) -> str:
 
 
 def connect(app_) -> ViserTestClient:
-    """A connected tab whose scene is on screen (the status shows the empty-query hint)."""
-    client = ViserTestClient(app_.url)
+    """A connected tab whose scene is on screen (the status shows the empty-query hint); while it waits for
+    the server it resends its camera every 2 s, as a tab being looked at does."""
+    client = ViserTestClient(app_.url, nudge_every=2.0)
     client.send_camera()
     client.wait_until(lambda: "Type a query" in markdowns(client) and "/scene/points" in client.nodes)
     return client
