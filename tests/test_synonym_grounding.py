@@ -13,6 +13,7 @@ from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS
 from liftgs.model import LiftGS
 from liftgs.model.text import MiniLMTextEncoder
 from tests.support.network import tiny_config
+from tests.support.scenes import voxel_fraction
 
 CATEGORIES = ("sofa", "box", "bed", "plant")
 CENTRES = ((1.0, 1.0), (3.0, 1.0), (1.0, 3.0), (3.0, 3.0))
@@ -33,14 +34,11 @@ def toy_room(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return points, torch.full_like(points, 0.5), labels
 
 
-def voxel_objects(source_to_voxel: torch.Tensor, labels: torch.Tensor, num_voxels: int) -> torch.Tensor:
+def voxel_objects(source_to_voxel: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """[K, V] bool: voxels whose points are mostly object k's."""
-    counts = torch.zeros(num_voxels).index_add_(0, source_to_voxel, torch.ones(len(labels))).clamp_min(1)
-    shares = [
-        torch.zeros(num_voxels).index_add_(0, source_to_voxel, (labels == k).float()) / counts
-        for k in range(len(CATEGORIES))
-    ]
-    return torch.stack(shares) > 0.5
+    return torch.stack(
+        [voxel_fraction(source_to_voxel, (labels == k).numpy()) > 0.5 for k in range(len(CATEGORIES))]
+    )
 
 
 def train_toy(steps: int = 150) -> LiftGS:
@@ -62,7 +60,7 @@ def train_toy(steps: int = 150) -> LiftGS:
     for _ in range(steps):
         batch = [sentences[i] for i in torch.randint(len(sentences), (8,), generator=g).tolist()]
         scene = model.encode_scene(points, colors)
-        objects = voxel_objects(scene.source_to_voxel, labels, scene.num_points).float()
+        objects = voxel_objects(scene.source_to_voxel, labels).float()
         targets = objects[[k for _, k in batch]].unsqueeze(1)  # [B, 1, V]
         out = model.ground(scene, model.encode_text([text for text, _ in batch]))
         loss = sum(
@@ -79,7 +77,7 @@ def test_held_out_names_ground_the_object_their_category_word_grounds():
     model = train_toy()
     points, colors, labels = toy_room()
     scene = model.encode_scene(points, colors)
-    objects = voxel_objects(scene.source_to_voxel, labels, scene.num_points)
+    objects = voxel_objects(scene.source_to_voxel, labels)
 
     def grounded_object(text: str) -> int:
         mask = model.predict(scene, [text])[0].mask

@@ -79,20 +79,10 @@ def logged_lines(text: str) -> list[str]:
 
 
 def wait_for_downloads(client: ViserTestClient, count: int, timeout: float = 60.0) -> None:
-    """Waits until ``count`` downloads reached ``client`` whole, the tab sending camera updates meanwhile
-    as a browser tab does while it is looked at: viser's message buffer can hold a transfer's last part
-    back until the next exchange with the tab. A transfer that never arrives still fails the test (parts
-    were lost when two threads sent files to one client at once; ``ClientSession`` sends one export at a
-    time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.wait_until(lambda: len(client.completed_downloads()) == count, 2.0)
-            return
-        except TimeoutError:
-            if time.monotonic() > deadline:
-                raise
-            client.send_camera()
+    """Waits until ``count`` downloads reached ``client`` whole (the tab nudges the server meanwhile, see
+    ``connect``). Parts were lost when two threads sent files to one client at once; ``ClientSession``
+    sends one export at a time."""
+    client.wait_until(lambda: len(client.completed_downloads()) == count, timeout)
 
 
 def test_concurrent_exports_each_download_is_its_own_complete_file(viewer):
