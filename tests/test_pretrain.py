@@ -83,8 +83,9 @@ def test_pretraining_steps_train_every_loss(pretrained):
     config, before, trainer = pretrained
     pipeline = trainer.pipeline
     batch = pipeline.datamanager.next_train(0)
-    assert all(scene.queries is not None and scene.views.features is not None for scene in batch)
-    assert all(scene.queries.tokens.shape[-1] == config.pipeline.model.network.text_dim for scene in batch)
+    assert all(scene.segment_embeddings is not None and scene.views.features is not None for scene in batch)
+    width = config.pipeline.model.network.text_dim
+    assert all(scene.segment_embeddings.shape[-1] == width for scene in batch)
     _, losses, _ = pipeline.get_train_loss_dict(0)
     assert {"mask_bce", "mask_dice", "token", "score", "rgb", "depth", "feature"} <= losses.keys()
     assert all(torch.isfinite(value) for value in losses.values())

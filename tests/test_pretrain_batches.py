@@ -8,15 +8,19 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from liftgs.data.store import write_scene
+from liftgs.losses.tokens import positive_tokens
 from liftgs.model.projection import feature_projection
+from liftgs.model.text import MiniLMTextEncoder
 from liftgs.pseudo.segments import PseudoLabels, pseudo_path, save_pseudo_labels
 from liftgs.scene import NO_INSTANCE
 from liftgs.train.batch import SamplerConfig
 from liftgs.train.cache import SceneTensorCache, SceneTensors
 from liftgs.train.pseudo import (
-    SEGMENT_TOKEN,
+    CARRIERS,
+    SEGMENT_NAME,
     SKIP_NO_FRAMES,
     SKIP_NO_LABELS,
     SKIP_NO_SEGMENTS,
@@ -24,6 +28,7 @@ from liftgs.train.pseudo import (
     SKIP_WRONG_WIDTH,
     PseudoBatchSampler,
     PseudoScene,
+    insert_segments,
     scenes_with_pseudo_labels,
 )
 from tests.support.scenes import toy_scene
@@ -96,11 +101,12 @@ def test_targets_are_the_matching_segments_of_every_view(loaded):
         SceneTensorCache(lambda _: pseudo), [scene.scene_id], SamplerConfig(1, 10, 2, 1), 0.9, None, skipped
     )
     batch = sampler.sample()[0]
-    queries = batch.queries
+    queries = batch.segment_embeddings
     # distinct queries: chair (seen twice), table (seen twice), and the two different-looking lamps
     assert len(batch.texts) == len(queries) == len(batch.targets.masks) == 4
-    assert queries.tokens.shape == (4, 1, DIM) and queries.mask.all()
-    assert queries.token_strings == [[SEGMENT_TOKEN]] * 4 and batch.views.features is None
+    assert queries.shape == (4, DIM) and batch.views.features is None
+    assert all(text in CARRIERS for text in batch.texts)
+    assert batch.targets.names == [[SEGMENT_NAME]] * 4
     frames = [
         int(torch.nonzero((pseudo.tensors.viewmats == v).flatten(1).all(1))[0]) for v in batch.views.viewmats
     ]
@@ -113,7 +119,7 @@ def test_targets_are_the_matching_segments_of_every_view(loaded):
         (2, 1): {0: [], 1: [LAMP]},
     }
     seen = set()
-    for token, mask in zip(queries.tokens[:, 0], batch.targets.masks, strict=True):
+    for token, mask in zip(queries, batch.targets.masks, strict=True):
         axis = int(token.abs().argmax())
         key = (axis, None if axis != 2 else int(token[4].abs() > 0.1))
         seen.add(key)
@@ -171,3 +177,27 @@ def test_a_scene_without_usable_frames_is_counted(scene_dir):
     skipped: Counter[str] = Counter()
     assert PseudoScene.load(load_scene(scene_dir), scene_dir, H, W, "pseudo", 7, skipped) is None
     assert skipped[SKIP_NO_FRAMES] == 1 and skipped[SKIP_WRONG_WIDTH] == 3  # frames 0, 1 (8-d) and 3 (5-d)
+
+
+def test_pseudo_queries_read_like_typed_queries():
+    """A carrier's placeholder tokens carry the segment embedding at the encoder's own scale; its other
+    tokens, and the alignment positives (the placeholder only), are those of a typed sentence."""
+    encoder = MiniLMTextEncoder()
+    embeddings = torch.randn(len(CARRIERS), encoder.dim)
+    text = encoder.encode(list(CARRIERS))
+    inserted = insert_segments(text, embeddings)
+    length = int(text.mask.shape[1])
+    for index, strings in enumerate(text.token_strings):
+        slots = positive_tokens(strings, [SEGMENT_NAME], length)[0].nonzero()[:, 0]
+        assert [strings[slot] for slot in slots] == [SEGMENT_NAME]
+        others = torch.ones(length, dtype=torch.bool)
+        others[slots] = False
+        assert torch.equal(inserted.tokens[index, others], text.tokens[index, others])
+        for slot in slots:
+            token = inserted.tokens[index, slot]
+            assert torch.isclose(token.norm(), text.tokens[index, slot].norm())
+            assert F.cosine_similarity(token, embeddings[index], dim=0) > 0.999
+    assert torch.allclose(inserted.pooled.norm(dim=-1), text.pooled.norm(dim=-1))
+    assert (F.cosine_similarity(inserted.pooled, embeddings, dim=-1) > 0.999).all()
+    with pytest.raises(ValueError, match="no 'segment' word"):
+        insert_segments(encoder.encode(["the chair."]), embeddings[:1])

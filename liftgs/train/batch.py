@@ -23,7 +23,6 @@ import torch
 from torch import Tensor
 
 from liftgs.losses.targets import ExpressionTargets, Views
-from liftgs.model.types import TextFeatures
 from liftgs.scene import Expression, PointFeatureSpace
 from liftgs.train.cache import SceneTensorCache, SceneTensors
 
@@ -43,8 +42,8 @@ class SceneBatch:
         texts: the E referring expressions.
         targets: what each text refers to (2D masks in ``views`` or per-point masks).
         views: V views at render resolution, or None when nothing is rendered.
-        queries: ready-made query features for the E texts (pretraining's pseudo-queries, 1 token each), or
-            None: the model's text encoder encodes ``texts``.
+        segment_embeddings: [E, Dt] pretraining's pseudo-queries, or None: the E texts are then carrier
+            sentences whose placeholder word gets these embeddings (``liftgs.train.pseudo.insert_segments``).
         point_features: [P, C] lifted per-point features (``Scene.point_features``), or None.
         point_feature_space: ``Scene.point_feature_space``.
     """
@@ -55,7 +54,7 @@ class SceneBatch:
     texts: list[str]
     targets: ExpressionTargets
     views: Views | None
-    queries: TextFeatures | None = None
+    segment_embeddings: Tensor | None = None  # [E, Dt]
     point_features: Tensor | None = None  # [P, C]
     point_feature_space: PointFeatureSpace | None = None
 
@@ -66,9 +65,13 @@ class SceneBatch:
             colors=self.colors.to(device),
             targets=self.targets.to(device),
             views=None if self.views is None else self.views.to(device),
-            queries=None if self.queries is None else self.queries.to(device),
-            point_features=None if self.point_features is None else self.point_features.to(device),
+            segment_embeddings=_to(self.segment_embeddings, device),
+            point_features=_to(self.point_features, device),
         )
+
+
+def _to(tensor: Tensor | None, device: torch.device | str) -> Tensor | None:
+    return None if tensor is None else tensor.to(device)
 
 
 TrainBatch = list[SceneBatch]

@@ -2,10 +2,13 @@
 
 Per scene, V views are drawn among the frames that have segments. The pseudo-queries are embeddings of
 segments seen in those views (distinct ones: a candidate whose cosine with an already chosen query is
->= ``tau`` is the same thing seen again and is passed over), each a 1-token ``TextFeatures`` built from the
-embedding itself (no text encoder runs). A query's target in every sampled view is the union of that
-view's segments whose embedding has cosine >= ``tau`` with the query's, so the same object seen in another
-view is a positive there, not a false negative. The views also carry per-pixel segment-embedding maps
+>= ``tau`` is the same thing seen again and is passed over). Each is read the way a typed query is: the text
+encoder encodes a short carrier sentence (``CARRIERS``) and ``insert_segments`` puts the embedding in place of
+its placeholder word, so the decoder learns to pick the content word out of function words during
+pretraining too, and a category name typed after pretraining alone lands where the segments taught it.
+A query's target in every sampled view is the union of that view's segments whose embedding has cosine
+>= ``tau`` with the query's, so the same object seen in another view is a positive there, not a false
+negative. The views also carry per-pixel segment-embedding maps
 (``Views.features``) for feature distillation, projected to the Gaussians' feature width (see
 ``liftgs.pseudo.lift.feature_projection``).
 
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from liftgs.losses.targets import ExpressionTargets
+from liftgs.losses.tokens import token_words
 from liftgs.model.types import TextFeatures
 from liftgs.pseudo.segments import (
     DEFAULT_FOLDER,
@@ -42,9 +46,18 @@ from liftgs.train.cache import LABEL_UPSAMPLE, SceneTensorCache, SceneTensors, l
 
 logger = logging.getLogger(__name__)
 
-SEGMENT_TOKEN = "<segment>"
-"""Token string of a pseudo-query (a special token: its one token is the positive of every target)."""
 SEGMENT_NAME = "segment"
+"""The placeholder word of the carrier sentences; its tokens carry the segment's embedding and are the
+positives of the query <-> token alignment."""
+CARRIERS = (
+    "segment",
+    "the segment.",
+    "a segment",
+    "find the segment.",
+    "the segment in the room.",
+    "where is the segment?",
+)
+"""Carrier sentences of the pseudo-queries, one drawn per query."""
 
 SKIP_NO_LABELS = "frame without pseudo-labels"
 SKIP_NO_SEGMENTS = "frame without segments"
@@ -160,15 +173,27 @@ def _lookup(table: Tensor, segment_map: Tensor) -> Tensor:  # [S, C], [h, w] -> 
     return padded[segment_map.long()]
 
 
-def query_features(embeddings: Tensor) -> TextFeatures:  # [E, D] -> 1-token TextFeatures
-    """Pseudo-queries as the decoder reads texts: one token each (the embedding), always valid."""
-    count = int(embeddings.shape[0])
-    return TextFeatures(
-        tokens=embeddings[:, None, :],
-        mask=torch.ones(count, 1, dtype=torch.bool),
-        pooled=embeddings,
-        token_strings=[[SEGMENT_TOKEN] for _ in range(count)],
-    )
+def insert_segments(text: TextFeatures, embeddings: Tensor) -> TextFeatures:
+    """The encoded carriers ``text`` (E texts, each with the word ``SEGMENT_NAME``) with the segment
+    embeddings [E, Dt] in place of that word: each of its tokens becomes the unit embedding times the
+    token's own norm, and the pooled embedding the unit embedding times the pooled norm, so a pseudo-query
+    has the scale of the encoder's outputs whatever the scale of the labeller's embeddings.
+
+    Raises:
+        ValueError: a text lacks the placeholder word, or the counts or widths differ.
+    """
+    if embeddings.shape != (len(text), text.tokens.shape[-1]):
+        raise ValueError(f"segment embeddings {tuple(embeddings.shape)} for {len(text)} texts of width "
+                         f"{text.tokens.shape[-1]}")  # fmt: skip
+    unit = F.normalize(embeddings.to(text.tokens), dim=-1)
+    tokens = text.tokens.clone()
+    for index, strings in enumerate(text.token_strings):
+        slots = [t for t, word in enumerate(token_words(strings)) if word == SEGMENT_NAME]
+        if not slots:
+            raise ValueError(f"pseudo-query text {index} has no {SEGMENT_NAME!r} word: {strings}")
+        tokens[index, slots] = unit[index] * tokens[index, slots].norm(dim=-1, keepdim=True)
+    pooled = unit * text.pooled.norm(dim=-1, keepdim=True)
+    return replace(text, tokens=tokens, pooled=pooled)
 
 
 class PseudoBatchSampler(EpochSampler):
@@ -251,12 +276,12 @@ class PseudoBatchSampler(EpochSampler):
             scene_id=scene_id,
             points=scene.tensors.points,
             colors=scene.tensors.colors,
-            texts=[f"segment query {i}" for i in range(len(queries))],
+            texts=[CARRIERS[i] for i in self.rng.integers(len(CARRIERS), size=len(queries))],
             targets=ExpressionTargets(
                 kind="views", masks=[mask[None] for mask in masks], names=[[SEGMENT_NAME]] * len(queries)
             ),
             views=batch_views,
-            queries=query_features(queries),
+            segment_embeddings=queries,
             point_features=scene.tensors.point_features,
             point_feature_space=scene.tensors.point_feature_space,
         )

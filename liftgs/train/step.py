@@ -1,6 +1,6 @@
 """One training step's forward pass and losses over a ``TrainBatch`` (no nerfstudio here).
 
-Per scene: ``encode`` once, ``encode_text`` (or the batch's ready-made pseudo-queries) + ``ground`` for
+Per scene: ``encode`` once, ``encode_text`` (pseudo-queries: then ``insert_segments``) + ``ground`` for
 all its expressions together, then one rasterize call renders RGB, depth, features and every supervised
 layer's mask probabilities into the views (``liftgs.losses.rendering``), and
 ``liftgs.losses.criterion.scene_losses`` compares them with the targets. A batch's losses are the means of
@@ -23,6 +23,7 @@ from liftgs.losses.criterion import (
 from liftgs.losses.rendering import render_views
 from liftgs.losses.tokens import anchor_tokens, positive_tokens
 from liftgs.train.batch import SceneBatch, TrainBatch
+from liftgs.train.pseudo import insert_segments
 
 LAYER_KEYS = ("mask_logits", "token_logits", "scores")
 ANCHOR_KEYS = ("anchor_token_weights",)
@@ -36,7 +37,9 @@ def forward_scene(model, batch: SceneBatch, config: LossConfig, backend: str = "
     RGB/depth are rendered whenever the batch has views.
     """
     scene = model.encode(batch)
-    text = batch.queries if batch.queries is not None else model.encode_text(batch.texts)
+    text = model.encode_text(batch.texts)
+    if batch.segment_embeddings is not None:
+        text = insert_segments(text, batch.segment_embeddings)
     output = model.ground(scene, text)
     supervised = output.aux if config.deep_supervision else output.aux[-1:]
     layers = [
