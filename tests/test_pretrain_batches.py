@@ -14,7 +14,7 @@ from liftgs.data.store import write_scene
 from liftgs.losses.tokens import positive_tokens
 from liftgs.model.projection import feature_projection
 from liftgs.model.text import MiniLMTextEncoder
-from liftgs.pseudo.segments import PseudoLabels, pseudo_path, save_pseudo_labels
+from liftgs.pseudo.segments import PseudoLabels, pseudo_path, save_pseudo_labels, write_labeller_info
 from liftgs.scene import NO_INSTANCE
 from liftgs.train.batch import SamplerConfig
 from liftgs.train.cache import SceneTensorCache, SceneTensors
@@ -27,7 +27,10 @@ from liftgs.train.pseudo import (
     SKIP_UNREADABLE,
     SKIP_WRONG_WIDTH,
     PseudoBatchSampler,
+    PseudoConfig,
     PseudoScene,
+    SegmentNamer,
+    caption_vocabulary,
     insert_segments,
     scenes_with_pseudo_labels,
 )
@@ -105,7 +108,7 @@ def test_targets_are_the_matching_segments_of_every_view(loaded):
     # distinct queries: chair (seen twice), table (seen twice), and the two different-looking lamps
     assert len(batch.texts) == len(queries) == len(batch.targets.masks) == 4
     assert queries.shape == (4, DIM) and batch.views.features is None
-    assert all(text in CARRIERS for text in batch.texts)
+    assert all(text in [carrier.format(SEGMENT_NAME) for carrier in CARRIERS] for text in batch.texts)
     assert batch.targets.names == [[SEGMENT_NAME]] * 4
     frames = [
         int(torch.nonzero((pseudo.tensors.viewmats == v).flatten(1).all(1))[0]) for v in batch.views.viewmats
@@ -184,7 +187,7 @@ def test_pseudo_queries_read_like_typed_queries():
     tokens, and the alignment positives (the placeholder only), are those of a typed sentence."""
     encoder = MiniLMTextEncoder()
     embeddings = torch.randn(len(CARRIERS), encoder.dim)
-    text = encoder.encode(list(CARRIERS))
+    text = encoder.encode([carrier.format(SEGMENT_NAME) for carrier in CARRIERS])
     inserted = insert_segments(text, embeddings)
     length = int(text.mask.shape[1])
     for index, strings in enumerate(text.token_strings):
@@ -201,3 +204,45 @@ def test_pseudo_queries_read_like_typed_queries():
     assert (F.cosine_similarity(inserted.pooled, embeddings, dim=-1) > 0.999).all()
     with pytest.raises(ValueError, match="no 'segment' word"):
         insert_segments(encoder.encode(["the chair."]), embeddings[:1])
+
+
+def test_caption_queries_are_names_whose_targets_are_every_segment_of_that_name(loaded):
+    scene, pseudo, _ = loaded
+    names = ["chair", "table", "lamp", "door"]
+    namer = SegmentNamer(names, torch.from_numpy(BASIS[:4]))
+    cache = SceneTensorCache(lambda _: pseudo)
+    sampler = PseudoBatchSampler(
+        cache, [scene.scene_id], SamplerConfig(1, 10, 2, 1), 0.9, None, Counter(), namer=namer
+    )
+    batch = sampler.sample()[0]
+    # both lamps (cosine 0.71 apart) are named "lamp": one query; no segment is nearest "door"
+    assert sorted(name for (name,) in batch.targets.names) == ["chair", "lamp", "table"]
+    assert batch.segment_embeddings is None
+    for text, (name,) in zip(batch.texts, batch.targets.names, strict=True):
+        assert text in [carrier.format(name) for carrier in CARRIERS]
+    frames = [
+        int(torch.nonzero((pseudo.tensors.viewmats == v).flatten(1).all(1))[0]) for v in batch.views.viewmats
+    ]
+    truth = SceneTensors.from_scene(scene, H, W)
+    objects = {"chair": CHAIR, "table": TABLE, "lamp": LAMP}
+    for (name,), mask in zip(batch.targets.names, batch.targets.masks, strict=True):
+        for view, frame in enumerate(frames):
+            assert torch.allclose(mask[0, view], truth.target_masks([objects[name]], [frame])[:, 0].sum(0))
+
+
+def test_caption_vocabulary_comes_from_the_file_then_the_labeller_record(tmp_path):
+    unlabelled, labelled = tmp_path / "a", tmp_path / "b"
+    write_labeller_info(labelled, {"labeller": "synthetic", "vocabulary": ["sofa", "lamp"]})
+    scene_dirs = [unlabelled, labelled]
+    assert caption_vocabulary(PseudoConfig(), scene_dirs) == ["sofa", "lamp"]
+    assert caption_vocabulary(PseudoConfig(), [unlabelled]) is None  # no record: embedding queries
+    write_labeller_info(unlabelled, {"labeller": "sam+clip"})
+    assert caption_vocabulary(PseudoConfig(), scene_dirs) is None  # a record without a vocabulary
+    names = tmp_path / "names.txt"
+    names.write_text("armchair\n\n  coffee table \n")
+    assert caption_vocabulary(PseudoConfig(vocabulary=names), scene_dirs) == ["armchair", "coffee table"]
+    names.write_text("\n \n")
+    with pytest.raises(ValueError, match="no names"):
+        caption_vocabulary(PseudoConfig(vocabulary=names), scene_dirs)
+    with pytest.raises(ValueError, match="unreadable"):
+        caption_vocabulary(PseudoConfig(vocabulary=tmp_path / "missing.txt"), scene_dirs)

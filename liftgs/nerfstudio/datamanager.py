@@ -41,6 +41,7 @@ from liftgs.data.point_features import lifted_path
 from liftgs.data.store import DatasetError
 from liftgs.model.config import LiftGSConfig
 from liftgs.model.projection import feature_projection
+from liftgs.model.text import build_text_encoder
 from liftgs.scene import Expression, Scene
 from liftgs.train.batch import SamplerConfig, Supervision, TrainBatch, TrainBatchSampler
 from liftgs.train.cache import SceneTensorCache, SceneTensors
@@ -49,6 +50,8 @@ from liftgs.train.pseudo import (
     PseudoBatchSampler,
     PseudoConfig,
     PseudoScene,
+    SegmentNamer,
+    caption_vocabulary,
     scenes_with_pseudo_labels,
 )
 from liftgs.train.subset import labelled_subset
@@ -239,6 +242,11 @@ class LiftGSDataManager(DataManager):
                 network.text_dim, skipped,
             )  # fmt: skip
 
+        vocabulary = caption_vocabulary(pseudo, [data.scene_dir(scene_id) for scene_id in scene_ids])
+        namer = None
+        if vocabulary is not None:
+            namer = SegmentNamer.from_encoder(vocabulary, build_text_encoder(network.text_encoder))
+            CONSOLE.print(f"pseudo-queries: captions from a vocabulary of {len(namer.names)} names")
         return PseudoBatchSampler(
             SceneTensorCache(build, self.config.cache_scenes),
             scene_ids,
@@ -247,6 +255,7 @@ class LiftGSDataManager(DataManager):
             feature_projection(network.text_dim, network.gaussians.feature_dim, pseudo.projection_seed),
             skipped,
             seed,
+            namer,
         )
 
     def setup_train(self) -> None:

@@ -1,16 +1,22 @@
 """Pretraining batches from 2D pseudo-labels (``liftgs pseudo-label``): no expression and no 3D label read.
 
 Per scene, V views are drawn among the frames that have segments. The pseudo-queries are embeddings of
-segments seen in those views (distinct ones: a candidate whose cosine with an already chosen query is
->= ``tau`` is the same thing seen again and is passed over). Each is read the way a typed query is: the text
-encoder encodes a short carrier sentence (``CARRIERS``) and ``insert_segments`` puts the embedding in place of
-its placeholder word, so the decoder learns to pick the content word out of function words during
-pretraining too, and a category name typed after pretraining alone lands where the segments taught it.
-A query's target in every sampled view is the union of that view's segments whose embedding has cosine
->= ``tau`` with the query's, so the same object seen in another view is a positive there, not a false
-negative. The views also carry per-pixel segment-embedding maps
-(``Views.features``) for feature distillation, projected to the Gaussians' feature width (see
-``liftgs.pseudo.lift.feature_projection``).
+segments seen in those views, read the way a typed query is: a short carrier sentence (``CARRIERS``) around
+a word for the segment. Two ways, by what the labelling offers:
+
+- **captions** (a vocabulary is known: ``PseudoConfig.vocabulary``, or the one the labeller recorded, as the
+  stand-in does): each segment is named by the vocabulary entry nearest its embedding (``SegmentNamer``, the
+  way CLIP names a crop zero-shot); the queries are distinct names, e.g. "the sofa.", and a query's target in
+  every sampled view is the union of that view's segments of the same name. Pretraining then teaches exactly
+  what a typed category name asks for.
+- **embeddings** (no vocabulary): the carrier's placeholder word ``SEGMENT_NAME`` gets the segment embedding
+  itself (``insert_segments``); the queries are distinct embeddings (a candidate whose cosine with an
+  already chosen query is >= ``tau`` is the same thing seen again), and a query's target in every sampled
+  view is the union of that view's segments whose embedding has cosine >= ``tau`` with the query's.
+
+Either way the same object seen in another view is a positive there, not a false negative. The views also
+carry per-pixel segment-embedding maps (``Views.features``) for feature distillation, projected to the
+Gaussians' feature width (see ``liftgs.pseudo.lift.feature_projection``).
 
 Bad input is skipped and counted (``PseudoBatchSampler.skipped``, one log line per scene): frames without
 pseudo-labels or segments, unreadable files, embeddings whose width is not the model's ``text_dim``.
@@ -32,6 +38,7 @@ from torch import Tensor
 
 from liftgs.losses.targets import ExpressionTargets
 from liftgs.losses.tokens import token_words
+from liftgs.model.text import TextEncoder
 from liftgs.model.types import TextFeatures
 from liftgs.pseudo.segments import (
     DEFAULT_FOLDER,
@@ -39,6 +46,7 @@ from liftgs.pseudo.segments import (
     load_pseudo_labels,
     pseudo_dir,
     pseudo_path,
+    read_labeller_info,
 )
 from liftgs.scene import Scene
 from liftgs.train.batch import EpochSampler, SamplerConfig, SceneBatch, scene_views
@@ -47,17 +55,10 @@ from liftgs.train.cache import LABEL_UPSAMPLE, SceneTensorCache, SceneTensors, l
 logger = logging.getLogger(__name__)
 
 SEGMENT_NAME = "segment"
-"""The placeholder word of the carrier sentences; its tokens carry the segment's embedding and are the
+"""The placeholder word of embedding pseudo-queries; its tokens carry the segment's embedding and are the
 positives of the query <-> token alignment."""
-CARRIERS = (
-    "segment",
-    "the segment.",
-    "a segment",
-    "find the segment.",
-    "the segment in the room.",
-    "where is the segment?",
-)
-"""Carrier sentences of the pseudo-queries, one drawn per query."""
+CARRIERS = ("{}", "the {}.", "a {}", "find the {}.", "the {} in the room.", "where is the {}?")
+"""Carrier sentences of the pseudo-queries (``{}``: the query's word), one drawn per query."""
 
 SKIP_NO_LABELS = "frame without pseudo-labels"
 SKIP_NO_SEGMENTS = "frame without segments"
@@ -73,8 +74,12 @@ class PseudoConfig:
 
     folder: str = DEFAULT_FOLDER
     """Folder under each scene written by ``liftgs pseudo-label --folder``."""
+    vocabulary: Path | None = None
+    """Caption vocabulary: a text file of names, one per line (e.g. the categories expected in the scenes).
+    None = the vocabulary the labeller recorded in ``labeller.json``, if any; with neither, the queries are
+    the embeddings themselves (see the module docstring)."""
     tau: float = 0.9
-    """A segment is a positive of a query when their embeddings' cosine is >= tau."""
+    """Embedding pseudo-queries: a segment is a positive of a query when their embeddings' cosine >= tau."""
     projection_seed: int = 0
     """Seed of the fixed random projection of embeddings to the Gaussians' feature width."""
 
@@ -173,6 +178,54 @@ def _lookup(table: Tensor, segment_map: Tensor) -> Tensor:  # [S, C], [h, w] -> 
     return padded[segment_map.long()]
 
 
+def caption_vocabulary(config: PseudoConfig, scene_dirs: Sequence[Path]) -> list[str] | None:
+    """The names pseudo-queries are captioned with: ``config.vocabulary``'s lines, else the ``vocabulary`` the
+    first labelled scene's ``labeller.json`` records, else None (embedding pseudo-queries).
+
+    Raises:
+        ValueError: the vocabulary file is unreadable or names nothing.
+    """
+    if config.vocabulary is not None:
+        try:
+            lines = Path(config.vocabulary).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"pseudo vocabulary {config.vocabulary}: unreadable ({error})") from None
+        names = [line.strip() for line in lines if line.strip()]
+        if not names:
+            raise ValueError(f"pseudo vocabulary {config.vocabulary}: no names in it")
+        return names
+    for scene_dir in scene_dirs:
+        info = read_labeller_info(scene_dir, config.folder)
+        if info is not None:
+            return list(info["vocabulary"]) if info.get("vocabulary") else None
+    return None
+
+
+@dataclass
+class SegmentNamer:
+    """Zero-shot names of segments: the vocabulary entry whose text embedding is nearest (cosine).
+
+    Attributes:
+        names: the N distinct names.
+        embeddings: [N, D] L2-normalised pooled text embeddings of ``names``.
+    """
+
+    names: list[str]
+    embeddings: Tensor  # [N, D]
+
+    @classmethod
+    def from_encoder(cls, names: Sequence[str], encoder: TextEncoder) -> SegmentNamer:
+        distinct = list(dict.fromkeys(names))
+        pooled = encoder.encode(distinct).pooled.float().cpu()
+        return cls(distinct, F.normalize(pooled, dim=-1))
+
+    def nearest(self, embeddings: Tensor) -> Tensor:  # [S, D] -> [S] int64 indices into ``names``
+        if embeddings.shape[-1] != self.embeddings.shape[-1]:
+            width = self.embeddings.shape[-1]
+            raise ValueError(f"segment embeddings of width {embeddings.shape[-1]}, vocabulary of {width}")
+        return (F.normalize(embeddings.float(), dim=-1) @ self.embeddings.T).argmax(-1)
+
+
 def insert_segments(text: TextFeatures, embeddings: Tensor) -> TextFeatures:
     """The encoded carriers ``text`` (E texts, each with the word ``SEGMENT_NAME``) with the segment
     embeddings [E, Dt] in place of that word: each of its tokens becomes the unit embedding times the
@@ -205,10 +258,11 @@ class PseudoBatchSampler(EpochSampler):
         scene_ids: the scenes with pseudo-labels.
         config: batch sizes (``expressions_per_scene`` = pseudo-queries per scene; a query's segment must
             cover ``min_target_pixels`` label pixels).
-        tau: cosine threshold of "the same thing".
+        tau: cosine threshold of "the same thing" (embedding pseudo-queries).
         projection: [D, F] embedding -> feature map projection, or None (views carry no feature maps).
         skipped: the counter ``cache`` counts skipped frames and scenes in (reason -> count).
         seed: sampling seed.
+        namer: names the segments (caption pseudo-queries), or None (embedding pseudo-queries).
     """
 
     def __init__(
@@ -220,6 +274,7 @@ class PseudoBatchSampler(EpochSampler):
         projection: Tensor | None,
         skipped: Counter[str],
         seed: int = 0,
+        namer: SegmentNamer | None = None,
     ) -> None:
         if not scene_ids:
             raise ValueError("scene_ids: no scenes with pseudo-labels")
@@ -229,16 +284,35 @@ class PseudoBatchSampler(EpochSampler):
         self.tau = tau
         self.projection = projection
         self.skipped = skipped
+        self.namer = namer
         self.rng = np.random.default_rng(seed)
         self._order: list[str] = []
 
-    def _pick_queries(self, scene: PseudoScene, views: list[int]) -> Tensor | None:  # [E, D]
-        """Up to E distinct segment embeddings of the chosen views (large enough segments only)."""
-        candidates = [
+    def _large_segments(self, scene: PseudoScene, views: list[int]) -> list[tuple[int, int]]:
+        """(view, segment) pairs of the segments covering at least ``min_target_pixels`` label pixels."""
+        return [
             (view, segment)
             for view in views
             for segment in torch.nonzero(scene.pixels[view] >= self.config.min_target_pixels)[:, 0].tolist()
         ]
+
+    def _pick_names(self, scene: PseudoScene, views: list[int]) -> tuple[list[str], list[Tensor]] | None:
+        """Up to E distinct names of large enough segments, and per view [S_v, E] whether each of the
+        view's segments bears each name; None when no segment is large enough."""
+        assert self.namer is not None
+        names = {view: self.namer.nearest(scene.embeddings[view]) for view in views}  # [S_v] each
+        candidates = sorted(
+            {int(names[view][segment]) for view, segment in self._large_segments(scene, views)}
+        )
+        if not candidates:
+            return None
+        chosen = torch.as_tensor(self.rng.permutation(candidates)[: self.config.expressions_per_scene])
+        positives = [(names[view][:, None] == chosen[None]).float() for view in views]
+        return [self.namer.names[int(index)] for index in chosen], positives
+
+    def _pick_queries(self, scene: PseudoScene, views: list[int]) -> Tensor | None:  # [E, D]
+        """Up to E distinct segment embeddings of the chosen views (large enough segments only)."""
+        candidates = self._large_segments(scene, views)
         chosen: list[Tensor] = []
         for index in self.rng.permutation(len(candidates)):
             view, segment = candidates[index]
@@ -256,17 +330,26 @@ class PseudoBatchSampler(EpochSampler):
             return None
         count = min(self.config.views_per_scene, len(scene.frame_ids))
         views = [int(v) for v in self.rng.choice(len(scene.frame_ids), size=count, replace=False)]
-        queries = self._pick_queries(scene, views)
-        if queries is None:
-            return None
+        queries = None
+        if self.namer is not None:
+            picked = self._pick_names(scene, views)
+            if picked is None:
+                return None
+            words, positives = picked
+        else:
+            queries = self._pick_queries(scene, views)
+            if queries is None:
+                return None
+            words = [SEGMENT_NAME] * len(queries)
+            positives = [(scene.embeddings[view] @ queries.T >= self.tau).float() for view in views]  # [S, E]
         hits, features = [], []
-        for view in views:
-            positive = (scene.embeddings[view] @ queries.T >= self.tau).float()  # [S, E]
+        for view, positive in zip(views, positives, strict=True):
             hits.append(_lookup(positive, scene.segments[view]))  # [2H, 2W, E]
             if self.projection is not None:
                 features.append(_lookup(scene.embeddings[view] @ self.projection, scene.segments[view]))
         masks = label_coverage(torch.stack(hits).permute(3, 0, 1, 2).flatten(0, 1))  # [E*V, H, W]
-        masks = masks.unflatten(0, (len(queries), len(views)))  # [E, V, H, W]
+        masks = masks.unflatten(0, (len(words), len(views)))  # [E, V, H, W]
+        carriers = self.rng.integers(len(CARRIERS), size=len(words))
         frame_ids = [scene.frame_ids[view] for view in views]
         batch_views = scene_views(scene.tensors, frame_ids)
         if features:
@@ -276,9 +359,9 @@ class PseudoBatchSampler(EpochSampler):
             scene_id=scene_id,
             points=scene.tensors.points,
             colors=scene.tensors.colors,
-            texts=[CARRIERS[i] for i in self.rng.integers(len(CARRIERS), size=len(queries))],
+            texts=[CARRIERS[i].format(word) for i, word in zip(carriers, words, strict=True)],
             targets=ExpressionTargets(
-                kind="views", masks=[mask[None] for mask in masks], names=[[SEGMENT_NAME]] * len(queries)
+                kind="views", masks=[mask[None] for mask in masks], names=[[word] for word in words]
             ),
             views=batch_views,
             segment_embeddings=queries,
