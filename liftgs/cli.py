@@ -33,6 +33,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "liftgs.benchmarks.held_out_words:BenchHeldOutWords",
         "how the text encoder places the benchmark's held-out words",
     ),
+    "bench categories": (
+        "liftgs.benchmarks.categories:BenchCategories",
+        "how well a checkpoint grounds 'the <category>.' in every scene",
+    ),
     "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colors"),
     "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
     "pseudo-label": ("liftgs.pseudo.command:PseudoLabelCommand", "2D pseudo-labels (SAM+CLIP or stand-in)"),

@@ -1,0 +1,145 @@
+"""``liftgs bench categories``: how well a checkpoint recognises categories, apart from referring language.
+
+For every scene of a split and every category present in it, the network grounds "the <category>." (the
+category names come from the scene's annotations, which only score the answer: the network reads the points
+and the text). Two figures per (scene, category) pair:
+
+- **top voxel right**: the voxel of highest mask probability lies on an object of that category;
+- **IoU**: the grounded voxels (the grounding step of ``liftgs eval``, same threshold) against every voxel
+  of that category (a voxel's category is the majority one among its input points).
+
+A network that cannot tell a stool from a nightstand by geometry and colour fails here whatever the
+sentence around the name; the referring benchmark's ``category`` expressions add synonyms and carriers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from liftgs.data import DatasetError
+from liftgs.model.loading import ModelLoadError, load_liftgs
+from liftgs.scene import Scene
+
+NO_CATEGORY = -1
+QUERY = "the {}."
+"""The query said for each category (``{}`` = the category name)."""
+
+
+@dataclass(frozen=True)
+class CategoryResult:
+    """One (scene, category) pair: whether the top voxel is right and the grounded voxels' IoU."""
+
+    scene_id: str
+    category: str
+    top_voxel_right: bool
+    iou: float
+
+
+def voxel_categories(
+    scene: Scene,
+    source_to_voxel: Tensor,  # [P] int64 voxel of every input point
+    num_voxels: int,
+) -> tuple[list[str], Tensor]:
+    """The scene's category names (sorted) and [Pv] int64 index into them of each voxel's majority category
+    among its input points (``NO_CATEGORY`` where most of its points belong to no object)."""
+    names = sorted({obj.name for obj in scene.objects.values()})
+    labels = np.full(len(scene.point_instance), len(names), dtype=np.int64)  # len(names) = no object
+    for object_id, obj in scene.objects.items():
+        labels[np.asarray(scene.point_instance) == object_id] = names.index(obj.name)
+    counts = torch.zeros(num_voxels, len(names) + 1)
+    counts.index_put_(
+        (source_to_voxel.cpu(), torch.from_numpy(labels)), torch.ones(len(labels)), accumulate=True
+    )
+    majority = counts.argmax(dim=1)
+    majority[majority == len(names)] = NO_CATEGORY
+    return names, majority
+
+
+def score_pair(
+    point_probs: Tensor,  # [Pv] mask probabilities
+    grounded: Tensor,  # [Pv] bool, the grounded voxels
+    truth: Tensor,  # [Pv] bool, the voxels of the category
+) -> tuple[bool, float]:
+    """(whether the most probable voxel is in ``truth``, IoU of ``grounded`` with ``truth``)."""
+    top_right = bool(truth[int(point_probs.argmax())])
+    union = int((grounded | truth).sum())
+    return top_right, (int((grounded & truth).sum()) / union if union else 0.0)
+
+
+@torch.no_grad()
+def recognise_categories(model, scene: Scene, threshold: float = 0.5) -> list[CategoryResult]:
+    """Grounds ``QUERY`` for every category of ``scene`` (a ``liftgs.model.LiftGS`` in eval mode)."""
+    features = model.encode(scene)
+    names, categories = voxel_categories(scene, features.source_to_voxel, int(features.points.shape[0]))
+    predictions = model.predict(features, [QUERY.format(name) for name in names], threshold)
+    results = []
+    for index, (name, prediction) in enumerate(zip(names, predictions, strict=True)):
+        truth = (categories == index).to(prediction.point_probs.device)
+        if not truth.any():  # every point of the category was outvoted in its voxels
+            continue
+        top_right, iou = score_pair(prediction.point_probs, prediction.mask, truth)
+        results.append(CategoryResult(scene.scene_id, name, top_right, iou))
+    return results
+
+
+def summary_table(results: list[CategoryResult], title: str) -> Table:
+    """Per category and overall: pairs, share of top voxels right, mean IoU."""
+    by_category: dict[str, list[CategoryResult]] = defaultdict(list)
+    for result in results:
+        by_category[result.category].append(result)
+    table = Table(title=title)
+    for column in ("category", "pairs", "top voxel right", "mean IoU"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    rows = [*sorted(by_category.items()), ("all", results)]
+    for name, group in rows:
+        right = sum(r.top_voxel_right for r in group) / len(group)
+        table.add_row(name, str(len(group)), f"{right:.0%}", f"{np.mean([r.iou for r in group]):.2f}")
+    return table
+
+
+@dataclass
+class BenchCategories:
+    """Category recognition of a checkpoint: "the <category>." for every category of every scene."""
+
+    checkpoint: Path | None = None
+    """A .pt checkpoint or a nerfstudio config.yml (default: assets/liftgs_synthetic.pt)."""
+    data: Path | None = None
+    """Dataset root (default: the embedded synthetic benchmark, generated on first use)."""
+    split: str = "val"
+    """Split whose scenes are used."""
+    max_scenes: int | None = None
+    """Use only the first N scenes of the split."""
+    threshold: float = 0.5
+    """Mask probability of the grounding step (as ``liftgs eval --threshold``)."""
+    device: str = "auto"
+    """auto (CUDA if available), cpu, cuda, ..."""
+
+    def main(self) -> None:
+        from liftgs.data import default_dataset_root
+        from liftgs.data.dataset import GroundingDataset
+
+        try:
+            if self.max_scenes is not None and self.max_scenes < 1:
+                raise ValueError(f"--max-scenes must be >= 1, got {self.max_scenes}")
+            root = self.data.expanduser() if self.data is not None else default_dataset_root()
+            dataset = GroundingDataset(root, self.split, load_frames=False)
+            model, info = load_liftgs(self.checkpoint, self.device)
+            model.eval()
+            results: list[CategoryResult] = []
+            for scene_id in dataset.scene_ids[: self.max_scenes]:
+                results += recognise_categories(model, dataset.scene(scene_id), self.threshold)
+        except (ValueError, ModelLoadError, DatasetError) as error:
+            raise SystemExit(f"liftgs bench categories: {error}") from None
+        if not results:
+            raise SystemExit("liftgs bench categories: the scenes have no annotated objects")
+        scenes = len({r.scene_id for r in results})
+        title = f"{QUERY.format('<category>')} on {scenes} {self.split} scenes ({info['checkpoint']})"
+        Console().print(summary_table(results, title))
