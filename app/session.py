@@ -154,11 +154,19 @@ class ClientSession:
         except Exception as error:
             self._report(error)
 
+    def _show(self, line: viser.GuiMarkdownHandle, text: str) -> None:
+        """Sets a status line's markdown inside viser's atomic block. Viser sends a message it cannot send
+        at once (another thread is sending to this client) later from a worker thread, so a line's older
+        text could arrive after its newer one; inside the block every update is queued and they leave in
+        order."""
+        with self.client.atomic():
+            line.content = text
+
     def _report(self, error: Exception) -> None:
         """Logs ``error`` in one line and shows that line in the status."""
         message = log_error(self.name, error, self.verbose)
         if not self._closed:
-            self.panel.status.content = f"**Error:** {message}"
+            self._show(self.panel.status, f"**Error:** {message}")
 
     def _on_scene_picked(self) -> None:
         scene_id = self.panel.scene.value
@@ -270,7 +278,7 @@ class ClientSession:
             scene_id = self.state.scene_id
         if self._loaded is not None and self._loaded.scene.scene_id == scene_id:
             return
-        self.panel.status.content = f"Loading scene **{scene_id}** ..."
+        self._show(self.panel.status, f"Loading scene **{scene_id}** ...")
         loaded = self.engine.load(scene_id)
         with self._lock:
             self._loaded = loaded
@@ -310,9 +318,8 @@ class ClientSession:
             self._remove_box()
             self._remove_anchors()
             self._show_result_lists(None)
-            self.panel.status.content = EMPTY_QUERY_TEXT + (
-                f"  \n{loaded.display_note}" if loaded.display_note else ""
-            )
+            note = f"  \n{loaded.display_note}" if loaded.display_note else ""
+            self._show(self.panel.status, EMPTY_QUERY_TEXT + note)
         else:
             box = loaded.box(grounded)
             self._draw_box(box, f"{result.text} · {candidate.score:.2f}")
@@ -320,12 +327,13 @@ class ClientSession:
             self._show_result_lists(result)
             count = int(selected(probs, threshold).sum())
             relation = result.relation
-            self.panel.status.content = (
+            self._show(
+                self.panel.status,
                 f"**{candidate.label}** (candidate {candidate_index + 1}) · score {candidate.score:.2f}  \n"
                 + ("" if relation is None else f"read as *{relation.kind}* ({relation.probability:.2f})  \n")
                 + f"{count} of {len(splats)} Gaussians ≥ {threshold:.2f} · {result.seconds * 1000:.0f} ms"
                 + ("" if box is not None else "  \nNothing reaches the threshold: lower it.")
-                + (f"  \n{loaded.display_note}" if loaded.display_note else "")
+                + (f"  \n{loaded.display_note}" if loaded.display_note else ""),
             )
             self._show_tokens(result, candidate_index)
         self._request_render()
@@ -482,14 +490,14 @@ class ClientSession:
             result = self.state.result if self.state.result_is_current() else None
             candidate_index = self.state.candidate
         if loaded is None or result is None:
-            self.panel.export_info.content = "Nothing to export yet: ground a query first."
+            self._show(self.panel.export_info, "Nothing to export yet: ground a query first.")
             return
         candidate = result.candidates[min(candidate_index, len(result.candidates) - 1)]
         export = export_file_selection if isinstance(loaded, FileLoadedScene) else export_selection
         try:
             exported = export(self.export_dir, loaded, result, candidate, threshold)
         except (ValueError, OSError) as error:
-            self.panel.export_info.content = f"**Not exported:** {log_error(self.name, error)}"
+            self._show(self.panel.export_info, f"**Not exported:** {log_error(self.name, error)}")
             return
         names = [path.name for path in exported.paths]
         sent = []
@@ -501,9 +509,10 @@ class ClientSession:
             for name, data in exported.files():  # this export's own bytes, whatever happens to the files
                 self.client.send_file_download(name, data)
                 sent.append(name)
-        self.panel.export_info.content = (
+        self._show(
+            self.panel.export_info,
             f"Wrote {', '.join(f'`{name}`' for name in names)} in `{self.export_dir}`"
-            + (" (also sent as downloads)." if sent == names else f"; sent as downloads: {', '.join(sent)}.")
+            + (" (also sent as downloads)." if sent == names else f"; sent as downloads: {', '.join(sent)}."),
         )
 
 
