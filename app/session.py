@@ -84,8 +84,6 @@ class ClientSession:
         self.name = f"client {client.client_id}"
         self.state = ClientState(scene_id=scene_id)
         self._lock = threading.RLock()
-        self._send_lock = threading.Lock()
-        """Held while one export sends its downloads (see ``_export``)."""
         self._closed = False
         self._loaded: LoadedScene | None = None
         self._drawn_result: GroundingResult | None = None
@@ -501,11 +499,9 @@ class ClientSession:
             return
         names = [path.name for path in exported.paths]
         sent = []
-        # One export at a time, and inside viser's atomic block: viser queues a message it cannot send at
-        # once (another thread is sending to this client) and sends it later from a worker thread, so a
-        # file's parts could overtake its start message; inside the block every message of the export is
-        # queued, and they leave in order.
-        with self._send_lock, self.client.atomic():
+        # In viser's atomic block, for the reason ``_show`` gives: a file's parts must not overtake its
+        # start. The block also holds off another export's downloads to this client until these are queued.
+        with self.client.atomic():
             for name, data in exported.files():  # this export's own bytes, whatever happens to the files
                 self.client.send_file_download(name, data)
                 sent.append(name)

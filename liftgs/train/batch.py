@@ -42,8 +42,9 @@ class SceneBatch:
         texts: the E referring expressions.
         targets: what each text refers to (2D masks in ``views`` or per-point masks).
         views: V views at render resolution, or None when nothing is rendered.
-        segment_embeddings: [E, Dt] pretraining's pseudo-queries, or None: the E texts are then carrier
-            sentences whose placeholder word gets these embeddings (``liftgs.train.pseudo.insert_segments``).
+        segment_embeddings: [E, Dt] embedding pseudo-queries of pretraining: the E texts are carrier
+            sentences whose placeholder word gets these embeddings (``liftgs.train.pseudo.insert_segments``);
+            None: the texts are read as they are.
         point_features: [P, C] lifted per-point features (``Scene.point_features``), or None.
         point_feature_space: ``Scene.point_feature_space``.
     """
