@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from liftgs.model import CheckpointError, LiftGS, LiftGSConfig, TextFeatures, load_model, save_checkpoint
+from liftgs.model import CheckpointError, LiftGS, LiftGSConfig, load_model, save_checkpoint
 from liftgs.model.config import config_from_dict, config_to_dict
-from tests.support.network import tiny_config
+from tests.support.network import text_features, tiny_config
 
 
 def outputs(model: LiftGS) -> torch.Tensor:
@@ -20,11 +20,8 @@ def outputs(model: LiftGS) -> torch.Tensor:
     width = model.config.text_dim
     with torch.no_grad():
         scene = model.encode_scene(points, torch.rand(500, 3, generator=g))
-        text = TextFeatures(
-            torch.randn(1, 4, width, generator=g),
-            torch.ones(1, 4, dtype=torch.bool),
-            torch.zeros(1, width),
-            [],
+        text = text_features(
+            torch.randn(1, 4, width, generator=g), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, width)
         )
         return torch.cat([model.ground(scene, text).mask_logits.flatten(), scene.gaussians.means.flatten()])
 

@@ -1,4 +1,4 @@
-"""Format-1 checkpoints load to the same network, or fail in one line."""
+"""Format-1 and format-2 checkpoints load to the same network, or fail in one line."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def reference_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[s
 def test_a_format1_checkpoint_loads_to_the_same_network_and_outputs():
     assert torch.load(FORMAT1, weights_only=True)["version"] == 1  # written before format 2
     model, _ = load_model(FORMAT1)
-    assert model.config == lifted_features_network()
+    expected = lifted_features_network()
+    expected.decoder.color_names = False  # format 1 predates color names
+    assert model.config == expected
     points, colors, extra, texts = reference_inputs()
     with torch.no_grad():
         scene = model.encode_scene(points, colors, extra)
@@ -103,11 +105,11 @@ def test_a_format1_option_that_did_not_matter_is_dropped(format1):
     assert model.config.decoder.color_channels == 0 and model.decoder.heads.color is None
 
 
-def test_format2_files_are_written_with_todays_names(tmp_path):
+def test_files_are_written_with_todays_names(tmp_path):
     model, _ = load_model(FORMAT1)
     path = save_checkpoint(tmp_path / "new.pt", model)
     payload = torch.load(path, weights_only=True)
-    assert payload["version"] == VERSION == 2
+    assert payload["version"] == VERSION == 3
     assert payload["config"] == config_to_dict(model.config)
     assert "color_channels" in payload["config"]["decoder"]
     assert not [key for key in payload["state_dict"] if "colour" in key]
@@ -124,3 +126,21 @@ def test_a_file_with_python_objects_fails_in_one_line_without_unsafe_advice(tmp_
     message = str(info.value)
     assert "\n" not in message and "weights_only" not in message and "unsupported global" in message.lower()
     assert "safe_globals" not in message
+
+
+def test_a_format2_checkpoint_loads_without_color_names(tmp_path):
+    """A format-2 file predates ``decoder.color_names``: its network is built without them and keeps its
+    outputs."""
+    model, _ = load_model(FORMAT1)
+    path = save_checkpoint(tmp_path / "format2.pt", model)
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["decoder"]["color_names"]
+    payload["version"] = 2
+    torch.save(payload, path)
+    loaded, _ = load_model(path)
+    assert loaded.config == model.config and loaded.decoder.heads.color.named is None
+    points, colors, extra, texts = reference_inputs()
+    with torch.no_grad():
+        expected = model.ground(model.encode_scene(points, colors, extra), model.encode_text(texts))
+        got = loaded.ground(loaded.encode_scene(points, colors, extra), loaded.encode_text(texts))
+    torch.testing.assert_close(got.mask_logits, expected.mask_logits)

@@ -16,6 +16,7 @@ from liftgs.pseudo.noise import NoiseConfig
 from liftgs.pseudo.segments import NO_SEGMENT, PseudoLabelError, load_pseudo_labels, pseudo_path
 from liftgs.pseudo.synthetic import SyntheticLabeller
 from liftgs.scene import Frame, Scene, SceneObject
+from tests.support.network import text_features
 
 SCENES = ["scan0000", "scan0001", "scan0002"]
 FRAMES = ["0", "1", "2"]
@@ -38,9 +39,7 @@ class HashEncoder:
                 for t in texts
             ]
         )
-        return TextFeatures(
-            pooled[:, None], torch.ones(len(texts), 1, dtype=torch.bool), pooled, [[t] for t in texts]
-        )
+        return text_features(pooled[:, None], torch.ones(len(texts), 1, dtype=torch.bool), pooled)
 
 
 class CountingLabeller(SyntheticLabeller):

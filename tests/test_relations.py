@@ -20,7 +20,7 @@ from liftgs.model.relations import (
     referent_centres,
     standardise,
 )
-from tests.support.network import HashTextEncoder, tiny_config
+from tests.support.network import HashTextEncoder, text_features, tiny_config
 
 LIFTED_DIM = 8
 NAMES = ("floor", "cube", "pillar")
@@ -309,9 +309,9 @@ def test_anchors_do_not_read_the_words_naming_the_querys_target():
     assert (odds(steered) < 1e-3 * odds(free)).all()  # word 1's logit lowered by about log(1e-4)
 
 
-def color_term() -> VoxelColor:
+def color_term(color_names: bool = False) -> VoxelColor:
     torch.manual_seed(0)
-    term = VoxelColor(d_model=8, channels=4, text_dim=6, pick_dim=4)
+    term = VoxelColor(d_model=8, channels=4, text_dim=6, pick_dim=4, color_names=color_names)
     with torch.no_grad():
         term.query.weight.normal_()
     return term
@@ -323,7 +323,7 @@ RED_BLUE_RED = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9], [0.9, 0.1, 0.1]])
 def test_color_term_scores_voxels_by_their_color_alone():
     term = color_term()
     tokens, mask = torch.randn(2, 3, 6), torch.ones(2, 3, dtype=torch.bool)
-    scores = term(torch.randn(2, 3, 8), term.embed_colors(RED_BLUE_RED), tokens, mask)  # [B, Q, Pv]
+    scores = term(torch.randn(2, 3, 8), term.embed_colors(RED_BLUE_RED), text_features(tokens, mask))
     assert torch.equal(scores[..., 0], scores[..., 2])
     assert not torch.allclose(scores[..., 0], scores[..., 1])
 
@@ -338,13 +338,13 @@ def test_color_term_reads_the_words_its_reader_picks():
     mask = torch.tensor([[True, True, False]])
     weights = term.word_weights(readers, tokens, mask)  # [B, N, T]
     assert torch.allclose(weights.sum(-1), torch.ones(1, 2)) and (weights[..., 2] == 0).all()
-    scores = term(readers, colors, tokens, mask)
+    scores = term(readers, colors, text_features(tokens, mask))
     padded_differently = tokens.clone()
     padded_differently[0, 2] = 100.0
-    assert torch.equal(term(readers, colors, padded_differently, mask), scores)
+    assert torch.equal(term(readers, colors, text_features(padded_differently, mask)), scores)
     changed_word = tokens.clone()
     changed_word[0, 1] = torch.randn(6)
-    assert not torch.allclose(term(readers, colors, changed_word, mask), scores)
+    assert not torch.allclose(term(readers, colors, text_features(changed_word, mask)), scores)
 
 
 def test_the_anchors_referent_maps_carry_the_color_term():
@@ -422,7 +422,7 @@ def test_relative_color_term_scores_how_a_voxel_differs_from_the_candidates():
     embedded = term.embed_colors(RED_BLUE_RED)
     readers, tokens, mask = torch.randn(1, 2, 8), torch.randn(1, 3, 6), torch.ones(1, 3, dtype=torch.bool)
     on_red = torch.tensor([1.0, 0.0, 0.0]).expand(1, 2, 3)  # the candidates are the red voxel
-    scores = term(readers, embedded, tokens, mask, on_red)
-    absolute = term(readers, embedded, tokens, mask)
+    scores = term(readers, embedded, text_features(tokens, mask), on_red)
+    absolute = term(readers, embedded, text_features(tokens, mask))
     assert torch.allclose(scores[..., [0, 2]], torch.zeros(1, 2, 2), atol=1e-6)
     assert torch.allclose(scores[..., 1], absolute[..., 1] - absolute[..., 0])

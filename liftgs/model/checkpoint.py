@@ -2,8 +2,8 @@
 
 Layout of the file (a ``torch.save`` dict): ``format`` (``"liftgs"``), ``version`` (int), ``config`` (the
 ``LiftGSConfig`` as a plain dict), ``state_dict`` (the trainable network; the frozen text encoder is rebuilt
-from ``config.text_encoder``), ``extra`` (caller's plain data: step, metrics, ...). Files of format version
-1 are read through ``liftgs.model.migration``.
+from ``config.text_encoder``), ``extra`` (caller's plain data: step, metrics, ...). Files of format versions
+1 and 2 are read through ``liftgs.model.migration``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import torch
 from liftgs.atomic import atomic_path
 from liftgs.model.config import LiftGSConfig, config_from_dict, config_to_dict
 from liftgs.model.liftgs import LiftGS
-from liftgs.model.migration import migrate_format1
+from liftgs.model.migration import migrate_format1, migrate_format2
 from liftgs.model.text import TextEncoder
 
 FORMAT = "liftgs"
-VERSION = 2
-"""Format 2: ``LiftGSConfig`` with the shipped network as defaults and ``color`` spellings."""
-READABLE_VERSIONS = (1, VERSION)
+VERSION = 3
+"""Format 3: ``LiftGSConfig`` with the shipped network as defaults, ``color`` spellings and
+``decoder.color_names``."""
+READABLE_VERSIONS = (1, 2, VERSION)
 
 
 class CheckpointError(Exception):
@@ -85,6 +86,8 @@ def load_model(
     try:
         if version == 1:
             stored_config, state_dict = migrate_format1(stored_config, state_dict)
+        if version in (1, 2):
+            stored_config = migrate_format2(stored_config)
         config = config_from_dict(LiftGSConfig, stored_config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: bad config: {_first_line(error)}") from error

@@ -168,7 +168,7 @@ class GroundingHeads(nn.Module):
             )
         self.color = None
         if config.color_channels:
-            self.color = VoxelColor(d, config.color_channels, text_dim, config.align_dim)
+            self.color = VoxelColor(d, config.color_channels, text_dim, config.align_dim, config.color_names)
         self.target_words = nn.Linear(text_dim, d)
         nn.init.zeros_(self.target_words.weight)  # zero: a fresh query is the attention stream's alone
         nn.init.zeros_(self.target_words.bias)
@@ -213,7 +213,7 @@ class GroundingHeads(nn.Module):
             mask_logits = mask_logits + geometry
         if self.color is not None:
             assert prepared.color is not None  # ``GroundingDecoder.prepare`` requires it
-            mask_logits = mask_logits + self.color(q, prepared.color, text.tokens, text.mask, candidates)
+            mask_logits = mask_logits + self.color(q, prepared.color, text, candidates)
         outputs = {
             "mask_logits": mask_logits,
             "token_logits": token_logits,
@@ -255,7 +255,7 @@ class GroundingHeads(nn.Module):
         logits = self._mask_logits(readers, p, flat, text, prepared)
         if self.color is not None:
             assert prepared.color is not None  # ``GroundingDecoder.prepare`` requires it
-            logits = logits + self.color(readers, prepared.color, text.tokens, text.mask)
+            logits = logits + self.color(readers, prepared.color, text)
         return logits.unflatten(1, weights.shape[1:3])
 
     @staticmethod

@@ -1,5 +1,8 @@
 """Reading checkpoints of an older format: their config and weights in today's names, or one clear error.
 
+Format 2 files predate the options of ``FORMAT2_ADDED``; ``migrate_format2`` gives them the values that build
+the network the file holds.
+
 Format 1 stored ``config_to_dict`` of a ``LiftGSConfig`` whose defaults were a larger network with every
 relational option off (``FORMAT1_DEFAULTS``), spelled ``colour`` where today's names say ``color``, and
 had options whose other code paths are gone. ``migrate_format1`` turns such a file into format 2:
@@ -122,6 +125,21 @@ def migrate_format1(config: Any, state_dict: Any) -> tuple[dict[str, Any], Any]:
     if isinstance(state_dict, dict):
         state_dict = {_renamed(key): value for key, value in state_dict.items()}
     return merged, state_dict
+
+
+FORMAT2_ADDED: dict[str, Any] = {"decoder": {"color_names": False}}
+"""Options added since format 2, at the values that build the network a format-2 file holds."""
+
+
+def migrate_format2(config: Any) -> dict[str, Any]:
+    """Format-3 config dict of a format-2 file's ``config``: the options it predates take ``FORMAT2_ADDED``.
+
+    Raises:
+        ValueError (one line): the config is not a dict.
+    """
+    if not isinstance(config, dict):
+        raise ValueError(f"expected a dict, got {type(config).__name__}")
+    return _with_defaults(FORMAT2_ADDED, config)
 
 
 def _with_defaults(defaults: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:

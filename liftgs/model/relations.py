@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from liftgs.model.types import TextFeatures
+
 SQUARED_EPS = 1e-12
 """Floor under squared lengths (m^2) before a square root: d sqrt(x)/dx is infinite at 0, and a referent map
 whose sigmoids all underflow (every weight 0) would otherwise turn every gradient into NaN."""
@@ -189,10 +191,12 @@ class VoxelColor(nn.Module):
 
     The reader's color vector is a projection of the text-encoder embeddings of the words it picks (a
     softmax over the sentence's tokens from the reader's features: "red" in "the red chair", "white" in
-    "the chair near the white door").
+    "the chair near the white door"). With ``color_names`` it also gets a projection (zero-initialised) of
+    the voxel-color embedding of the RGB those words name (``TextFeatures.word_colors``), so the term can
+    compare a color word's own color with the voxels' colors.
     """
 
-    def __init__(self, d_model: int, channels: int, text_dim: int, pick_dim: int) -> None:
+    def __init__(self, d_model: int, channels: int, text_dim: int, pick_dim: int, color_names: bool) -> None:
         super().__init__()
         if channels < 1:
             raise ValueError(f"decoder.color_channels must be >= 1 to build VoxelColor, got {channels}")
@@ -205,6 +209,10 @@ class VoxelColor(nn.Module):
         self.query = nn.Linear(text_dim, channels)
         nn.init.zeros_(self.query.weight)
         nn.init.zeros_(self.query.bias)
+        self.named = None
+        if color_names:
+            self.named = nn.Linear(channels, channels, bias=False)
+            nn.init.zeros_(self.named.weight)
 
     def embed_colors(self, colors: Tensor) -> Tensor:
         """[Pv, 3] RGB in [0, 1] -> [Pv, channels]; text-independent, computed once per scene."""
@@ -221,14 +229,16 @@ class VoxelColor(nn.Module):
         self,
         readers: Tensor,  # [B, N, d_model]
         color_embed: Tensor,  # [Pv, C] ``embed_colors``
-        tokens: Tensor,  # [B, T, Dt] text-encoder embeddings
-        token_mask: Tensor,  # [B, T] True = real token
+        text: TextFeatures,
         candidates: Tensor | None = None,  # [B, N, Pv] ``candidate_weights``
     ) -> Tensor:
         """[B, N, Pv]; with ``candidates`` each voxel's embedding is taken relative to the candidates' mean
         one."""
-        words = self.word_weights(readers, tokens, token_mask) @ tokens  # [B, N, Dt]
-        projected = self.query(words)  # [B, N, C]
+        weights = self.word_weights(readers, text.tokens, text.mask)  # [B, N, T]
+        projected = self.query(weights @ text.tokens)  # [B, N, C]
+        if self.named is not None:
+            named = self.embed_colors(text.word_colors) * text.named_color.unsqueeze(-1)  # [B, T, C]
+            projected = projected + self.named(weights @ named)
         term = projected @ color_embed.T  # [B, N, Pv]
         if candidates is not None:
             term = term - (projected * (candidates @ color_embed)).sum(-1, keepdim=True)

@@ -10,9 +10,10 @@
   exactly CLIP's text embedding (``encode_text``). Tokens, pooled text and CLIP image embeddings (the
   pseudo-labels' segment embeddings, and the features lifted from them) thus share one space.
 
-Encoders are frozen (eval mode, no gradients) and keep an LRU cache of encoded strings, so repeated queries
-cost a dictionary lookup. Queries longer than the encoder's maximum length are truncated with a warning;
-empty or whitespace-only queries raise ``ValueError``.
+Every encoder also marks the tokens that say a color name, with that color's RGB
+(``liftgs.model.color_names``). Encoders are frozen (eval mode, no gradients) and keep an LRU cache of
+encoded strings, so repeated queries cost a dictionary lookup. Queries longer than the encoder's maximum
+length are truncated with a warning; empty or whitespace-only queries raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from liftgs.model.color_names import word_colors
 from liftgs.model.types import TextFeatures
 
 EncodedText = tuple[Tensor, Tensor, list[str]]
 """One text: tokens [T, Dt] (real tokens only), pooled [Dt], token strings (T of them)."""
+NamedColors = tuple[Tensor, Tensor]
+"""One text's ``word_colors``: RGB [T, 3] and named [T] bool per token."""
 
 
 class TextEncoder(ABC):
@@ -43,7 +47,7 @@ class TextEncoder(ABC):
         self.max_length = max_length
         """Most tokens per text (special tokens included); longer texts are truncated with a warning."""
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, EncodedText] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[EncodedText, NamedColors]] = OrderedDict()
 
     @property
     def device(self) -> torch.device:
@@ -71,7 +75,7 @@ class TextEncoder(ABC):
             with torch.no_grad():
                 encoded = self._encode_batch(missing)
             for text, item in zip(missing, encoded, strict=True):
-                self._cache[text] = item
+                self._cache[text] = (item, word_colors(text, item[2]))
         items = []
         for text in texts:
             self._cache.move_to_end(text)
@@ -92,15 +96,26 @@ class TextEncoder(ABC):
         """Encodes distinct, validated texts (called under ``torch.no_grad``)."""
 
 
-def _pad(items: list[EncodedText], dim: int, device: torch.device) -> TextFeatures:
-    length = max(tokens.shape[0] for tokens, _, _ in items)
+def _pad(items: list[tuple[EncodedText, NamedColors]], dim: int, device: torch.device) -> TextFeatures:
+    length = max(tokens.shape[0] for (tokens, _, _), _ in items)
     tokens = torch.zeros(len(items), length, dim, device=device)
     mask = torch.zeros(len(items), length, dtype=torch.bool, device=device)
-    for i, (item_tokens, _, _) in enumerate(items):
-        tokens[i, : item_tokens.shape[0]] = item_tokens
-        mask[i, : item_tokens.shape[0]] = True
-    pooled = torch.stack([p for _, p, _ in items])
-    return TextFeatures(tokens=tokens, mask=mask, pooled=pooled, token_strings=[s for _, _, s in items])
+    colors = torch.zeros(len(items), length, 3, device=device)
+    named = torch.zeros(len(items), length, dtype=torch.bool, device=device)
+    for i, ((item_tokens, _, _), (item_colors, item_named)) in enumerate(items):
+        count = item_tokens.shape[0]
+        tokens[i, :count] = item_tokens
+        mask[i, :count] = True
+        colors[i, :count] = item_colors
+        named[i, :count] = item_named
+    return TextFeatures(
+        tokens=tokens,
+        mask=mask,
+        pooled=torch.stack([pooled for (_, pooled, _), _ in items]),
+        token_strings=[strings for (_, _, strings), _ in items],
+        word_colors=colors,
+        named_color=named,
+    )
 
 
 class HFTextEncoder(TextEncoder):

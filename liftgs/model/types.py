@@ -40,12 +40,17 @@ class TextFeatures:
         mask: [B, T] bool, True = a real token, False = padding.
         pooled: [B, Dt] one embedding per text (the encoder's own pooling; see each encoder).
         token_strings: per text, the ``mask.sum()`` token strings of the real tokens (special ones included).
+        word_colors: [B, T, 3] RGB in [0, 1] of the color name each token is part of, 0 elsewhere
+            (``liftgs.model.color_names``).
+        named_color: [B, T] bool, True = the token is part of a color name.
     """
 
     tokens: Tensor  # [B, T, Dt]
     mask: Tensor  # [B, T] bool
     pooled: Tensor  # [B, Dt]
     token_strings: list[list[str]]
+    word_colors: Tensor  # [B, T, 3]
+    named_color: Tensor  # [B, T] bool
 
     def to(self, device) -> TextFeatures:
         return _map_tensors(self, lambda t: t.to(device))

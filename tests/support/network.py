@@ -1,4 +1,5 @@
-"""The tests' one tiny network: its config, a deterministic stand-in text encoder, a saved checkpoint."""
+"""The tests' one tiny network: its config, a deterministic stand-in text encoder, a saved checkpoint, and
+text features made directly from token tensors."""
 
 from __future__ import annotations
 
@@ -9,11 +10,27 @@ import torch
 
 from liftgs.model import DecoderConfig, EncoderConfig, GaussianConfig, LiftGS, LiftGSConfig, TextEncoder
 from liftgs.model import save_checkpoint as _save_checkpoint
+from liftgs.model.types import TextFeatures
 
 VOXEL = 0.1
 """The tiny network's voxel edge in metres (``toy_scene`` lays its points out for it)."""
 TEXT_DIM = 384
 """Width of the tiny network's text tokens: MiniLM's, so that the real text encoder fits it too."""
+
+
+def text_features(
+    tokens: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor | None = None
+) -> TextFeatures:
+    """TextFeatures of tokens [B, T, Dt] and mask [B, T] that name no color (pooled: [B, Dt], default the
+    mean token; token strings empty)."""
+    return TextFeatures(
+        tokens=tokens,
+        mask=mask,
+        pooled=tokens.mean(1) if pooled is None else pooled,
+        token_strings=[[] for _ in range(tokens.shape[0])],
+        word_colors=torch.zeros(*tokens.shape[:2], 3),
+        named_color=torch.zeros(tokens.shape[:2], dtype=torch.bool),
+    )
 
 
 def tiny_config() -> LiftGSConfig:
