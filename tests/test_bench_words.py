@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from liftgs.benchmarks.held_out_words import nearest_seen_words, right_share
+from liftgs.benchmarks.held_out_words import nearest_by_named_color, nearest_seen_words, right_share
 from liftgs.model import TextEncoder
 from tests.support.network import HashTextEncoder
 
@@ -42,3 +42,16 @@ def test_an_encoder_that_knows_only_strings_is_not_credited():
     results = nearest_seen_words(HashTextEncoder(), TABLE)
     assert right_share(results) < 1.0
     assert all(r.right == (r.key == r.nearest_key) for r in results)
+
+
+def test_color_words_by_named_rgb():
+    """A held-out shade is matched to the seen color word whose named RGB is nearest; a word that names no
+    color is counted wrong."""
+    colors = {
+        "red": (("red", "crimson"), ("scarlet", "reddd")),
+        "blue": (("blue", "navy"), ("cobalt",)),
+    }
+    results = {r.word: r for r in nearest_by_named_color(colors)}
+    assert results["scarlet"].right and results["cobalt"].right
+    assert not results["reddd"].right and results["reddd"].nearest == ""
+    assert right_share(list(results.values())) == 2 / 3

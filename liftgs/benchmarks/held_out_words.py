@@ -5,7 +5,9 @@ use (``liftgs.data.synthetic.vocabulary``). A network trained on the seen words 
 only as well as the text encoder puts it near the seen words of the same thing. For every held-out word
 this prints whether its nearest seen word (cosine of the encoder's pooled embeddings, over the seen words
 of all categories or all colors) names the same category or color, for the word said alone and inside a
-sentence. It measures the encoder, not a trained network.
+sentence. For color words it also counts the nearest seen word by the RGB the color names denote
+(``liftgs.model.color_names``, what ``decoder.color_names`` gives the network). It measures the text side,
+not a trained network.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS, COLOR_WORDS
+from liftgs.model.color_names import color_name_table
 from liftgs.model.text import TextEncoder, build_text_encoder
 
 CATEGORY_SENTENCE = "the {} next to the window."
@@ -54,6 +57,24 @@ def nearest_seen_words(encoder: TextEncoder, table: WordTable, sentence: str = "
     ]
 
 
+def nearest_by_named_color(table: WordTable) -> list[NeighbourResult]:
+    """For each held-out word of ``table``, the seen word whose named RGB (``color_name_table``) is nearest
+    (Euclidean) to its own; a held-out word that names no color gets nearest "" (counted wrong), and seen
+    words that name no color are left out."""
+    rgb = color_name_table()
+    seen = [(key, word) for key, (words, _) in table.items() for word in words if word in rgb]
+    results = []
+    for key, (_, words) in table.items():
+        for word in words:
+            if word not in rgb:
+                results.append(NeighbourResult(word, key, "", ""))
+                continue
+            distances = torch.cdist(torch.tensor([rgb[word]]), torch.tensor([rgb[w] for _, w in seen]))[0]
+            nearest_key, nearest = seen[int(distances.argmin())]
+            results.append(NeighbourResult(word, key, nearest, nearest_key))
+    return results
+
+
 def _unit_pooled(encoder: TextEncoder, pairs: list[tuple[str, str]], sentence: str) -> torch.Tensor:
     """[N, Dt] unit pooled embeddings of ``sentence`` around each (key, word) pair's word."""
     return F.normalize(encoder.encode([sentence.format(word) for _, word in pairs]).pooled, dim=-1)
@@ -88,8 +109,15 @@ class BenchHeldOutWords:
             alone = nearest_seen_words(encoder, words)
             said = nearest_seen_words(encoder, words, sentence)
             table.add_row(name, str(len(alone)), f"{right_share(alone):.0%}", f"{right_share(said):.0%}")
-            if self.verbose:
-                for result in said:
-                    mark = "" if result.right else "  <- " + result.nearest_key
-                    console.print(f"{result.word:>16} ~ {result.nearest}{mark}")
+            self._list(console, said)
+        named = nearest_by_named_color(COLOR_WORDS)
+        share = f"{right_share(named):.0%}"
+        table.add_row("color words, by named RGB", str(len(named)), share, share)
+        self._list(console, named)
         console.print(table)
+
+    def _list(self, console: Console, results: list[NeighbourResult]) -> None:
+        if self.verbose:
+            for result in results:
+                mark = "" if result.right else "  <- " + (result.nearest_key or "names no color")
+                console.print(f"{result.word:>16} ~ {result.nearest}{mark}")
