@@ -128,3 +128,28 @@ def test_the_network_reads_the_colors_its_text_names():
         model.decoder.heads.color.query.weight.normal_()
         changed = model.ground(scene, text).mask_logits - model.ground(scene, no_names).mask_logits
     assert changed.abs().max() > 1e-3
+
+
+def test_a_color_names_color_comes_from_its_rgb_not_its_embedding():
+    """The color term reads a color name's tokens through their RGB only: another embedding for the same
+    name leaves the term unchanged, another RGB changes it (a one-word text, so the reader's pick is that
+    word whatever its embedding)."""
+    term = color_term_with_names()
+    text = HashTextEncoder(dim=16).encode(["scarlet"])
+    readers = torch.randn(1, 2, 8)
+    colors = term.embed_colors(VOXELS)
+    scores = term(readers, colors, text)
+    tokens = text.tokens.clone()
+    tokens[text.named_color] = torch.randn(16)
+    assert torch.allclose(term(readers, colors, dataclasses.replace(text, tokens=tokens)), scores, atol=1e-6)
+    bluer = dataclasses.replace(text, word_colors=text.word_colors.flip(-1))
+    assert not torch.allclose(term(readers, colors, bluer), scores)
+
+
+def color_term_with_names() -> VoxelColor:
+    torch.manual_seed(0)
+    term = VoxelColor(d_model=8, channels=8, text_dim=16, pick_dim=8, color_names=True)
+    with torch.no_grad():
+        for parameter in (term.query.weight, term.named.weight, term.named_key):
+            parameter.normal_()
+    return term

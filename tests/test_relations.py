@@ -336,7 +336,7 @@ def test_color_term_reads_the_words_its_reader_picks():
     readers = torch.randn(1, 2, 8)
     tokens = torch.randn(1, 3, 6)
     mask = torch.tensor([[True, True, False]])
-    weights = term.word_weights(readers, tokens, mask)  # [B, N, T]
+    weights = term.word_weights(readers, text_features(tokens, mask))  # [B, N, T]
     assert torch.allclose(weights.sum(-1), torch.ones(1, 2)) and (weights[..., 2] == 0).all()
     scores = term(readers, colors, text_features(tokens, mask))
     padded_differently = tokens.clone()

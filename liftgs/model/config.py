@@ -98,7 +98,7 @@ class DecoderConfig:
     color_channels: int = 16
     """Width of the voxel-color term (``liftgs.model.relations.VoxelColor``): an embedding of each voxel's
     RGB dotted with a projection of the words each query (and each anchor) picks. 0 = no color term."""
-    color_names: bool = False
+    color_names: bool = True
     """The color term also reads the RGB of the color names among the words it picks
     (``liftgs.model.color_names``), so a color word the network never trained on still means its color.
     Needs ``color_channels`` > 0."""

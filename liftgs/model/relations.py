@@ -191,9 +191,11 @@ class VoxelColor(nn.Module):
 
     The reader's color vector is a projection of the text-encoder embeddings of the words it picks (a
     softmax over the sentence's tokens from the reader's features: "red" in "the red chair", "white" in
-    "the chair near the white door"). With ``color_names`` it also gets a projection (zero-initialised) of
-    the voxel-color embedding of the RGB those words name (``TextFeatures.word_colors``), so the term can
-    compare a color word's own color with the voxels' colors.
+    "the chair near the white door"). With ``color_names`` the tokens of a color name enter it only
+    through the RGB they name (``TextFeatures.word_colors``, embedded like the voxels' colors, then
+    projected; zero-initialised), and the picker's keys carry a learned mark on them: the term compares a
+    color word's own color with the voxels' colors and cannot memorise the trained color words'
+    embeddings. See docs/experiments.md, *Color names and the word gap*.
     """
 
     def __init__(self, d_model: int, channels: int, text_dim: int, pick_dim: int, color_names: bool) -> None:
@@ -213,17 +215,19 @@ class VoxelColor(nn.Module):
         if color_names:
             self.named = nn.Linear(channels, channels, bias=False)
             nn.init.zeros_(self.named.weight)
+            self.named_key = nn.Parameter(torch.zeros(pick_dim))
 
     def embed_colors(self, colors: Tensor) -> Tensor:
         """[Pv, 3] RGB in [0, 1] -> [Pv, channels]; text-independent, computed once per scene."""
         return self.embed(colors - 0.5)
 
-    def word_weights(self, readers: Tensor, tokens: Tensor, token_mask: Tensor) -> Tensor:
-        """[B, N, T]: each reader's softmax over the real tokens. readers [B, N, d_model], tokens [B, T, Dt]
-        text-encoder embeddings, token_mask [B, T] True = real token."""
-        return pick_words(
-            self.pick_reader(readers), self.pick_token(tokens), self.log_inv_temperature, token_mask
-        )
+    def word_weights(self, readers: Tensor, text: TextFeatures) -> Tensor:
+        """[B, N, T]: each reader's softmax over the real tokens (readers [B, N, d_model]). With color names,
+        the tokens of a color name carry a learned mark in the picker's keys."""
+        keys = self.pick_token(text.tokens)
+        if self.named is not None:
+            keys = keys + text.named_color.unsqueeze(-1) * self.named_key
+        return pick_words(self.pick_reader(readers), keys, self.log_inv_temperature, text.mask)
 
     def forward(
         self,
@@ -234,11 +238,13 @@ class VoxelColor(nn.Module):
     ) -> Tensor:
         """[B, N, Pv]; with ``candidates`` each voxel's embedding is taken relative to the candidates' mean
         one."""
-        weights = self.word_weights(readers, text.tokens, text.mask)  # [B, N, T]
-        projected = self.query(weights @ text.tokens)  # [B, N, C]
-        if self.named is not None:
-            named = self.embed_colors(text.word_colors) * text.named_color.unsqueeze(-1)  # [B, T, C]
-            projected = projected + self.named(weights @ named)
+        weights = self.word_weights(readers, text)  # [B, N, T]
+        if self.named is None:
+            projected = self.query(weights @ text.tokens)  # [B, N, C]
+        else:  # a color name's color is its RGB's, not its embedding's
+            named = text.named_color.unsqueeze(-1)  # [B, T, 1]
+            projected = self.query(weights @ (text.tokens * ~named))
+            projected = projected + self.named(weights @ (self.embed_colors(text.word_colors) * named))
         term = projected @ color_embed.T  # [B, N, Pv]
         if candidates is not None:
             term = term - (projected * (candidates @ color_embed)).sum(-1, keepdim=True)
