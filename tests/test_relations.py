@@ -34,8 +34,10 @@ COLORS = {
 
 def relational_model(anchor_slots: int, color_channels: int, seed: int = 0) -> LiftGS:
     """The tiny test network with the given relational terms, reading the toy scenes' lifted name features
-    through the lifted affinity."""
+    through the lifted affinity; color names off, so the color term reads the words' embeddings (color
+    names: tests/test_color_names.py)."""
     config = tiny_config()
+    config.decoder.color_names = False
     config.encoder.extra_channels = LIFTED_DIM
     config.decoder.lifted_affinity = True
     config.decoder.anchor_slots = anchor_slots
