@@ -4,7 +4,6 @@ trained on by that RGB."""
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS
 from liftgs.model.color_names import color_name_table, word_colors
 from liftgs.model.config import DecoderConfig
+from liftgs.model.decoder import add_token_noise
 from liftgs.model.liftgs import LiftGS
 from liftgs.model.relations import VoxelColor
 from tests.support.network import HashTextEncoder, tiny_config
@@ -79,9 +79,8 @@ def train_color_term(color_names: bool, steps: int = 150) -> tuple[VoxelColor, H
     targets = torch.tensor([voxel for voxel, names in words.items() for _ in names])
     text = encoder.encode([f"the {name} one" for names in words.values() for name in names])
     readers = torch.ones(len(targets), 1, 8)
-    noise = DecoderConfig().token_noise * text.tokens.norm(dim=-1, keepdim=True) / math.sqrt(16)
     for _ in range(steps):
-        noisy = dataclasses.replace(text, tokens=text.tokens + torch.randn_like(text.tokens) * noise)
+        noisy = add_token_noise(text, DecoderConfig().token_noise)
         logits = term(readers, term.embed_colors(VOXELS), noisy)[:, 0]  # [B, 3]
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()

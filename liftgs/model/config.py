@@ -99,9 +99,9 @@ class DecoderConfig:
     """Width of the voxel-color term (``liftgs.model.relations.VoxelColor``): an embedding of each voxel's
     RGB dotted with a projection of the words each query (and each anchor) picks. 0 = no color term."""
     color_names: bool = True
-    """The color term also reads the RGB of the color names among the words it picks
+    """The color term reads the color names among the words it picks through the RGB they name
     (``liftgs.model.color_names``), so a color word the network never trained on still means its color.
-    Needs ``color_channels`` > 0."""
+    Without a color term (``color_channels`` 0) it has no effect."""
 
 
 @dataclass

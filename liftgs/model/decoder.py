@@ -58,6 +58,14 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def add_token_noise(text: TextFeatures, noise: float) -> TextFeatures:
+    """``text`` with isotropic Gaussian noise on every token embedding [B, T, Dt], scaled per token so its
+    expected norm is ``noise`` times the token's norm (padding stays zero)."""
+    tokens = text.tokens
+    scale = noise * tokens.norm(dim=-1, keepdim=True) / math.sqrt(tokens.shape[-1])
+    return dataclasses.replace(text, tokens=tokens + torch.randn_like(tokens) * scale)
+
+
 class FourierPosition(nn.Module):
     """Embedding of xyz (metres) from sin/cos at octave frequencies, then a linear layer."""
 
@@ -321,11 +329,8 @@ class GroundingDecoder(nn.Module):
         )
 
     def noisy_text(self, text: TextFeatures) -> TextFeatures:
-        """``text`` with isotropic Gaussian noise on every token embedding [B, T, Dt], scaled per token so
-        its expected norm is ``config.token_noise`` times the token's norm (padding stays zero)."""
-        tokens = text.tokens
-        scale = self.config.token_noise * tokens.norm(dim=-1, keepdim=True) / math.sqrt(tokens.shape[-1])
-        return dataclasses.replace(text, tokens=tokens + torch.randn_like(tokens) * scale)
+        """``text`` with ``config.token_noise`` on its tokens (``add_token_noise``)."""
+        return add_token_noise(text, self.config.token_noise)
 
     def forward(
         self,
