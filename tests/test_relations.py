@@ -311,9 +311,10 @@ def test_anchors_do_not_read_the_words_naming_the_querys_target():
     assert (odds(steered) < 1e-3 * odds(free)).all()  # word 1's logit lowered by about log(1e-4)
 
 
-def color_term(color_names: bool = False) -> VoxelColor:
+def color_term() -> VoxelColor:
+    """A color term with random word projection and color names off (tests/test_color_names.py has them)."""
     torch.manual_seed(0)
-    term = VoxelColor(d_model=8, channels=4, text_dim=6, pick_dim=4, color_names=color_names)
+    term = VoxelColor(d_model=8, channels=4, text_dim=6, pick_dim=4, color_names=False)
     with torch.no_grad():
         term.query.weight.normal_()
     return term
