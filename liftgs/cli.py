@@ -37,6 +37,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "liftgs.benchmarks.categories:BenchCategories",
         "how well a checkpoint grounds 'the <category>.' in every scene",
     ),
+    "bench separability": (
+        "liftgs.benchmarks.separability:BenchSeparability",
+        "how well the encoder's input voxels tell the categories apart",
+    ),
     "bench viewer": ("liftgs.benchmarks.viewer:BenchViewer", "time the live viewer: query -> colors"),
     "import-scannet": ("liftgs.data.import_scannet:ImportScanNetCommand", "import ScanNet + its annotations"),
     "pseudo-label": ("liftgs.pseudo.command:PseudoLabelCommand", "2D pseudo-labels (SAM+CLIP or stand-in)"),
