@@ -144,8 +144,9 @@ def descriptor_samples(scenes: list[Scene], voxel_size: float, max_points: int |
         num_voxels = int(voxels.points.shape[0])
         owner, ids = _object_voxels(scene, voxels.source_to_voxel, num_voxels)
         points, colors = voxels.points.numpy(), voxels.colors.numpy()
-        present = [i for i in range(len(ids)) if (owner == i).any()]
-        rows = [object_descriptor(points[owner == i], colors[owner == i]) for i in present]
+        masks = {i: owner == i for i in range(len(ids))}
+        present = [i for i, mine in masks.items() if mine.any()]
+        rows = [object_descriptor(points[masks[i]], colors[masks[i]]) for i in present]
         parts.append(
             (
                 np.stack(rows) if rows else np.zeros((0, DESCRIPTOR_SIZE), np.float32),
