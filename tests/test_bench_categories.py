@@ -9,10 +9,12 @@ import torch
 from liftgs.benchmarks.categories import (
     NO_CATEGORY,
     BenchCategories,
+    category_names,
     recognise_categories,
     score_pair,
     voxel_categories,
 )
+from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS
 from liftgs.model import load_model
 from liftgs.scene import NO_INSTANCE
 from tests.support.network import save_tiny_checkpoint
@@ -42,7 +44,21 @@ def test_every_category_of_a_scene_is_queried_once(tmp_path):
     scene = toy_scene(names=["chair", "table", "chair", "lamp"])
     results = recognise_categories(model, scene)
     assert sorted(r.category for r in results) == ["chair", "lamp", "table"]
+    assert all(r.name == r.category and not r.held_out for r in results)
     assert all(r.scene_id == scene.scene_id and 0.0 <= r.iou <= 1.0 for r in results)
+
+
+def test_all_names_ask_for_a_category_by_each_seen_and_held_out_name_of_the_vocabulary(tmp_path):
+    seen, held_out = CATEGORY_WORDS["lamp"]
+    assert category_names("lamp", "all") == [(w, False) for w in seen] + [(w, True) for w in held_out]
+    assert category_names("lamp", "canonical") == [("lamp", False)]
+    assert category_names("hammock", "all") == [("hammock", False)]  # not in the vocabulary: its own name
+    model, _ = load_model(save_tiny_checkpoint(tmp_path / "tiny.pt"))
+    model.eval()
+    results = recognise_categories(model, toy_scene(names=["chair", "table", "lamp"]), names="all")
+    asked = {(r.category, r.name, r.held_out) for r in results}
+    expected = {(c, w, h) for c in ("chair", "table", "lamp") for w, h in category_names(c, "all")}
+    assert asked == expected and len(results) == len(expected)
 
 
 def test_the_command_prints_a_row_per_category_and_refuses_bad_input(tmp_path, capsys):
@@ -52,6 +68,12 @@ def test_the_command_prints_a_row_per_category_and_refuses_bad_input(tmp_path, c
     out = capsys.readouterr().out
     for row in ("chair", "table", "lamp", "all"):
         assert row in out
+    assert "held-out names" not in out
+    BenchCategories(
+        checkpoint=checkpoint, data=tmp_path / "data", split=SPLIT, names="all", device="cpu"
+    ).main()
+    out = capsys.readouterr().out
+    assert "all, seen names" in out and "all, held-out names" in out
     with pytest.raises(SystemExit, match="--max-scenes must be >= 1"):
         BenchCategories(checkpoint=checkpoint, data=tmp_path / "data", split=SPLIT, max_scenes=0).main()
     with pytest.raises(SystemExit, match="liftgs bench categories: .*"):

@@ -10,6 +10,11 @@ and the text). Two figures per (scene, category) pair:
 
 A network that cannot tell a stool from a nightstand by geometry and colour fails here whatever the
 sentence around the name; the referring benchmark's ``category`` expressions add synonyms and carriers.
+
+With ``--names all`` each category is also asked for by every other name the embedded benchmark's
+vocabulary gives it (``liftgs.data.synthetic.vocabulary``: the names training sentences use and the names
+held out for val and test), and the table adds the two groups: how much of the recognition a held-out
+name keeps. A category the vocabulary does not list is asked for by its own name only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -25,6 +31,7 @@ from rich.table import Table
 from torch import Tensor
 
 from liftgs.data import DatasetError
+from liftgs.data.synthetic.vocabulary import CATEGORY_WORDS
 from liftgs.model.loading import ModelLoadError, load_liftgs
 from liftgs.scene import Scene
 
@@ -35,12 +42,25 @@ QUERY = "the {}."
 
 @dataclass(frozen=True)
 class CategoryResult:
-    """One (scene, category) pair: whether the top voxel is right and the grounded voxels' IoU."""
+    """One (scene, category, name) query: whether the top voxel is right and the grounded voxels' IoU."""
 
     scene_id: str
     category: str
+    name: str
+    """The name the query said (the category's own unless ``--names all``)."""
+    held_out: bool
+    """Whether ``name`` is one the benchmark keeps out of training sentences."""
     top_voxel_right: bool
     iou: float
+
+
+def category_names(category: str, names: Literal["canonical", "all"]) -> list[tuple[str, bool]]:
+    """(name, held out) pairs a category is asked for by: its own name, or with ``"all"`` every name the
+    benchmark's vocabulary gives it (seen first, then held out)."""
+    if names == "canonical" or category not in CATEGORY_WORDS:
+        return [(category, False)]
+    seen, held_out = CATEGORY_WORDS[category]
+    return [(word, False) for word in seen] + [(word, True) for word in held_out]
 
 
 def voxel_categories(
@@ -75,30 +95,45 @@ def score_pair(
 
 
 @torch.no_grad()
-def recognise_categories(model, scene: Scene, threshold: float = 0.5) -> list[CategoryResult]:
-    """Grounds ``QUERY`` for every category of ``scene`` (a ``liftgs.model.LiftGS`` in eval mode)."""
+def recognise_categories(
+    model, scene: Scene, threshold: float = 0.5, names: Literal["canonical", "all"] = "canonical"
+) -> list[CategoryResult]:
+    """Grounds ``QUERY`` for every category of ``scene`` by each of its ``category_names`` (``model``: a
+    ``liftgs.model.LiftGS`` in eval mode)."""
     features = model.encode(scene)
-    names, categories = voxel_categories(scene, features.source_to_voxel, int(features.points.shape[0]))
-    predictions = model.predict(features, [QUERY.format(name) for name in names], threshold)
+    categories, voxel_category = voxel_categories(
+        scene, features.source_to_voxel, int(features.points.shape[0])
+    )
+    queries = [
+        (index, category, word, held_out)
+        for index, category in enumerate(categories)
+        if (voxel_category == index).any()  # else every point of the category was outvoted in its voxels
+        for word, held_out in category_names(category, names)
+    ]
+    if not queries:
+        return []
+    predictions = model.predict(features, [QUERY.format(word) for _, _, word, _ in queries], threshold)
     results = []
-    for index, (name, prediction) in enumerate(zip(names, predictions, strict=True)):
-        truth = (categories == index).to(prediction.point_probs.device)
-        if not truth.any():  # every point of the category was outvoted in its voxels
-            continue
+    for (index, category, word, held_out), prediction in zip(queries, predictions, strict=True):
+        truth = (voxel_category == index).to(prediction.point_probs.device)
         top_right, iou = score_pair(prediction.point_probs, prediction.mask, truth)
-        results.append(CategoryResult(scene.scene_id, name, top_right, iou))
+        results.append(CategoryResult(scene.scene_id, category, word, held_out, top_right, iou))
     return results
 
 
 def summary_table(results: list[CategoryResult], title: str) -> Table:
-    """Per category and overall: pairs, share of top voxels right, mean IoU."""
+    """Per category and overall: queries, share of top voxels right, mean IoU; when some names are held
+    out, also the seen-name and held-out-name queries apart."""
     by_category: dict[str, list[CategoryResult]] = defaultdict(list)
     for result in results:
         by_category[result.category].append(result)
     table = Table(title=title)
-    for column in ("category", "pairs", "top voxel right", "mean IoU"):
+    for column in ("category", "queries", "top voxel right", "mean IoU"):
         table.add_column(column, justify="left" if column == "category" else "right")
     rows = [*sorted(by_category.items()), ("all", results)]
+    if any(r.held_out for r in results):
+        rows.append(("all, seen names", [r for r in results if not r.held_out]))
+        rows.append(("all, held-out names", [r for r in results if r.held_out]))
     for name, group in rows:
         right = sum(r.top_voxel_right for r in group) / len(group)
         table.add_row(name, str(len(group)), f"{right:.0%}", f"{np.mean([r.iou for r in group]):.2f}")
@@ -119,6 +154,9 @@ class BenchCategories:
     """Use only the first N scenes of the split."""
     threshold: float = 0.5
     """Mask probability of the grounding step (as ``liftgs eval --threshold``)."""
+    names: Literal["canonical", "all"] = "canonical"
+    """Ask for each category by its own name, or also by every seen and held-out name of the embedded
+    benchmark's vocabulary."""
     device: str = "auto"
     """auto (CUDA if available), cpu, cuda, ..."""
 
@@ -135,11 +173,12 @@ class BenchCategories:
             model.eval()
             results: list[CategoryResult] = []
             for scene_id in dataset.scene_ids[: self.max_scenes]:
-                results += recognise_categories(model, dataset.scene(scene_id), self.threshold)
+                results += recognise_categories(model, dataset.scene(scene_id), self.threshold, self.names)
         except (ValueError, ModelLoadError, DatasetError) as error:
             raise SystemExit(f"liftgs bench categories: {error}") from None
         if not results:
             raise SystemExit("liftgs bench categories: the scenes have no annotated objects")
         scenes = len({r.scene_id for r in results})
-        title = f"{QUERY.format('<category>')} on {scenes} {self.split} scenes ({info['checkpoint']})"
+        said = "<category>" if self.names == "canonical" else "<any name of the category>"
+        title = f"{QUERY.format(said)} on {scenes} {self.split} scenes ({info['checkpoint']})"
         Console().print(summary_table(results, title))
