@@ -60,8 +60,6 @@ def merge_word_pieces(text: str, tokens: Tensor, strings: list[str]) -> tuple[Te
             groups.append([index])
             names.append(strings[index] if word is None else lowered[word[0] : word[1]])
         previous = word
-    if len(groups) == len(strings):
-        return tokens, strings
     return torch.stack([tokens[group].mean(0) for group in groups]), names
 
 
