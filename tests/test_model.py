@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from liftgs.model import (
     LiftGS,
-    LiftGSConfig,
     TextFeatures,
     answer_voxels,
     grounded_voxels,
@@ -547,18 +546,3 @@ def test_lifted_affinity_needs_lifted_features():
     points, _ = room()
     with pytest.raises(ValueError, match="no lifted point features"):
         model.decoder.prepare(torch.randn(10, model.encoder.out_channels), points[:10])
-
-
-def test_the_network_reads_whole_words_when_its_config_says_so(monkeypatch):
-    model = tiny_model()
-    asked = []
-    original = model.text_encoder.encode
-    monkeypatch.setattr(
-        model.text_encoder,
-        "encode",
-        lambda texts, whole_words=False: asked.append(whole_words) or original(texts),
-    )
-    model.encode_text(["the red cube"])
-    model.config.whole_words = not model.config.whole_words
-    model.encode_text(["the red cube"])
-    assert asked == [LiftGSConfig().whole_words, not LiftGSConfig().whole_words]

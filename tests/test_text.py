@@ -13,7 +13,6 @@ from liftgs.model.text import (
     MiniLMTextEncoder,
     OpenCLIPTextEncoder,
     build_text_encoder,
-    merge_word_pieces,
     minilm_model_dir,
 )
 from liftgs.model.types import is_special_token
@@ -99,45 +98,7 @@ def test_lru_cache_evicts_the_oldest(tiny_bert_dir):
     encoder.encode(["a lamp"])
     encoder.encode(["the red chair"])  # refreshes "the red chair"
     encoder.encode(["blue sofa"])
-    assert list(encoder._cache) == [("the red chair", False), ("blue sofa", False)]
-
-
-def test_word_pieces_merge_into_one_token_per_word():
-    strings = [
-        "[CLS]",
-        "the",
-        "house",
-        "##pl",
-        "##ant",
-        "near",
-        "the",
-        "off",
-        "-",
-        "white",
-        "sofa",
-        ".",
-        "[SEP]",
-    ]
-    tokens = torch.arange(len(strings), dtype=torch.float32).unsqueeze(1).repeat(1, 2)  # [T, 2]
-    merged, names = merge_word_pieces("The houseplant near the off-white sofa.", tokens, strings)
-    assert names == ["[CLS]", "the", "houseplant", "near", "the", "off", "-", "white", "sofa", ".", "[SEP]"]
-    assert merged[2].tolist() == [3.0, 3.0]  # the mean of pieces 2, 3 and 4
-    assert torch.equal(merged[3:], tokens[5:])
-    same, same_names = merge_word_pieces("the sofa", tokens[:3], ["[CLS]", "the", "sofa"])
-    assert torch.equal(same, tokens[:3])
-    assert same_names == ["[CLS]", "the", "sofa"]
-
-
-def test_minilm_reads_a_split_word_as_one_token_when_asked(minilm):
-    pieces = minilm.encode(["the houseplant by the door."])
-    words = minilm.encode(["the houseplant by the door."], whole_words=True)
-    assert "##pl" in pieces.token_strings[0]
-    assert words.token_strings[0] == ["[CLS]", "the", "houseplant", "by", "the", "door", ".", "[SEP]"]
-    start = pieces.token_strings[0].index("house")
-    assert torch.allclose(words.tokens[0, 2], pieces.tokens[0, start : start + 3].mean(0))
-    assert torch.equal(words.pooled, pieces.pooled)  # the sentence embedding is the encoder's own
-    colors = minilm.encode(["the off-white houseplant."], whole_words=True)
-    assert colors.named_color[0].tolist() == [False, False, True, True, True, False, False, False]
+    assert list(encoder._cache) == ["the red chair", "blue sofa"]
 
 
 def test_overlong_query_is_truncated_with_a_warning(minilm):
@@ -185,11 +146,6 @@ def test_tiny_open_clip_tokens_in_the_joint_space(tiny_clip_name):
     assert not torch.allclose(out.tokens[0, 2], out.tokens[1, 2])
     with pytest.warns(UserWarning, match="truncated"):
         assert encoder.encode(["chair " * 20]).tokens.shape == (1, 12, 16)
-    # CLIP's byte-pair pieces of one word merge too ("wastebasket" -> "waste", "basket")
-    pieces, words = encoder.encode(["a wastebasket"]), encoder.encode(["a wastebasket"], whole_words=True)
-    assert pieces.token_strings[0] == ["<start_of_text>", "a", "waste", "basket", "<end_of_text>"]
-    assert words.token_strings[0] == ["<start_of_text>", "a", "wastebasket", "<end_of_text>"]
-    assert torch.allclose(words.tokens[0, 2], pieces.tokens[0, 2:4].mean(0))
 
 
 def test_open_clip_local_checkpoint(tiny_clip_name, tmp_path):

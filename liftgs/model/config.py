@@ -135,8 +135,6 @@ class LiftGSConfig:
     seed: int = 0
     text_encoder: str = "minilm"
     text_dim: int = 384
-    whole_words: bool = False
-    """Read the text one token per word (the mean of its tokenizer pieces; ``merge_word_pieces``)."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     gaussians: GaussianConfig = field(default_factory=GaussianConfig)

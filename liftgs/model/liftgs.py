@@ -160,9 +160,8 @@ class LiftGS(nn.Module):
             )
 
     def encode_text(self, texts: list[str]) -> TextFeatures:
-        """Frozen text features of ``texts`` on the model's device (see ``TextEncoder.encode``), one token per
-        word with ``config.whole_words``."""
-        return self.text_encoder.encode(texts, self.config.whole_words).to(self.device)
+        """Frozen text features of ``texts`` on the model's device (see ``TextEncoder.encode``)."""
+        return self.text_encoder.encode(texts).to(self.device)
 
     def ground(self, scene: SceneFeatures, text: TextFeatures, all_layers: bool = True) -> GroundingOutput:
         """Decodes B texts against one encoded scene: mask logits [B, Q, Pv], token logits [B, Q, T], ...

@@ -11,10 +11,7 @@
   pseudo-labels' segment embeddings, and the features lifted from them) thus share one space.
 
 Every encoder also marks the tokens that say a color name, with that color's RGB
-(``liftgs.model.color_names``). With ``whole_words`` the pieces a tokenizer cuts a word into ("houseplant"
--> "house", "##pl", "##ant") become one token, the mean of the pieces' embeddings (``merge_word_pieces``):
-a rare, compound or misspelt word then reaches the network as one vector, like the common words it was
-trained on. Encoders are frozen (eval mode, no gradients) and keep an LRU cache of
+(``liftgs.model.color_names``). Encoders are frozen (eval mode, no gradients) and keep an LRU cache of
 encoded strings, so repeated queries cost a dictionary lookup. Queries longer than the encoder's maximum
 length are truncated with a warning; empty or whitespace-only queries raise ``ValueError``.
 """
@@ -23,7 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -32,35 +28,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from liftgs.model.color_names import token_spans, word_colors
+from liftgs.model.color_names import word_colors
 from liftgs.model.types import TextFeatures
 
 EncodedText = tuple[Tensor, Tensor, list[str]]
 """One text: tokens [T, Dt] (real tokens only), pooled [Dt], token strings (T of them)."""
 NamedColors = tuple[Tensor, Tensor]
 """One text's ``word_colors``: RGB [T, 3] and named [T] bool per token."""
-
-_WORD = re.compile(r"\w+")
-
-
-def merge_word_pieces(text: str, tokens: Tensor, strings: list[str]) -> tuple[Tensor, list[str]]:
-    """``text``'s tokens [T, Dt] with the tokens of each word (a run of letters, digits and underscores)
-    merged into one: the mean of their embeddings, named by the word (lower case). Special tokens,
-    punctuation and tokens not found in the text stay as they are. Returns tokens [W, Dt] and W strings."""
-    lowered = text.lower()
-    words = [match.span() for match in _WORD.finditer(lowered)]
-    groups: list[list[int]] = []
-    names: list[str] = []
-    previous: tuple[int, int] | None = None
-    for index, span in enumerate(token_spans(text, strings)):
-        word = None if span is None else next((w for w in words if w[0] <= span[0] < w[1]), None)
-        if word is not None and word == previous:
-            groups[-1].append(index)
-        else:
-            groups.append([index])
-            names.append(strings[index] if word is None else lowered[word[0] : word[1]])
-        previous = word
-    return torch.stack([tokens[group].mean(0) for group in groups]), names
 
 
 class TextEncoder(ABC):
@@ -73,7 +47,7 @@ class TextEncoder(ABC):
         self.max_length = max_length
         """Most tokens per text (special tokens included); longer texts are truncated with a warning."""
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, bool], tuple[EncodedText, NamedColors]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[EncodedText, NamedColors]] = OrderedDict()
 
     @property
     def device(self) -> torch.device:
@@ -85,9 +59,8 @@ class TextEncoder(ABC):
         self._cache.clear()
         return self
 
-    def encode(self, texts: list[str], whole_words: bool = False) -> TextFeatures:
-        """Encodes a batch of texts; tokens are right-padded to the longest one. ``whole_words``: one token
-        per word (``merge_word_pieces``) instead of one per tokenizer piece.
+    def encode(self, texts: list[str]) -> TextFeatures:
+        """Encodes a batch of texts; tokens are right-padded to the longest one.
 
         Raises:
             ValueError: ``texts`` is empty, not a list of strings, or holds an empty/whitespace-only text.
@@ -97,18 +70,16 @@ class TextEncoder(ABC):
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"texts[{i}]: query must be a non-empty string, got {text!r}")
-        missing = list(dict.fromkeys(t for t in texts if (t, whole_words) not in self._cache))
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
             with torch.no_grad():
                 encoded = self._encode_batch(missing)
-            for text, (tokens, pooled, strings) in zip(missing, encoded, strict=True):
-                if whole_words:
-                    tokens, strings = merge_word_pieces(text, tokens, strings)
-                self._cache[(text, whole_words)] = ((tokens, pooled, strings), word_colors(text, strings))
+            for text, item in zip(missing, encoded, strict=True):
+                self._cache[text] = (item, word_colors(text, item[2]))
         items = []
         for text in texts:
-            self._cache.move_to_end((text, whole_words))
-            items.append(self._cache[(text, whole_words)])
+            self._cache.move_to_end(text)
+            items.append(self._cache[text])
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return _pad(items, self.dim, self.device)
