@@ -64,7 +64,7 @@ def trainer_config(method_name: str, supervision: Supervision) -> TrainerConfig:
         steps_per_eval_batch=100,
         steps_per_eval_image=500,
         steps_per_eval_all_images=1000,
-        steps_per_save=500,
+        steps_per_save=250,
         mixed_precision=False,
         machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
         pipeline=LiftGSPipelineConfig(
