@@ -104,18 +104,19 @@ def recognise_categories(
     categories, voxel_category = voxel_categories(
         scene, features.source_to_voxel, int(features.points.shape[0])
     )
+    truths = {category: voxel_category == index for index, category in enumerate(categories)}
     queries = [
-        (index, category, word, held_out)
-        for index, category in enumerate(categories)
-        if (voxel_category == index).any()  # else every point of the category was outvoted in its voxels
+        (category, word, held_out)
+        for category, truth in truths.items()
+        if truth.any()  # else every point of the category was outvoted in its voxels
         for word, held_out in category_names(category, names)
     ]
     if not queries:
         return []
-    predictions = model.predict(features, [QUERY.format(word) for _, _, word, _ in queries], threshold)
+    predictions = model.predict(features, [QUERY.format(word) for _, word, _ in queries], threshold)
     results = []
-    for (index, category, word, held_out), prediction in zip(queries, predictions, strict=True):
-        truth = (voxel_category == index).to(prediction.point_probs.device)
+    for (category, word, held_out), prediction in zip(queries, predictions, strict=True):
+        truth = truths[category].to(prediction.point_probs.device)
         top_right, iou = score_pair(prediction.point_probs, prediction.mask, truth)
         results.append(CategoryResult(scene.scene_id, category, word, held_out, top_right, iou))
     return results
