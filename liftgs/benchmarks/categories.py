@@ -38,6 +38,8 @@ from liftgs.scene import Scene
 NO_CATEGORY = -1
 QUERY = "the {}."
 """The query said for each category (``{}`` = the category name)."""
+NameSet = Literal["canonical", "all"]
+"""Which names a category is asked for by (``category_names``)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class CategoryResult:
     iou: float
 
 
-def category_names(category: str, names: Literal["canonical", "all"]) -> list[tuple[str, bool]]:
+def category_names(category: str, names: NameSet) -> list[tuple[str, bool]]:
     """(name, held out) pairs a category is asked for by: its own name, or with ``"all"`` every name the
     benchmark's vocabulary gives it (seen first, then held out)."""
     if names == "canonical" or category not in CATEGORY_WORDS:
@@ -96,7 +98,7 @@ def score_pair(
 
 @torch.no_grad()
 def recognise_categories(
-    model, scene: Scene, threshold: float = 0.5, names: Literal["canonical", "all"] = "canonical"
+    model, scene: Scene, threshold: float = 0.5, names: NameSet = "canonical"
 ) -> list[CategoryResult]:
     """Grounds ``QUERY`` for every category of ``scene`` by each of its ``category_names`` (``model``: a
     ``liftgs.model.LiftGS`` in eval mode)."""
@@ -155,7 +157,7 @@ class BenchCategories:
     """Use only the first N scenes of the split."""
     threshold: float = 0.5
     """Mask probability of the grounding step (as ``liftgs eval --threshold``)."""
-    names: Literal["canonical", "all"] = "canonical"
+    names: NameSet = "canonical"
     """Ask for each category by its own name, or also by every seen and held-out name of the embedded
     benchmark's vocabulary."""
     device: str = "auto"
